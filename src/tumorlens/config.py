@@ -1,0 +1,122 @@
+"""Settings that travel with a model: preprocessing, architecture and training recipe.
+
+Every setting that changes what the network sees lives in `Preprocess`, which is stored inside each
+checkpoint so that training, evaluation, the CLI and the web app can never preprocess differently.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+CLASSES: tuple[str, ...] = ("glioma", "meningioma", "notumor", "pituitary")
+DISCLAIMER = "Research use only - not a medical device. Not for diagnosis or treatment decisions."
+
+
+class TumorlensError(Exception):
+    """An error a user can act on; the CLI prints it as one line, without a traceback."""
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How an image becomes the network's input.
+
+    crop: cut the head's bounding box (pixels above `fg_threshold` of the robust maximum) and pad it to a
+      square before resizing. The Kaggle no-tumour images come with many crops and aspect ratios while the
+      tumour slices are mostly uncropped 512-px frames; cropping to the head removes that shortcut.
+    normalize: divide by the `norm_percentile` of the head's pixels, then clip to [0, 1], so re-windowed and
+      differently exposed copies of a scan look alike (the reference design only asks for [0, 1]).
+    """
+
+    size: int = 64
+    crop: bool = True
+    fg_threshold: float = 0.08
+    margin: float = 0.04
+    normalize: bool = True
+    norm_percentile: float = 99.5
+
+    def key(self) -> str:
+        """A short stable hash of these settings, used to key caches."""
+        blob = json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Preprocess":
+        return cls(**{k: v for k, v in d.items() if k in {f.name for f in fields(cls)}})
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """CNN-LSTM architecture. `head='lstm'` is the reference design; `head='pool'` is the ablation."""
+
+    channels: tuple[int, ...] = (32, 64, 128, 128)
+    head: str = "lstm"
+    lstm_hidden: int = 128
+    bidirectional: bool = True
+    dense: int = 128
+    dropout: float = 0.3
+    num_classes: int = 4
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training recipe; `tumorlens train --set key=value` overrides any field (model fields as model.X)."""
+
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.05
+    patience: int = 8
+    seed: int = 0
+    threads: int = 0  # 0: torch's default
+    augment: bool = True
+    model: ModelConfig = field(default_factory=ModelConfig)
+    preprocess: Preprocess = field(default_factory=Preprocess)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        d = dict(d)
+        model = d.pop("model", {}) or {}
+        pre = d.pop("preprocess", {}) or {}
+        if "channels" in model:
+            model["channels"] = tuple(model["channels"])
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise TumorlensError(f"unknown training setting(s): {', '.join(sorted(unknown))}")
+        mknown = {f.name for f in fields(ModelConfig)}
+        if set(model) - mknown:
+            raise TumorlensError(f"unknown model setting(s): {', '.join(sorted(set(model) - mknown))}")
+        return cls(model=ModelConfig(**model), preprocess=Preprocess.from_dict(pre), **d)
+
+    def with_overrides(self, pairs: list[str]) -> "TrainConfig":
+        """Apply `key=value` strings (`model.lstm_hidden=64`, `preprocess.size=96`); values parse as JSON."""
+        d = self.to_dict()
+        for pair in pairs:
+            if "=" not in pair:
+                raise TumorlensError(f"--set expects key=value, got {pair!r}")
+            key, raw = pair.split("=", 1)
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                value = raw
+            target = d
+            parts = key.strip().split(".")
+            for p in parts[:-1]:
+                if p not in target or not isinstance(target[p], dict):
+                    raise TumorlensError(f"unknown setting {key!r}")
+                target = target[p]
+            if parts[-1] not in target:
+                raise TumorlensError(f"unknown setting {key!r}")
+            target[parts[-1]] = value
+        return TrainConfig.from_dict(d)

@@ -1,0 +1,366 @@
+"""Reading class-folder datasets: decoding, preprocessing, fingerprints and an on-disk cache.
+
+A dataset is a folder with one subfolder per class, optionally under `Training/` and `Testing/`.
+Each image is decoded once; its preprocessed array and perceptual fingerprints are cached under
+`$TUMORLENS_CACHE_DIR` (default `~/.cache/tumorlens`), keyed by the file's sha256 and the preprocessing
+settings, so a second pass over a dataset reads small arrays instead of decoding JPEGs.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, UnidentifiedImageError
+
+from .config import CLASSES, Preprocess, TumorlensError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+MAX_PIXELS = 60_000_000  # refuse before decoding: a header claiming 100k x 100k is a decompression bomb
+ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never a half-grey image
+
+_ALIASES = {
+    "glioma": "glioma", "gliomatumor": "glioma", "gliomas": "glioma",
+    "meningioma": "meningioma", "meningiomatumor": "meningioma", "meningiomas": "meningioma",
+    "notumor": "notumor", "notumour": "notumor", "nontumor": "notumor", "normal": "notumor",
+    "healthy": "notumor",
+    "pituitary": "pituitary", "pituitarytumor": "pituitary", "pituitarytumour": "pituitary",
+}
+_SPLIT_DIRS = {"training": "train", "train": "train", "testing": "test", "test": "test"}
+
+
+def canonical_class(name: str) -> str | None:
+    """Map a folder name such as `no_tumor`, `No Tumor` or `pituitary_tumor` to a canonical class."""
+    return _ALIASES.get(re.sub(r"[\s_\-]+", "", name.lower()))
+
+
+# ----------------------------------------------------------------------------------------- decoding
+def _to_gray_array(im: Image.Image) -> np.ndarray:
+    """Any PIL mode -> float32 2-D array of raw intensities (8-bit stays 0..255, 16-bit 0..65535)."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        a = np.asarray(im.convert("I") if im.mode.startswith("I;16") else im, dtype=np.float32)
+        return a
+    if im.mode == "P":
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA"):
+        # transparent pixels become black background, not the colour hidden under alpha = 0
+        rgba = np.asarray(im.convert("RGBA"), dtype=np.float32)
+        gray = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        return gray * (rgba[..., 3] / 255.0)
+    if im.mode != "L":
+        im = im.convert("L")  # RGB, CMYK, YCbCr, 1: ITU-R 601-2 luma
+    return np.asarray(im, dtype=np.float32)
+
+
+def read_gray(path: str | os.PathLike, draft: int | None = None) -> np.ndarray:
+    """Decode an image file to a float32 grayscale array; raise TumorlensError naming file and problem.
+
+    draft: for JPEGs, let the decoder downscale by a power of two while keeping both sides >= draft
+    pixels (much faster; used for training-size inputs, never for display).
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise TumorlensError(f"{path}: cannot read ({e.strerror or e})") from None
+    if size == 0:
+        raise TumorlensError(f"{path}: empty file (0 bytes)")
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise TumorlensError(f"{path}: image claims {w}x{h} pixels, over the {MAX_PIXELS:,} limit")
+            if w < 8 or h < 8:
+                raise TumorlensError(f"{path}: image is only {w}x{h} pixels")
+            if draft and im.format == "JPEG":
+                im.draft("L" if im.mode in ("L", "RGB") else im.mode, (draft, draft))
+            if getattr(im, "n_frames", 1) > 1:
+                im.seek(0)
+            im.load()
+            return _to_gray_array(im)
+    except TumorlensError:
+        raise
+    except UnidentifiedImageError:
+        raise TumorlensError(f"{path}: not an image file (format not recognised)") from None
+    except Image.DecompressionBombError as e:
+        raise TumorlensError(f"{path}: image too large ({e})") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        msg = str(e) or type(e).__name__
+        raise TumorlensError(f"{path}: corrupt or truncated image ({msg})") from None
+
+
+# ------------------------------------------------------------------------------------ preprocessing
+def head_box(gray: np.ndarray, pre: Preprocess) -> tuple[int, int, int]:
+    """Square box (top, left, side) around the head, in the array's pixel coordinates.
+
+    The box may reach outside the array (padding with zeros); a blank image gives the whole frame.
+    """
+    h, w = gray.shape
+    if not pre.crop:
+        side = max(h, w)
+        return (h - side) // 2, (w - side) // 2, side
+    hi = float(np.percentile(gray, 99.0))
+    lo = float(np.percentile(gray, 1.0))
+    fg = gray > lo + pre.fg_threshold * (hi - lo) if hi > lo else np.zeros_like(gray, dtype=bool)
+    # rows/columns need a few foreground pixels, so scanner text and specks do not stretch the box
+    rows = np.flatnonzero(fg.sum(1) >= max(2, 0.02 * w))
+    cols = np.flatnonzero(fg.sum(0) >= max(2, 0.02 * h))
+    if rows.size == 0 or cols.size == 0:
+        side = max(h, w)
+        return (h - side) // 2, (w - side) // 2, side
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    side = int(round(max(r1 - r0, c1 - c0) * (1 + 2 * pre.margin)))
+    side = max(side, 8)
+    cy, cx = (r0 + r1) / 2, (c0 + c1) / 2
+    return int(round(cy - side / 2)), int(round(cx - side / 2)), side
+
+
+def crop_square(gray: np.ndarray, box: tuple[int, int, int]) -> np.ndarray:
+    """Cut `box` out of `gray`, zero-padding where the box leaves the array."""
+    top, left, side = box
+    out = np.zeros((side, side), dtype=np.float32)
+    h, w = gray.shape
+    r0, c0 = max(top, 0), max(left, 0)
+    r1, c1 = min(top + side, h), min(left + side, w)
+    if r1 > r0 and c1 > c0:
+        out[r0 - top:r1 - top, c0 - left:c1 - left] = gray[r0:r1, c0:c1]
+    return out
+
+
+def resize(a: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a float32 array with antialiasing when shrinking (PIL 'F' mode)."""
+    wh = (size, size) if isinstance(size, int) else (size[1], size[0])
+    return np.asarray(Image.fromarray(a.astype(np.float32), mode="F").resize(wh, Image.BILINEAR))
+
+
+def preprocess_array(gray: np.ndarray, pre: Preprocess) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """Raw grayscale array -> (size x size float32 in [0, 1], crop box in the array's coordinates)."""
+    gray = np.asarray(gray, dtype=np.float32)
+    if gray.ndim != 2:
+        raise TumorlensError(f"expected a 2-D grayscale array, got shape {gray.shape}")
+    gray = np.nan_to_num(gray, nan=0.0, posinf=0.0, neginf=0.0)
+    gray = gray - float(gray.min())
+    box = head_box(gray, pre)
+    x = resize(crop_square(gray, box), pre.size)
+    if pre.normalize:
+        inside = x[x > pre.fg_threshold * float(x.max())] if x.max() > 0 else x
+        scale = float(np.percentile(inside, pre.norm_percentile)) if inside.size else 0.0
+    else:
+        scale = float(gray.max())
+    x = np.clip(x / scale, 0.0, 1.0) if scale > 0 else np.zeros_like(x)
+    return x.astype(np.float32), box
+
+
+def map_box(box: tuple[int, int, int], scale: float) -> tuple[int, int, int]:
+    """A crop box found on a draft-decoded image, expressed in full-resolution coordinates."""
+    return tuple(int(round(v * scale)) for v in box)  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------------------------- fingerprints
+def dhash256(gray: np.ndarray) -> np.ndarray:
+    """256-bit difference hash: sign of the horizontal gradient on a 17x16 bilinear thumbnail.
+
+    Robust to re-encoding, resizing and monotone re-windowing. Returned as 32 packed bytes.
+    """
+    g = gray
+    if g.min() < 0 or g.max() > 255:  # 16-bit or float data: bring to an 8-bit range first
+        g = g - g.min()
+        g = g / g.max() * 255.0 if g.max() > 0 else g
+    # rounding to 8 bits as an 8-bit thumbnail would: in float, the flat black background keeps tiny
+    # differences whose signs are noise, which alone moved copies 7-19 bits apart (measured on Kaggle)
+    t = np.round(resize(g, (16, 17)))
+    return np.packbits((t[:, 1:] > t[:, :-1]).ravel())
+
+
+# ------------------------------------------------------------------------------------------- cache
+def cache_dir() -> Path:
+    """Where decoded arrays are cached; `TUMORLENS_CACHE_DIR` overrides `~/.cache/tumorlens`."""
+    env = os.environ.get("TUMORLENS_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "tumorlens"
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """One decoded image: network input plus what the audit needs, all from a single decode."""
+
+    image: np.ndarray  # (size, size) float32 in [0, 1]
+    dhash: np.ndarray  # (32,) uint8, 256-bit dHash of the raw frame
+    dhash_mirror: np.ndarray  # the same of the left-right mirrored frame
+    orig_shape: tuple[int, int]
+
+
+def _cache_path(sha: str, pre: Preprocess) -> Path:
+    return cache_dir() / f"v3-{pre.key()}" / sha[:2] / f"{sha}.npz"
+
+
+def decode_file(path: str | os.PathLike, pre: Preprocess) -> Decoded:
+    """Decode and preprocess one file (no cache). Draft decoding keeps at least 4x the model's size."""
+    gray = read_gray(path, draft=4 * pre.size)
+    image, _ = preprocess_array(gray, pre)
+    return Decoded(image, dhash256(gray), dhash256(gray[:, ::-1]), tuple(gray.shape))
+
+
+def _atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_cached(path: str, pre: Preprocess, use_cache: bool = True) -> tuple[str, Decoded | str]:
+    """(sha256, Decoded) for one file, or (sha256, error message). Reads and fills the cache."""
+    try:
+        sha = file_sha256(path)
+    except OSError as e:
+        return "", f"{path}: cannot read ({e.strerror or e})"
+    cp = _cache_path(sha, pre)
+    if use_cache and cp.exists():
+        try:
+            with np.load(cp) as z:
+                return sha, Decoded(z["image"], z["dhash"], z["dhash_mirror"], tuple(int(v) for v in z["shape"]))
+        except Exception:  # a damaged cache entry is rebuilt, never trusted
+            log.warning("rebuilding damaged cache entry %s", cp)
+    try:
+        d = decode_file(path, pre)
+    except TumorlensError as e:
+        return sha, str(e)
+    if use_cache:
+        try:
+            _atomic_save_npz(cp, image=d.image, dhash=d.dhash, dhash_mirror=d.dhash_mirror,
+                             shape=np.array(d.orig_shape))
+        except OSError as e:  # a read-only cache must not stop the run
+            log.warning("cannot write cache %s: %s", cp, e)
+    return sha, d
+
+
+def _load_job(args: tuple[str, Preprocess, bool]) -> tuple[str, Decoded | str]:
+    return load_cached(*args)
+
+
+# ----------------------------------------------------------------------------------------- datasets
+@dataclass(frozen=True)
+class Entry:
+    path: str  # relative to the dataset root, '/' separated
+    label: str
+    split: str | None  # 'train' / 'test' from Training/Testing folders, else None
+
+
+def scan_dataset(root: str | os.PathLike) -> list[Entry]:
+    """List every non-hidden file under the class folders of `root` (sorted, relative paths)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise TumorlensError(f"{root}: dataset folder not found")
+    subdirs = [d for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+    split_dirs = [d for d in subdirs if d.name.lower() in _SPLIT_DIRS]
+    bases = [(d, _SPLIT_DIRS[d.name.lower()]) for d in split_dirs] if split_dirs else [(root, None)]
+    entries: list[Entry] = []
+    for base, split in bases:
+        class_dirs = [d for d in sorted(base.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+        if not class_dirs:
+            raise TumorlensError(f"{base}: no class folders (expected {', '.join(CLASSES)})")
+        for cd in class_dirs:
+            label = canonical_class(cd.name)
+            if label is None:
+                raise TumorlensError(f"{cd}: unknown class folder {cd.name!r} (expected {', '.join(CLASSES)})")
+            for dirpath, dirnames, filenames in os.walk(cd):
+                dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for fn in sorted(filenames):
+                    if fn.startswith("."):
+                        continue
+                    rel = Path(dirpath, fn).relative_to(root).as_posix()
+                    entries.append(Entry(rel, label, split))
+    if not entries:
+        raise TumorlensError(f"{root}: no files found in the class folders")
+    return entries
+
+
+@dataclass
+class Dataset:
+    """Decoded images of a dataset; `skipped` lists (path, reason) for files that could not be read."""
+
+    root: Path
+    entries: list[Entry]
+    images: np.ndarray  # (N, size, size) float32
+    sha256: list[str]
+    dhash: np.ndarray  # (N, 32) uint8
+    dhash_mirror: np.ndarray  # (N, 32) uint8
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([CLASSES.index(e.label) for e in self.entries], dtype=np.int64)
+
+    @property
+    def paths(self) -> list[str]:
+        return [e.path for e in self.entries]
+
+    def index(self) -> dict[str, int]:
+        return {e.path: i for i, e in enumerate(self.entries)}
+
+
+def load_dataset(root: str | os.PathLike, pre: Preprocess = Preprocess(), workers: int | None = None,
+                 use_cache: bool = True, progress=None) -> Dataset:
+    """Decode every image of a class-folder dataset (cached, in parallel); unreadable files are skipped.
+
+    Each skipped file is logged with its reason and counted; a dataset, or a class, with no readable
+    image is an error. `progress`, if given, is called with the number of files done so far.
+    """
+    root = Path(root)
+    entries = scan_dataset(root)
+    jobs = [(str(root / e.path), pre, use_cache) for e in entries]
+    workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
+    results: list[tuple[str, Decoded | str]] = []
+    if workers > 1 and len(jobs) >= 256:
+        with ProcessPoolExecutor(workers) as ex:
+            for r in ex.map(_load_job, jobs, chunksize=64):
+                results.append(r)
+                if progress and len(results) % 256 == 0:
+                    progress(len(results))
+    else:
+        for j in jobs:
+            results.append(_load_job(j))
+            if progress and len(results) % 256 == 0:
+                progress(len(results))
+    if progress:
+        progress(len(results))
+    keep, imgs, shas, dh, dhm, skipped = [], [], [], [], [], []
+    for e, (sha, r) in zip(entries, results):
+        if isinstance(r, str):
+            skipped.append((e.path, r))
+            log.warning("skipped %s", r)
+            continue
+        keep.append(e)
+        imgs.append(r.image)
+        shas.append(sha)
+        dh.append(r.dhash)
+        dhm.append(r.dhash_mirror)
+    if not keep:
+        raise TumorlensError(f"{root}: no readable image ({len(skipped)} file(s) skipped)")
+    present = {e.label for e in entries}
+    readable = {e.label for e in keep}
+    if present - readable:
+        raise TumorlensError(f"{root}: class(es) with no readable image: {', '.join(sorted(present - readable))}")
+    if skipped:
+        log.warning("%d of %d files skipped as unreadable", len(skipped), len(entries))
+    return Dataset(root, keep, np.stack(imgs), shas, np.stack(dh), np.stack(dhm), skipped)

@@ -1,0 +1,215 @@
+"""Train/val/test splits that keep copies and patients on one side.
+
+Strategies:
+  official    the dataset's own Training/ and Testing/ folders (for comparison with papers only: on the
+              Kaggle set 75% of Testing has a copy in Training);
+  stratified  the reference design's stratified random split over single images (leaks on Kaggle);
+  clean       stratified over *groups*: the audit's duplicate clusters merged with the keys of a groups
+              CSV (`path,group`), so no group has members on two sides.
+In every strategy `val` is carved from the train side by the same group-aware procedure, with the
+audit's duplicate clusters (and the CSV groups, if given) as groups, for early stopping and calibration.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import logging
+import os
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .audit import AuditResult, UnionFind, atomic_write_text
+from .config import CLASSES, TumorlensError
+
+log = logging.getLogger(__name__)
+
+STRATEGIES = ("official", "stratified", "clean")
+SPLIT_COLUMNS = ["path", "label", "split", "group", "sha256"]
+
+
+@dataclass(frozen=True)
+class SplitRow:
+    path: str
+    label: str
+    split: str
+    group: str
+    sha256: str
+
+
+def read_groups_csv(path: str | os.PathLike) -> dict[str, str]:
+    """`path,group` CSV -> {path: group}."""
+    path = Path(path)
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        raise TumorlensError(f"{path}: cannot read groups CSV ({e.strerror or e})") from None
+    if not rows or not {"path", "group"} <= set(rows[0]):
+        raise TumorlensError(f"{path}: groups CSV needs the columns path,group")
+    return {r["path"]: r["group"] for r in rows if r["group"]}
+
+
+def choose_groups(group_of: list[str], labels: np.ndarray, frac: float, rng: np.random.Generator,
+                  tol: float = 0.03, k: int = len(CLASSES)) -> np.ndarray:
+    """Pick whole groups so that each class gets about `frac` of its images; returns a boolean mask.
+
+    Large groups (>= 2% of the images; at most 12) are chosen first: among the subsets of them that can
+    still end within `tol` of the target once small groups are added, one is drawn at random (so the
+    seed matters even when a few patient folds dominate). Small groups are then visited in random
+    order and added while they bring the per-class fractions closer to the target.
+    """
+    n = len(group_of)
+    members: dict[str, list[int]] = defaultdict(list)
+    for i, g in enumerate(group_of):
+        members[g].append(i)
+    names = sorted(members)
+    counts = {g: np.bincount(labels[members[g]], minlength=k).astype(float) for g in names}
+    n_c = np.bincount(labels, minlength=k).astype(float)
+    present = n_c > 0
+    target = frac * n_c
+
+    def cost(c: np.ndarray) -> float:
+        # squared log-ratio: leaving a class out entirely costs far more than overshooting it, so a val
+        # set drawn from a few big patient folds still gets every class
+        return float((np.log((c + 1) / (target + 1)) ** 2)[present].sum())
+
+    by_size = sorted(names, key=lambda g: (-len(members[g]), g))
+    large = [g for g in by_size[:12] if len(members[g]) >= 0.02 * n]
+    small = [g for g in names if g not in set(large)]
+    small_cap = sum((counts[g] for g in small), np.zeros(k))
+    feasible, fallback = [], []
+    for r in range(len(large) + 1):
+        for combo in itertools.combinations(large, r):
+            c = sum((counts[g] for g in combo), np.zeros(k))
+            over = (c - target) / np.maximum(n_c, 1)
+            under = (target - c - small_cap) / np.maximum(n_c, 1)
+            ok = bool(np.all(over[present] <= tol) and np.all(under[present] <= tol))
+            (feasible if ok else fallback).append((combo, c))
+    if feasible:
+        combo, chosen_c = feasible[int(rng.integers(len(feasible)))]
+    else:  # nothing can hit the tolerance: take the subset that can come closest
+        combo, chosen_c = min(fallback, key=lambda t: cost(t[1] + np.clip(target - t[1], 0, small_cap)))
+        log.warning("group sizes do not allow every class within %.0f points of %.1f%%", tol * 100, frac * 100)
+    chosen = set(combo)
+    c = chosen_c.copy()
+    order = [small[i] for i in rng.permutation(len(small))]
+    for g in order:
+        if cost(c + counts[g]) < cost(c):
+            chosen.add(g)
+            c = c + counts[g]
+    mask = np.zeros(n, dtype=bool)
+    for g in chosen:
+        mask[members[g]] = True
+    return mask
+
+
+def make_split(paths: list[str], labels: list[str], folder_split: list[str | None], sha256: list[str],
+               audit: AuditResult, strategy: str, test_size: float = 0.2, val_size: float = 0.1,
+               seed: int = 0, groups: dict[str, str] | None = None) -> list[SplitRow]:
+    """Assign each image to train/val/test (see the module docstring); rows sorted by path."""
+    if strategy not in STRATEGIES:
+        raise TumorlensError(f"unknown split strategy {strategy!r} (choose from {', '.join(STRATEGIES)})")
+    if not 0 < test_size < 1 or not 0 <= val_size < 1 or test_size + val_size >= 1:
+        raise TumorlensError("need 0 < test-size < 1, 0 <= val-size < 1 and test-size + val-size < 1")
+    n = len(paths)
+    y = np.array([CLASSES.index(l) for l in labels])
+    # groups: the audit's duplicate clusters, merged with the CSV keys (transitively)
+    uf = UnionFind(n)
+    for members in audit.groups().values():
+        for i in members[1:]:
+            uf.union(members[0], i)
+    csv_members: dict[str, list[int]] = defaultdict(list)
+    for i, p in enumerate(paths):
+        if groups and p in groups:
+            csv_members[groups[p]].append(i)
+    for members in csv_members.values():
+        for i in members[1:]:
+            uf.union(members[0], i)
+    root = uf.labels()
+    keys_of_root: dict[int, set[str]] = defaultdict(set)
+    first_of_root: dict[int, str] = {}
+    for i, p in enumerate(paths):
+        r = int(root[i])
+        first_of_root.setdefault(r, p)
+        first_of_root[r] = min(first_of_root[r], p)
+        if groups and p in groups:
+            keys_of_root[r].add(groups[p])
+    name = {r: "+".join(sorted(keys_of_root[r])) if keys_of_root[r] else first_of_root[r] for r in first_of_root}
+    group_of = [name[int(root[i])] for i in range(n)]
+    merged = [ks for ks in keys_of_root.values() if len(ks) > 1]
+    if merged:
+        log.warning("copies link %d sets of CSV groups; they are kept together: %s", len(merged),
+                    "; ".join("+".join(sorted(k)) for k in merged[:5]))
+
+    rng = np.random.default_rng(seed)
+    if strategy == "official":
+        if any(s is None for s in folder_split):
+            raise TumorlensError("the official strategy needs Training/ and Testing/ folders in the dataset")
+        is_test = np.array([s == "test" for s in folder_split])
+    elif strategy == "stratified":
+        is_test = np.zeros(n, dtype=bool)
+        for c in range(len(CLASSES)):
+            idx = np.flatnonzero(y == c)
+            k = int(round(test_size * len(idx)))
+            is_test[rng.permutation(idx)[:k]] = True
+    else:
+        is_test = choose_groups(group_of, y, test_size, rng)
+    train_side = np.flatnonzero(~is_test)
+    is_val = np.zeros(n, dtype=bool)
+    if val_size > 0 and len(train_side):
+        # in 'stratified' the groups may straddle test and train: val only needs to avoid splitting them
+        sub = choose_groups([group_of[i] for i in train_side], y[train_side], val_size / (1 - test_size),
+                            rng, tol=0.05)
+        is_val[train_side[sub]] = True
+    rows = [SplitRow(paths[i], labels[i], "test" if is_test[i] else "val" if is_val[i] else "train",
+                     group_of[i], sha256[i]) for i in range(n)]
+    return sorted(rows, key=lambda r: r.path)
+
+
+def split_table(rows: list[SplitRow]) -> list[dict]:
+    """Per class: counts per side and the test fraction."""
+    c = Counter((r.label, r.split) for r in rows)
+    out = []
+    for lab in CLASSES:
+        tot = sum(c[(lab, s)] for s in ("train", "val", "test"))
+        if tot:
+            out.append({"class": lab, "train": c[(lab, "train")], "val": c[(lab, "val")],
+                        "test": c[(lab, "test")], "test_fraction": round(c[(lab, "test")] / tot, 4)})
+    return out
+
+
+def write_split(rows: list[SplitRow], path: str | os.PathLike) -> Path:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(SPLIT_COLUMNS)
+    for r in rows:
+        w.writerow([r.path, r.label, r.split, r.group, r.sha256])
+    atomic_write_text(path, buf.getvalue())
+    return Path(path)
+
+
+def read_split(path: str | os.PathLike) -> list[SplitRow]:
+    """Read a split.csv, checking its columns and values; errors name the file and the line."""
+    path = Path(path)
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None or not set(SPLIT_COLUMNS[:3]) <= set(reader.fieldnames):
+                raise TumorlensError(f"{path}: not a split file (needs columns {','.join(SPLIT_COLUMNS)})")
+            rows = []
+            for ln, r in enumerate(reader, start=2):
+                if r["split"] not in ("train", "val", "test"):
+                    raise TumorlensError(f"{path}:{ln}: split must be train, val or test, got {r['split']!r}")
+                if r["label"] not in CLASSES:
+                    raise TumorlensError(f"{path}:{ln}: unknown label {r['label']!r}")
+                rows.append(SplitRow(r["path"], r["label"], r["split"], r.get("group") or r["path"],
+                                     r.get("sha256") or ""))
+    except OSError as e:
+        raise TumorlensError(f"{path}: cannot read split file ({e.strerror or e})") from None
+    if not rows:
+        raise TumorlensError(f"{path}: split file has no rows")
+    return rows
