@@ -94,6 +94,77 @@ def cmd_split(a: argparse.Namespace) -> int:
     return 0
 
 
+def _resolve_config(a: argparse.Namespace):
+    import json
+
+    from .config import TrainConfig
+
+    cfg = TrainConfig()
+    if getattr(a, "config", None):
+        try:
+            cfg = TrainConfig.from_dict(json.loads(Path(a.config).read_text()))
+        except OSError as e:
+            raise TumorlensError(f"{a.config}: cannot read config ({e.strerror or e})") from None
+        except json.JSONDecodeError as e:
+            raise TumorlensError(f"{a.config}: not valid JSON ({e})") from None
+    return cfg.with_overrides(a.set or [])
+
+
+def cmd_train(a: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .audit import find_duplicates
+    from .split import make_split, read_groups_csv, read_split, split_table, write_split
+    from .train import STATE_FILE, select, split_manifest, train
+
+    cfg = _resolve_config(a)
+    out = Path(a.out)
+    ds = _load(a.data_dir, cfg.preprocess)
+    if a.split:
+        rows = read_split(a.split)
+    else:
+        groups = read_groups_csv(a.groups) if a.groups else None
+        rows = make_split(ds.paths, [e.label for e in ds.entries], [e.split for e in ds.entries], ds.sha256,
+                          find_duplicates(ds), a.strategy, seed=a.split_seed, groups=groups)
+    out.mkdir(parents=True, exist_ok=True)
+    if not (a.resume and (out / "split.csv").exists()):
+        write_split(rows, out / "split.csv")
+    parts = {side: select(ds, rows, side) for side in ("train", "val")}
+    print(f"training on {len(parts['train'].y)} images, validating on {len(parts['val'].y)} "
+          f"({Path(a.data_dir).name}); run folder {out}", file=sys.stderr)
+    print(_table(split_table(rows)), file=sys.stderr)
+    steps = max(1, len(parts["train"].y) // cfg.batch_size)
+    bar = tqdm(total=steps, unit="batch", file=sys.stderr, leave=False, disable=not sys.stderr.isatty())
+
+    def on_batch(epoch, b, loss, acc):
+        if b == 0:
+            bar.reset()
+            bar.set_description(f"epoch {epoch + 1}/{cfg.epochs}")
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}")
+
+    def on_epoch(r):
+        bar.write(f"epoch {r['epoch']:3d}  train loss {r['train_loss']:.4f} acc {r['train_acc']:.4f}  "
+                  f"val loss {r.get('val_loss', float('nan')):.4f} acc {r.get('val_acc', float('nan')):.4f}  "
+                  f"{r['seconds']:.1f}s", file=sys.stderr)
+
+    meta = {"data": {"name": Path(a.data_dir).resolve().name, "n_images": len(ds.entries),
+                     "skipped": len(ds.skipped)},
+            "split": {"strategy": "file" if a.split else a.strategy, "manifest": split_manifest(rows),
+                      "table": split_table(rows)}}
+    try:
+        ckpt = train(cfg, parts["train"], parts["val"], out, resume=a.resume, meta=meta,
+                     on_batch=on_batch, on_epoch=on_epoch)
+    except KeyboardInterrupt:
+        bar.close()
+        if (out / STATE_FILE).exists():
+            print(f"interrupted; continue with: tumorlens train ... --out {out} --resume", file=sys.stderr)
+        raise
+    bar.close()
+    print(f"wrote {ckpt}")
+    return 0
+
+
 # -------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tumorlens", description=f"Explainable brain-tumour MRI classification. "
@@ -118,6 +189,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--groups", help="CSV path,group: images of one group stay on one side (clean)")
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_split)
+
+    s = sub.add_parser("train", help="train the CNN-LSTM (resumable)")
+    s.add_argument("data_dir")
+    g = s.add_mutually_exclusive_group(required=True)
+    g.add_argument("--split", help="split.csv from `tumorlens split`")
+    g.add_argument("--strategy", choices=["official", "stratified", "clean"])
+    s.add_argument("--groups", help="with --strategy clean: CSV path,group")
+    s.add_argument("--split-seed", type=int, default=0)
+    s.add_argument("--config", help="JSON file with training settings")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
+    s.add_argument("--out", required=True, help="run folder")
+    s.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    s.set_defaults(func=cmd_train)
     return p
 
 

@@ -1,0 +1,127 @@
+"""Self-describing checkpoints: one `.safetensors` file holds the weights and, in its header metadata,
+a JSON document with the config, class names, preprocessing, split manifest, history and metrics.
+
+Loading needs no other file and never unpickles code (safetensors stores raw tensors only).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from . import __version__
+from .config import CLASSES, ModelConfig, Preprocess, TrainConfig, TumorlensError
+from .model import TumorNet, build_model
+
+META_KEY = "tumorlens"
+FORMAT_VERSION = 1
+BUNDLED = Path(__file__).parent / "models" / "tumorlens-cnnlstm.safetensors"
+
+
+@dataclass
+class Checkpoint:
+    """A model and everything needed to use and audit it."""
+
+    model: TumorNet
+    config: TrainConfig
+    classes: tuple[str, ...] = CLASSES
+    meta: dict[str, Any] = field(default_factory=dict)  # split manifest, history, metrics, calibration ...
+    path: Path | None = None
+    sha256: str = ""
+
+    @property
+    def preprocess(self) -> Preprocess:
+        return self.config.preprocess
+
+    @property
+    def temperature(self) -> float:
+        return float(self.meta.get("calibration", {}).get("temperature", 1.0))
+
+
+def versions() -> dict[str, str]:
+    import numpy
+
+    return {"tumorlens": __version__, "torch": torch.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version()}
+
+
+def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, config: TrainConfig,
+                    meta: dict[str, Any] | None = None, classes: tuple[str, ...] = CLASSES) -> Path:
+    """Write weights + metadata atomically to one safetensors file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"format": FORMAT_VERSION, "classes": list(classes), "config": config.to_dict(),
+           "versions": versions(), **(meta or {})}
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={META_KEY: json.dumps(doc, sort_keys=True)})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON document of a checkpoint, without loading its weights."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            if not 0 < n < 100_000_000:
+                raise ValueError("bad header length")
+            header = json.loads(f.read(n))
+        return json.loads(header["__metadata__"][META_KEY])
+    except FileNotFoundError:
+        raise TumorlensError(f"{path}: checkpoint not found") from None
+    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
+        raise TumorlensError(f"{path}: not a tumorlens checkpoint (no tumorlens metadata)") from None
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def load_checkpoint(path: str | os.PathLike | None = None) -> Checkpoint:
+    """Load a checkpoint (default: the bundled model) in eval mode."""
+    path = Path(path) if path else BUNDLED
+    if path is None or not Path(path).exists():
+        if path == BUNDLED:
+            raise TumorlensError(f"{path}: the bundled model is missing from this installation")
+        raise TumorlensError(f"{path}: checkpoint not found")
+    doc = read_metadata(path)
+    if doc.get("format", 0) > FORMAT_VERSION:
+        raise TumorlensError(f"{path}: checkpoint format {doc['format']} is newer than this tumorlens")
+    try:
+        config = TrainConfig.from_dict(doc["config"])
+        classes = tuple(doc["classes"])
+        model = build_model(config.model, config.preprocess.size)
+        state = load_file(str(path))
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as e:
+        raise TumorlensError(f"{path}: checkpoint does not match this tumorlens ({e})") from None
+    if missing or unexpected:
+        raise TumorlensError(f"{path}: checkpoint weights do not match the model "
+                             f"(missing {len(missing)}, unexpected {len(unexpected)})")
+    model.eval()
+    meta = {k: v for k, v in doc.items() if k not in ("config", "classes")}
+    return Checkpoint(model, config, classes, meta, path, file_sha256(path))
+
+
+def model_config_of(ckpt: Checkpoint) -> ModelConfig:
+    return ckpt.config.model

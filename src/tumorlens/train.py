@@ -1,0 +1,241 @@
+"""Training: AdamW with warm-up and cosine decay, early stopping on `val`, resumable, deterministic on CPU.
+
+Determinism and resumption share one trick: every epoch draws its shuffling, augmentation and dropout
+from generators seeded by (seed, epoch), so the state saved at the end of an epoch is all a resumed run
+needs to continue exactly as the uninterrupted one would have.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .audit import atomic_write_text
+from .augment import augment
+from .checkpoint import save_checkpoint
+from .config import CLASSES, TrainConfig, TumorlensError
+from .data import Dataset, load_dataset
+from .model import build_model
+from .split import SplitRow
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.pt"
+CKPT_FILE = "model.safetensors"
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """Network inputs of one split side: x (N, 1, S, S) float32, y (N,), paths."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    paths: list[str]
+
+
+def select(ds: Dataset, rows: list[SplitRow], side: str, check_sha: bool = True) -> SplitData:
+    """The images of `ds` that `rows` put on `side`; a missing or changed file is an error."""
+    idx = ds.index()
+    chosen = [r for r in rows if r.split == side]
+    take, missing, changed = [], [], []
+    for r in chosen:
+        i = idx.get(r.path)
+        if i is None:
+            missing.append(r.path)
+        elif check_sha and r.sha256 and ds.sha256[i] != r.sha256:
+            changed.append(r.path)
+        else:
+            take.append(i)
+    if missing:
+        raise TumorlensError(f"{ds.root}: {len(missing)} file(s) of the split's {side} part are missing or "
+                             f"unreadable, e.g. {missing[0]}")
+    if changed:
+        raise TumorlensError(f"{ds.root}: {len(changed)} file(s) changed since the split was made "
+                             f"(sha256 differs), e.g. {changed[0]}")
+    labels = [r.label for r in chosen]
+    x = torch.from_numpy(ds.images[take]).unsqueeze(1)  # (N, S, S) -> (N, 1, S, S)
+    y = torch.tensor([CLASSES.index(l) for l in labels], dtype=torch.long)
+    return SplitData(x, y, [ds.entries[i].path for i in take])
+
+
+def _atomic_torch_save(obj: Any, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def lr_at(step: int, total: int, warmup: int, base: float) -> float:
+    """Linear warm-up, then cosine decay to 1% of the base rate."""
+    if step < warmup:
+        return base * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+@torch.no_grad()
+def predict_logits(model: torch.nn.Module, x: torch.Tensor, batch: int = 512) -> torch.Tensor:
+    model.eval()
+    out = [model(x[i:i + batch].contiguous(memory_format=torch.channels_last)) for i in range(0, len(x), batch)]
+    return torch.cat(out) if out else torch.zeros(0, len(CLASSES))
+
+
+def _evaluate(model, data: SplitData) -> tuple[float, float]:
+    logits = predict_logits(model, data.x)
+    loss = F.cross_entropy(logits, data.y).item()
+    acc = (logits.argmax(1) == data.y).float().mean().item()
+    return loss, acc
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch * 7919) % (2**63)
+
+
+def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir: str | os.PathLike,
+          resume: bool = False, meta: dict[str, Any] | None = None,
+          on_batch: Callable[[int, int, float, float], None] | None = None,
+          on_epoch: Callable[[dict], None] | None = None) -> Path:
+    """Train, keep the best model by validation accuracy (ties: lower loss), write the run directory.
+
+    Returns the path of the best checkpoint. `on_batch(epoch, batch, loss, acc)` and `on_epoch(row)` let
+    the caller draw progress. Raises KeyboardInterrupt through, with the last finished epoch saved.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    state_path = out / STATE_FILE
+    if (out / CKPT_FILE).exists() and not resume and not state_path.exists():
+        raise TumorlensError(f"{out}: already holds a finished run; choose another --out")
+    if state_path.exists() and not resume:
+        raise TumorlensError(f"{out}: holds an unfinished run; continue it with --resume or choose another --out")
+    if len(train_data.y) == 0:
+        raise TumorlensError("the split has no training images")
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, cfg.preprocess.size).to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    n = len(train_data.y)
+    steps_per_epoch = max(1, n // cfg.batch_size)  # drop the last partial batch (BatchNorm on 1 image)
+    total = steps_per_epoch * cfg.epochs
+    warmup = int(cfg.warmup_epochs * steps_per_epoch)
+    history: list[dict] = []
+    best = {"acc": -1.0, "loss": math.inf, "epoch": -1, "state": None}
+    start_epoch, bad = 0, 0
+    train_seconds = 0.0
+    if resume:
+        if not state_path.exists():
+            raise TumorlensError(f"{out}: nothing to resume (no {STATE_FILE})")
+        st = torch.load(state_path, weights_only=True)
+        if st["config"] != json.dumps(cfg.to_dict(), sort_keys=True):
+            raise TumorlensError(f"{out}: --resume needs the same configuration as the interrupted run")
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        history, best, bad, start_epoch = st["history"], st["best"], st["bad"], st["epoch"] + 1
+        train_seconds = st["train_seconds"]
+        log.info("resuming after epoch %d", start_epoch)
+
+    use_val = len(val_data.y) > 0
+    for epoch in range(start_epoch, cfg.epochs):
+        if use_val and bad >= cfg.patience:
+            break
+        t0 = time.perf_counter()
+        torch.manual_seed(_epoch_seed(cfg.seed, epoch))  # dropout
+        g = torch.Generator().manual_seed(_epoch_seed(cfg.seed, epoch) + 1)  # order + augmentation
+        perm = torch.randperm(n, generator=g)
+        model.train()
+        tot_loss, tot_ok, seen = 0.0, 0, 0
+        for b in range(steps_per_epoch):
+            idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            x, y = train_data.x[idx], train_data.y[idx]
+            if cfg.augment:
+                x = augment(x, g)
+            x = x.contiguous(memory_format=torch.channels_last)
+            for group in opt.param_groups:
+                group["lr"] = lr_at(epoch * steps_per_epoch + b, total, warmup, cfg.lr)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            tot_loss += loss.item() * len(y)
+            tot_ok += (logits.argmax(1) == y).sum().item()
+            seen += len(y)
+            if on_batch:
+                on_batch(epoch, b, tot_loss / seen, tot_ok / seen)
+        row = {"epoch": epoch + 1, "train_loss": tot_loss / seen, "train_acc": tot_ok / seen,
+               "lr": opt.param_groups[0]["lr"]}
+        if use_val:
+            row["val_loss"], row["val_acc"] = _evaluate(model, val_data)
+        train_seconds += time.perf_counter() - t0
+        row["seconds"] = round(time.perf_counter() - t0, 2)
+        history.append(row)
+        score_acc = row.get("val_acc", row["train_acc"])
+        score_loss = row.get("val_loss", row["train_loss"])
+        if score_acc > best["acc"] or (score_acc == best["acc"] and score_loss < best["loss"]):
+            best = {"acc": score_acc, "loss": score_loss, "epoch": epoch + 1,
+                    "state": {k: v.clone() for k, v in model.state_dict().items()}}
+            bad = 0
+        else:
+            bad += 1
+        _atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(), "history": history,
+                            "best": best, "bad": bad, "epoch": epoch, "train_seconds": train_seconds,
+                            "config": json.dumps(cfg.to_dict(), sort_keys=True)}, state_path)
+        _write_history(history, out / "history.csv")
+        if on_epoch:
+            on_epoch(row)
+
+    model.load_state_dict(best["state"])
+    model.eval()
+    meta = dict(meta or {})
+    meta.update({"history": history, "best_epoch": best["epoch"], "train_seconds": round(train_seconds, 1),
+                 "threads": torch.get_num_threads()})
+    if use_val:
+        from .metrics import fit_temperature
+
+        logits = predict_logits(model, val_data.x).numpy()
+        temp = fit_temperature(logits, val_data.y.numpy())
+        meta["calibration"] = {"temperature": temp, "fitted_on": "val", "n": int(len(val_data.y))}
+        meta["val_accuracy"] = best["acc"]
+    ckpt = save_checkpoint(out / CKPT_FILE, model, cfg, meta)
+    atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
+    state_path.unlink(missing_ok=True)
+    return ckpt
+
+
+def _write_history(history: list[dict], path: Path) -> None:
+    cols = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "seconds"]
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, cols, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in history:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    atomic_write_text(path, buf.getvalue())
+
+
+def split_manifest(rows: list[SplitRow]) -> list[list[str]]:
+    """Compact manifest stored in the checkpoint: [path, label, split, group, sha256] per image."""
+    return [[r.path, r.label, r.split, r.group, r.sha256] for r in rows]
+
+
+def load_split_data(data_dir: str | os.PathLike, rows: list[SplitRow], cfg: TrainConfig,
+                    progress=None) -> tuple[Dataset, dict[str, SplitData]]:
+    ds = load_dataset(data_dir, cfg.preprocess, progress=progress)
+    return ds, {side: select(ds, rows, side) for side in ("train", "val", "test")}
