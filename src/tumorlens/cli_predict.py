@@ -1,0 +1,303 @@
+"""`tumorlens predict` and `tumorlens model-card`. Wired into the CLI by `cli.py` with
+`from .cli_predict import add_parsers; add_parsers(sub)`.
+
+The CLI owns the terminal: records go to stdout in the chosen format, the disclaimer and notes to stderr
+for machine formats (and into the table's header line for people).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+from .config import DISCLAIMER, TumorlensError
+
+CSV_COLUMNS = ["path", "frame", "slice", "status", "label", "confidence", "reason"]
+
+
+# ------------------------------------------------------------------------------------------ predict
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return str(v)
+
+
+def format_table(records: list[dict[str, Any]], classes: Iterable[str]) -> str:
+    """A person-readable table: one line per record, probabilities per class, reasons in the last column."""
+    classes = list(classes)
+    cols = ["path", "where", "status", "label", "confidence"] + classes + ["reason"]
+    rows = []
+    for r in records:
+        where = f"frame {r['frame']}" if "frame" in r else (f"slice {r['slice']}" if "slice" in r else "")
+        probs = r.get("probabilities") or {}
+        rows.append([r["path"], where, r["status"], _cell(r.get("label")), _cell(r.get("confidence"))]
+                    + [_cell(probs.get(c)) for c in classes] + [_cell(r.get("reason"))])
+    widths = [max([len(c)] + [len(row[i]) for row in rows]) for i, c in enumerate(cols)]
+    lines = [f"# tumorlens predict - {DISCLAIMER}"]
+    lines.append("  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip())
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows]
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    lines.append(f"# {len(records)} record(s): " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    return "\n".join(lines) + "\n"
+
+
+def format_csv(records: list[dict[str, Any]], classes: Iterable[str]) -> str:
+    classes = list(classes)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS + [f"p_{c}" for c in classes])
+    for r in records:
+        probs = r.get("probabilities") or {}
+        w.writerow([r.get(c, "") if r.get(c) is not None else "" for c in CSV_COLUMNS]
+                   + [probs.get(c, "") for c in classes])
+    return buf.getvalue()
+
+
+def _overlay_name(rec: dict[str, Any], used: set[str]) -> str:
+    stem = Path(rec["path"]).name.replace(".nii.gz", "").rsplit(".", 1)[0] or "image"
+    stem += f"_frame{rec['frame']}" if "frame" in rec else (f"_slice{rec['slice']}" if "slice" in rec else "")
+    name, k = f"{stem}_gradcam.png", 1
+    while name in used:
+        k += 1
+        name = f"{stem}_{k}_gradcam.png"
+    used.add(name)
+    return name
+
+
+def cmd_predict(a: argparse.Namespace) -> int:
+    from .predict import Predictor
+
+    predictor = Predictor(a.model)
+    explain_dir = Path(a.explain) if a.explain else None
+    overlay = None
+    if explain_dir is not None:
+        try:
+            from .explain import overlay_png as overlay
+        except ImportError as e:
+            raise TumorlensError(f"--explain is not available in this installation ({e})") from None
+        explain_dir.mkdir(parents=True, exist_ok=True)
+    if a.format != "table":
+        print(f"tumorlens predict: {DISCLAIMER}", file=sys.stderr)
+    out = sys.stdout
+    recs: list[dict[str, Any]] = []
+    any_error = False
+    used: set[str] = set()
+    first = True
+    if a.format == "json":
+        out.write("[")
+    for rec in predictor.predict_paths(a.inputs, explain=explain_dir is not None, slice=a.slice):
+        d = rec.to_dict()
+        any_error |= rec.status == "error"
+        if overlay is not None and rec.heatmap is not None and rec.image is not None:
+            p = explain_dir / _overlay_name(d, used)
+            title = f"{Path(rec.path).name}: {rec.label} ({rec.confidence:.0%}, {rec.status})"
+            overlay(rec.image, rec.heatmap, p, title)
+            d["overlay"] = str(p)
+        if a.format == "jsonl":
+            out.write(json.dumps(d) + "\n")
+            out.flush()
+        elif a.format == "json":
+            out.write(("\n  " if first else ",\n  ") + json.dumps(d))
+            first = False
+        else:
+            recs.append(d)
+    if a.format == "json":
+        out.write("\n]\n" if not first else "]\n")
+    elif a.format == "csv":
+        out.write(format_csv(recs, predictor.classes))
+    elif a.format == "table":
+        out.write(format_table(recs, predictor.classes))
+    out.flush()
+    return 1 if any_error else 0
+
+
+# --------------------------------------------------------------------------------------- model card
+def _pct(v: Any) -> str:
+    return f"{100 * v:.1f} %" if isinstance(v, (int, float)) else "n/a"
+
+
+def _metrics_section(m: dict[str, Any], title: str) -> list[str]:
+    out = [f"### {title}", ""]
+    n = m.get("n")
+    if "accuracy" in m:
+        ci = m.get("accuracy_ci")
+        ci_s = f" (95 % CI {_pct(ci[0])} - {_pct(ci[1])}, Wilson)" if ci and len(ci) == 2 else ""
+        out.append(f"- accuracy: {_pct(m['accuracy'])}{ci_s}" + (f" on {n} images" if n else ""))
+    for k, label in (("balanced_accuracy", "balanced accuracy"), ("macro_f1", "macro F1"),
+                     ("weighted_f1", "weighted F1")):
+        if isinstance(m.get(k), (int, float)):
+            out.append(f"- {label}: {m[k]:.3f}")
+    auc = m.get("roc_auc")
+    if isinstance(auc, dict) and auc.get("macro") is not None:
+        out.append(f"- ROC AUC (one-vs-rest, macro): {auc['macro']:.3f}")
+    for k, label in (("ece", "ECE (15 bins)"), ("brier", "Brier score"), ("nll", "NLL")):
+        if isinstance(m.get(k), (int, float)):
+            out.append(f"- {label}: {m[k]:.4f}")
+    mr = m.get("miss_rate")
+    if isinstance(mr, dict) and isinstance(mr.get("overall"), dict):
+        o = mr["overall"]
+        ci = o.get("ci") or [None, None]
+        out.append(f"- tumour called 'no tumour' (miss rate): {_pct(o.get('rate'))} "
+                   f"({o.get('count')}/{o.get('n')}; 95 % CI {_pct(ci[0])} - {_pct(ci[1])})")
+    rep = m.get("report")
+    names = m.get("class_names") or []
+    if isinstance(rep, dict) and names:
+        out += ["", "| class | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+        for c in names:
+            r = rep.get(c)
+            if isinstance(r, dict):
+                out.append(f"| {c} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1-score']:.3f} | "
+                           f"{r['support']} |")
+    out.append("")
+    return out
+
+
+def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any], path: str, sha256: str) -> str:
+    """Markdown model card from a checkpoint's metadata. Only numbers present in the metadata are shown."""
+    L: list[str] = ["# Model card: tumorlens brain-tumour MRI slice classifier", "",
+                    f"> **{DISCLAIMER}**", ""]
+    L += ["## Model", "",
+          f"- file: `{Path(path).name}`" + (f" (sha256 `{sha256[:16]}...`)" if sha256 else ""),
+          f"- architecture: CNN-LSTM (`head={config.get('model', {}).get('head', '?')}`, channels "
+          f"{config.get('model', {}).get('channels')}) on {config.get('preprocess', {}).get('size', '?')} px "
+          f"grayscale slices, cropped to the head and intensity-normalised (settings stored in the checkpoint)",
+          f"- classes: {', '.join(classes)}",
+          f"- software: " + ", ".join(f"{k} {v}" for k, v in sorted((meta.get("versions") or {}).items())), ""]
+    L += ["## Intended use", "",
+          "- Research and teaching: exploring how a CNN-LSTM classifies single 2-D brain MRI slices, with "
+          "Grad-CAM heatmaps showing which regions drove the answer.",
+          "- Input: one axial, coronal or sagittal brain MRI slice (PNG/JPEG/BMP/TIFF, DICOM MR, or a NIfTI "
+          "volume cut into axial slices).", "",
+          "## Out-of-scope use", "",
+          "- Diagnosis, screening, triage or any clinical decision: this is not a medical device and has not "
+          "been validated clinically.",
+          "- Other modalities (CT, ultrasound, PET/SPECT, X-ray), other body parts, photographs or documents - "
+          "these are refused (see below), but refusal is not guaranteed.",
+          "- Tumour types outside the four classes, paediatric scans, post-operative scans, whole-volume or "
+          "patient-level diagnosis; the model sees one slice at a time.", ""]
+    data = meta.get("data") or {}
+    L += ["## Data and licences", "",
+          f"- training data: {data.get('name', 'not recorded')}"
+          + (f", {data['n_images']} images" if data.get("n_images") else "")
+          + (f" ({data['skipped']} unreadable skipped)" if data.get("skipped") else ""),
+          "- Kaggle *Brain Tumor MRI Dataset* (M. Nickparvar, DOI 10.34740/KAGGLE/DSV/2645886): licence stated "
+          "as CC0 (public domain). It combines figshare, SARTAJ and Br35H images.",
+          "- figshare brain-tumour dataset (Cheng et al.): CC BY 4.0. Cite: J. Cheng et al., \"Enhanced "
+          "Performance of Brain Tumor Classification via Tumor Region Augmentation and Partition\", PLoS ONE "
+          "10(10): e0140525, 2015.",
+          "- The Kaggle set holds no patient identifiers and many near-duplicate slices; splits were made "
+          "after a duplicate audit so copies do not straddle train and test (see the split table).", ""]
+    split = meta.get("split") or {}
+    L += ["## Splits", ""]
+    table = split.get("table")
+    if split.get("strategy"):
+        L.append(f"strategy: `{split['strategy']}`")
+        L.append("")
+    if isinstance(table, list) and table and isinstance(table[0], dict):
+        cols = list(table[0])
+        L += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        L += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in table]
+    else:
+        L.append("not recorded in this checkpoint")
+    L.append("")
+    L += ["## Performance", ""]
+    shown = False
+    for key, title in (("test_metrics", "Test set"), ("metrics", "Evaluation")):
+        m = meta.get(key)
+        if isinstance(m, dict) and m:
+            L += _metrics_section(m, title)
+            shown = True
+    if "val_accuracy" in meta:
+        L.append(f"- validation accuracy at the best epoch ({meta.get('best_epoch', '?')}): "
+                 f"{_pct(meta['val_accuracy'])} (used for model selection, so optimistic)")
+        L.append("")
+        shown = True
+    if not shown:
+        L += ["No evaluation results are stored in this checkpoint.", ""]
+    cal = meta.get("calibration") or {}
+    L += ["## Calibration and abstention", ""]
+    if cal:
+        L.append(f"- temperature scaling: T = {cal.get('temperature', 1.0):.3f}, fitted on "
+                 f"{cal.get('fitted_on', '?')} ({cal.get('n', '?')} images)")
+    else:
+        L.append("- no calibration stored (T = 1)")
+    ab = meta.get("abstention") or {}
+    if ab:
+        L.append(f"- abstention: a record is `uncertain` when its calibrated confidence is below "
+                 f"{ab.get('threshold', 0):.3f}; on validation this answered {_pct(ab.get('coverage'))} of cases "
+                 f"with {_pct(ab.get('accuracy'))} accuracy (target {_pct(ab.get('target_accuracy'))}). "
+                 f"Rule: {ab.get('rule', 'n/a')}.")
+    else:
+        L.append("- no abstention threshold stored: every accepted input gets an answer")
+    L.append("")
+    ref = meta.get("refusal") or {}
+    L += ["## Refusal of inputs that are not brain MRI", "",
+          "Before the model answers, an input is `rejected` (no class, no probabilities, a reason) when:",
+          "- its DICOM Modality is not MR (CT, US, NM, PT, CR, DX, MG, XA ...) or BodyPartExamined is not the head;",
+          "- its image statistics are unlike an MRI slice: blank/constant, colour, pixel noise or speckle, "
+          "flat/binary graphics or text, too blurry, no dark background, or no single roughly elliptical head "
+          "region (e.g. lungs);"]
+    if ref.get("ood"):
+        L.append(f"- its features are far from the training slices: Mahalanobis distance on the pooled last "
+                 f"feature map above the {100 * ref.get('ood_quantile', 0.995):.1f}th percentile of validation "
+                 f"scores (refuses {_pct(ref.get('ood_val_refusal_rate'))} of validation slices by design).")
+    else:
+        L.append("- (no feature-space refusal is stored in this checkpoint)")
+    L += ["", "## Known failure modes", "",
+          "- Single slices only: a tumour outside the slice shown cannot be seen; slices far from the tumour "
+          "are called `notumor`.",
+          "- The Kaggle classes come from different sources (the no-tumour images from Br35H), so a model can "
+          "partly learn the source instead of the anatomy; cropping to the head reduces but does not remove this.",
+          "- Images unlike the training data (other scanners, sequences, resolutions, paediatric or "
+          "post-operative anatomy) may be answered confidently and wrongly; refusal catches only some of them.",
+          "- A grayscale photograph or an MRI-like image can pass the statistical checks; the feature-space "
+          "check is the last line of defence.",
+          "- Grad-CAM heatmaps are coarse (8x8 feature map) and show what influenced the score, not where the "
+          "tumour is.", "", f"**{DISCLAIMER}**", ""]
+    return "\n".join(L)
+
+
+def cmd_model_card(a: argparse.Namespace) -> int:
+    from .checkpoint import BUNDLED, file_sha256, read_metadata
+
+    path = Path(a.model) if a.model else BUNDLED
+    if not path.exists():
+        raise TumorlensError(f"{path}: checkpoint not found")
+    doc = read_metadata(path)
+    meta = {k: v for k, v in doc.items() if k not in ("config", "classes")}
+    text = model_card(meta, list(doc.get("classes", [])), doc.get("config", {}), str(path), file_sha256(path))
+    out = Path(a.out)
+    from .audit import atomic_write_text
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, text)
+    print(f"wrote {out}  ({DISCLAIMER})")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ parsers
+def add_parsers(sub: Any) -> None:
+    """Add `predict` and `model-card` to the `tumorlens` sub-command parser."""
+    s = sub.add_parser("predict", help="classify MRI slices (images, DICOM, NIfTI); research use only",
+                       description=f"Classify brain MRI slices. {DISCLAIMER} Exit code 1 when any input "
+                                   f"could not be read, else 0.")
+    s.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders (recursive) or glob patterns")
+    s.add_argument("--model", help="checkpoint (.safetensors); default: the bundled model")
+    s.add_argument("--format", choices=["table", "json", "jsonl", "csv"], default="table")
+    s.add_argument("--explain", metavar="DIR", help="write a Grad-CAM overlay PNG per answered slice into DIR")
+    s.add_argument("--slice", type=int, help="NIfTI: classify this axial slice only (0 = most inferior)")
+    s.set_defaults(func=cmd_predict)
+
+    s = sub.add_parser("model-card", help="write a model card (Markdown) from a checkpoint's metadata")
+    s.add_argument("--model", help="checkpoint (.safetensors); default: the bundled model")
+    s.add_argument("--out", required=True, help="output file, e.g. MODEL_CARD.md")
+    s.set_defaults(func=cmd_model_card)

@@ -1,0 +1,136 @@
+"""`tumorlens evaluate`: score a checkpoint on the `test` part of a split and write the full report.
+
+Outputs (all written atomically): metrics.json, classification_report.txt/.json, predictions.csv,
+confusion matrices, ROC curves, loss/accuracy curves, reliability diagram, risk-coverage curve, and one
+self-contained report.html.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .audit import atomic_write_text
+from .config import CLASSES, DISCLAIMER, TumorlensError
+from .data import load_dataset
+from .predict import Predictor
+from .split import SplitRow
+from .train import select
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Predictions of one model on one test set, and their summary."""
+
+    paths: list[str]
+    y_true: np.ndarray
+    probs: np.ndarray  # calibrated
+    probs_raw: np.ndarray  # temperature 1
+    metrics: dict[str, Any]
+
+    def save(self, out_dir: str | os.PathLike) -> Path:
+        out = Path(out_dir)
+        atomic_write_text(out / "metrics.json", json.dumps(self.metrics, indent=2) + "\n")
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["path", "true", "pred"] + [f"p_{c}" for c in CLASSES])
+        for p, t, pr in zip(self.paths, self.y_true, self.probs):
+            w.writerow([p, CLASSES[t], CLASSES[int(pr.argmax())]] + [f"{v:.6f}" for v in pr])
+        atomic_write_text(out / "predictions.csv", buf.getvalue())
+        return out
+
+
+def score(predictor: Predictor, x: np.ndarray, y: np.ndarray, paths: list[str]) -> Evaluation:
+    """Run the predictor on preprocessed inputs and summarise (accuracy with CI, F1, AUC, ECE ...)."""
+    from .metrics import accuracy_at_coverage, ece, brier, summarize, softmax
+
+    logits = predictor.logits(x)
+    probs = softmax(logits, predictor.temperature)
+    raw = softmax(logits, 1.0)
+    m = summarize(y, probs, list(predictor.classes))
+    conf = probs.max(1)
+    correct = probs.argmax(1) == y
+    m["calibration"] = {"temperature": predictor.temperature, "ece_before": ece(raw, y), "ece_after": ece(probs, y),
+                        "brier_before": brier(raw, y), "brier_after": brier(probs, y)}
+    m["selective"] = {"at_90": accuracy_at_coverage(conf, correct, 0.9),
+                      "at_threshold": {"threshold": predictor.threshold,
+                                       "coverage": float((conf >= predictor.threshold).mean()),
+                                       "accuracy": float(correct[conf >= predictor.threshold].mean())
+                                       if (conf >= predictor.threshold).any() else None}}
+    return Evaluation(paths, y, probs, raw, m)
+
+
+def evaluate(data_dir: str | os.PathLike, rows: list[SplitRow], out_dir: str | os.PathLike,
+             model: str | os.PathLike | None = None, side: str = "test", progress=None) -> Evaluation:
+    """Evaluate a checkpoint on one side of a split and write every report file into `out_dir`."""
+    t0 = time.perf_counter()
+    predictor = Predictor(model)
+    ds = load_dataset(data_dir, predictor.pre, progress=progress)
+    part = select(ds, rows, side)
+    if len(part.y) == 0:
+        raise TumorlensError(f"the split has no {side} images")
+    x = part.x[:, 0].numpy()
+    ev = score(predictor, x, part.y.numpy(), part.paths)
+    ev.metrics["data"] = {"dir": Path(data_dir).resolve().name, "side": side, "n": len(part.y)}
+    ev.metrics["model"] = {"path": str(predictor.ckpt.path), "sha256": predictor.ckpt.sha256}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ev.save(out)
+    write_report(ev, predictor, out, x)
+    ev.metrics["seconds"] = round(time.perf_counter() - t0, 2)
+    atomic_write_text(out / "metrics.json", json.dumps(ev.metrics, indent=2) + "\n")
+    return ev
+
+
+def write_report(ev: Evaluation, predictor: Predictor, out: Path, x: np.ndarray | None = None) -> Path:
+    """All figures, the text/JSON classification report and report.html."""
+    from . import plots
+    from .metrics import format_report
+    from .report import build_report, table_html
+
+    names = list(predictor.classes)
+    m = ev.metrics
+    atomic_write_text(out / "classification_report.txt", f"{DISCLAIMER}\n\n" + format_report(m["report"]) + "\n")
+    atomic_write_text(out / "classification_report.json", json.dumps(m["report"], indent=2) + "\n")
+    figs = [("Confusion matrix (counts)", plots.plot_confusion(np.array(m["confusion_matrix"]), names,
+                                                               out / "confusion_matrix.png")),
+            ("Confusion matrix (row-normalised)", plots.plot_confusion(
+                np.array(m["confusion_matrix"]), names, out / "confusion_matrix_normalized.png", normalize=True)),
+            ("One-vs-rest ROC curves", plots.plot_roc(ev.y_true, ev.probs, names, out / "roc.png"))]
+    history = predictor.ckpt.meta.get("history") or []
+    if history:
+        figs.append(("Training and validation curves", plots.plot_history(history, out / "history.png")))
+    figs.append(("Reliability before/after temperature scaling",
+                 plots.plot_reliability(ev.probs_raw, ev.y_true, out / "reliability.png", probs_after=ev.probs)))
+    conf = ev.probs.max(1)
+    figs.append(("Risk-coverage", plots.plot_risk_coverage(conf, ev.probs.argmax(1) == ev.y_true,
+                                                          out / "risk_coverage.png")))
+    extra = []
+    if x is not None:
+        try:
+            from .explain import gallery_html
+
+            extra.append(("Grad-CAM gallery", gallery_html(predictor, x, ev.y_true, ev.probs, out)))
+        except ImportError:
+            log.info("explain module not available: no Grad-CAM gallery")
+    cal = m["calibration"]
+    tables = [table_html([{"": "before", "ECE (15 bins)": cal["ece_before"], "Brier": cal["brier_before"]},
+                          {"": f"after (T = {cal['temperature']:.3f})", "ECE (15 bins)": cal["ece_after"],
+                           "Brier": cal["brier_after"]}], caption="Calibration"),
+              table_html([{"coverage target": "90%", **{k: v for k, v in m["selective"]["at_90"].items()
+                                                        if k != "target_coverage"}}], caption="Selective prediction")]
+    ck = predictor.ckpt
+    subtitle = (f"model {Path(str(ck.path)).name} (sha256 {ck.sha256[:12]}), data {m['data']['dir']}, "
+                f"{m['data']['side']} part, n = {m['data']['n']}")
+    return build_report(out / "report.html", "tumorlens evaluation report", metrics=m, tables_html=tables,
+                        figures=figs, extra_sections=extra, subtitle=subtitle)

@@ -1,0 +1,268 @@
+"""`Predictor`: the one path from an input to an answer (probabilities, status, heatmap).
+
+The CLI, the web app and evaluation all go through it, so they cannot preprocess differently: the
+preprocessing settings come from the checkpoint (as timm keeps preprocessing with the model).
+"""
+from __future__ import annotations
+
+import glob
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from .checkpoint import Checkpoint, load_checkpoint
+from .config import TumorlensError
+from .data import preprocess_array
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("ok", "uncertain", "rejected", "error")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One answer. `heatmap` (original resolution, [0, 1]) is kept out of the JSON form."""
+
+    path: str
+    status: str
+    label: str | None = None
+    probabilities: dict[str, float] | None = None
+    confidence: float | None = None
+    reason: str | None = None
+    frame: int | None = None
+    slice: int | None = None
+    heatmap: np.ndarray | None = field(default=None, repr=False, compare=False)
+    image: np.ndarray | None = field(default=None, repr=False, compare=False)  # original-resolution gray
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("heatmap")
+        d.pop("image")
+        for k in ("frame", "slice"):
+            if d[k] is None:
+                d.pop(k)
+        return d
+
+
+def expand_inputs(inputs: Iterable[str]) -> Iterator[tuple[str, str | None]]:
+    """Files, folders (recursive, sorted) and globs -> (path, error or None) in a stable order."""
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found = sorted(q for q in p.rglob("*") if q.is_file() and not any(
+                part.startswith(".") for part in q.relative_to(p).parts))
+            if not found:
+                yield item, f"{item}: folder holds no files"
+            for q in found:
+                yield str(q), None
+        elif p.is_file():
+            yield item, None
+        elif any(ch in item for ch in "*?["):
+            matches = sorted(m for m in glob.glob(item, recursive=True) if os.path.isfile(m))
+            if not matches:
+                yield item, f"{item}: no file matches this pattern"
+            yield from ((m, None) for m in matches)
+        else:
+            yield item, f"{item}: no such file or folder"
+
+
+class Predictor:
+    """Classifies grayscale slices with a checkpoint's model, preprocessing, calibration and refusal.
+
+    Every record passes, in order: reading (error), the header and image-statistics checks of
+    `refusal.check_image` (rejected), the model, the feature-space distance of `refusal.FeatureOOD` when the
+    checkpoint holds one (rejected), and the abstention threshold (uncertain below it, else ok). Rejected
+    records carry no label and no probabilities, only the reason. `refuse=False` switches the refusal
+    layers off (evaluation on known MRI test sets).
+    """
+
+    explain_method: str | None = None  # heatmap method (None: explain.DEFAULT_METHOD); set by `tumorlens explain`
+    explain_target: int | None = None  # class index the heatmaps explain (None: the predicted class)
+
+    def __init__(self, checkpoint: Checkpoint | str | os.PathLike | None = None, refuse: bool = True):
+        self.ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
+        self.model = self.ckpt.model.eval()
+        self.pre = self.ckpt.preprocess
+        self.classes = tuple(self.ckpt.classes)
+        self.temperature = self.ckpt.temperature
+        self.threshold = float(self.ckpt.meta.get("abstention", {}).get("threshold", 0.0))
+        self.refuse = refuse
+        ood = self.ckpt.meta.get("refusal", {}).get("ood")
+        self.ood = None
+        if ood:
+            from .refusal import FeatureOOD
+
+            self.ood = FeatureOOD.from_meta(ood)
+
+    # ---------------------------------------------------------------------------------- arrays
+    @torch.no_grad()
+    def logits(self, x: np.ndarray, batch: int = 512) -> np.ndarray:
+        """Preprocessed inputs (N, S, S) -> raw logits (N, K)."""
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(1)  # (N, 1, S, S)
+        out = [self.model(t[i:i + batch].contiguous(memory_format=torch.channels_last))
+               for i in range(0, len(t), batch)]
+        return torch.cat(out).numpy() if out else np.zeros((0, len(self.classes)), np.float32)
+
+    @torch.no_grad()
+    def logits_and_features(self, x: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
+        """Preprocessed inputs (N, S, S) -> raw logits (N, K) and mean-pooled last feature maps (N, C)."""
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(1)
+        zs, fs = [], []
+        for i in range(0, len(t), batch):
+            f = self.model.forward_features(t[i:i + batch].contiguous(memory_format=torch.channels_last))
+            zs.append(self.model.forward_head(f))
+            fs.append(f.mean((2, 3)))
+        if not zs:
+            return np.zeros((0, len(self.classes)), np.float32), np.zeros((0, 0), np.float32)
+        return torch.cat(zs).numpy(), torch.cat(fs).numpy()
+
+    def _softmax(self, z: np.ndarray) -> np.ndarray:
+        z = z / self.temperature
+        z = z - z.max(1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(1, keepdims=True)
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """Preprocessed inputs (N, S, S) -> temperature-calibrated probabilities (N, K)."""
+        return self._softmax(self.logits(x))
+
+    def preprocess(self, gray: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int]]:
+        return preprocess_array(gray, self.pre)
+
+    # ---------------------------------------------------------------------------------- records
+    def record_from_probs(self, path: str, probs: np.ndarray, **where: Any) -> Record:
+        k = int(probs.argmax())
+        conf = float(probs[k])
+        pd = {c: round(float(p), 6) for c, p in zip(self.classes, probs)}
+        if conf < self.threshold:
+            return Record(path, "uncertain", self.classes[k], pd, conf,
+                          f"confidence {conf:.3f} below the abstention threshold {self.threshold:.3f}", **where)
+        return Record(path, "ok", self.classes[k], pd, conf, **where)
+
+    def classify_frames(self, items: list[tuple[str, Any]], explain: bool = False,
+                        method: str | None = None) -> list[Record]:
+        """(path, readers.Frame) pairs -> one record each, in order; the model runs once on the batch."""
+        from .refusal import check_image
+
+        recs: list[Record | None] = [None] * len(items)
+        xs, boxes, todo = [], [], []
+        for i, (path, fr) in enumerate(items):
+            if self.refuse:
+                reason = check_image(fr.gray, fr.info)
+                if reason:
+                    recs[i] = Record(path, "rejected", reason=reason, **fr.where)
+                    continue
+            try:
+                x, box = self.preprocess(fr.gray)
+            except TumorlensError as e:
+                recs[i] = Record(path, "error", reason=f"{path}: {e}", **fr.where)
+                continue
+            xs.append(x)
+            boxes.append(box)
+            todo.append(i)
+        if todo:
+            z, feats = self.logits_and_features(np.stack(xs))
+            probs = self._softmax(z)
+            scores = self.ood.score(feats) if (self.refuse and self.ood is not None) else None
+            for j, i in enumerate(todo):
+                path, fr = items[i]
+                if scores is not None and scores[j] > self.ood.threshold:
+                    recs[i] = Record(path, "rejected", reason=(
+                        f"unlike the brain MRI slices the model was trained on [feature distance "
+                        f"{scores[j]:.3g} > {self.ood.threshold:.3g}]"), **fr.where)
+                    continue
+                rec = self.record_from_probs(path, probs[j], **fr.where)
+                if explain:
+                    rec = self._explain(rec, fr, xs[j], boxes[j], int(probs[j].argmax()), method)
+                recs[i] = rec
+        return [r for r in recs if r is not None]
+
+    def _explain(self, rec: Record, fr: Any, x: np.ndarray, box: tuple[int, int, int], target: int,
+                 method: str | None) -> Record:
+        from .explain import explain_slice
+
+        method = method or self.explain_method
+        target = target if self.explain_target is None else int(self.explain_target)
+        full = fr.info.get("_full")  # the full-resolution decode of a draft-decoded JPEG, if any
+        image = fr.gray if full is None else full
+        if full is not None:
+            box = tuple(int(round(v * full.shape[0] / fr.gray.shape[0])) for v in box)
+        kw = {"method": method} if method else {}
+        heat = explain_slice(self.model, x, box, image.shape, target=target, **kw)
+        return Record(**{**asdict(rec), "heatmap": heat, "image": image})
+
+    def predict_gray(self, gray: np.ndarray, path: str = "<array>", explain: bool = False,
+                     info: dict[str, Any] | None = None, **where: Any) -> Record:
+        """Classify one raw grayscale slice (any resolution); optionally attach a heatmap."""
+        from .readers import Frame
+
+        return self.classify_frames([(path, Frame(np.asarray(gray, dtype=np.float32), dict(where),
+                                                  dict(info or {})))], explain=explain)[0]
+
+    def _frames(self, src: Any, name: str, explain: bool, slice: int | None) -> list[Any]:
+        from .readers import read_frames
+
+        frames = read_frames(src, name=name, slice=slice, draft=4 * self.pre.size)
+        if explain and len(frames) == 1 and frames[0].info.get("format") == "JPEG":
+            full = read_frames(src, name=name, slice=slice)[0].gray
+            if full.shape != frames[0].gray.shape:
+                frames[0].info["_full"] = full
+        return frames
+
+    def predict_file(self, path: str | os.PathLike, explain: bool = False, slice: int | None = None) -> list[Record]:
+        """All records of one file: one per DICOM frame / NIfTI slice (a 2-D image gives one).
+
+        A file that cannot be read gives one error record. 2-D images are decoded as in training
+        (`read_gray(path, draft=4 * size)` semantics), so the model sees what it was trained on.
+        """
+        path = str(path)
+        try:
+            frames = self._frames(path, path, explain, slice)
+        except TumorlensError as e:
+            return [Record(path, "error", reason=str(e))]
+        return self.classify_frames([(path, f) for f in frames], explain=explain)
+
+    def predict_bytes(self, data: bytes, name: str, explain: bool = False, slice: int | None = None) -> list[Record]:
+        """Records of an upload held in memory (never written to disk); `name` is its file name."""
+        try:
+            frames = self._frames(bytes(data), name, explain, slice)
+        except TumorlensError as e:
+            return [Record(name, "error", reason=str(e))]
+        return self.classify_frames([(name, f) for f in frames], explain=explain)
+
+    def predict_paths(self, inputs: Iterable[str], explain: bool = False, slice: int | None = None,
+                      batch: int = 64) -> Iterator[Record]:
+        """Records for files, folders and globs; a bad input yields an error record and the rest go on.
+
+        Frames of consecutive files are classified together, `batch` at a time; order is kept.
+        """
+        pending: list[Record | tuple[str, Any]] = []
+        n_frames = 0
+
+        def flush() -> Iterator[Record]:
+            nonlocal pending, n_frames
+            items = [p for p in pending if not isinstance(p, Record)]
+            done = iter(self.classify_frames(items, explain=explain)) if items else iter(())
+            for p in pending:
+                yield p if isinstance(p, Record) else next(done)
+            pending, n_frames = [], 0
+
+        for path, err in expand_inputs(inputs):
+            if err:
+                pending.append(Record(path, "error", reason=err))
+            else:
+                try:
+                    frames = self._frames(path, path, explain, slice)
+                except TumorlensError as e:
+                    pending.append(Record(path, "error", reason=str(e)))
+                else:
+                    pending.extend((path, f) for f in frames)
+                    n_frames += len(frames)
+            if n_frames >= batch or len(pending) >= 4 * batch:
+                yield from flush()
+        yield from flush()

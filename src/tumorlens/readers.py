@@ -1,0 +1,435 @@
+"""Turn one input - a path, or bytes plus a name - into 2-D grayscale frames the model can read.
+
+Formats, told apart by content first and by name second:
+
+* **2-D images** (PNG, JPEG, BMP, TIFF, anything Pillow opens): decoded exactly as `data.read_gray` does
+  (same pixel limit, same errors, same JPEG *draft* decoding), so a file gives the model the same input
+  here as in training. Multi-page files give their first page, as in training.
+* **DICOM** (`.dcm`, or any name, recognised by `DICM` at byte 128; `.dcm` files without that preamble are
+  read too): Modality LUT / RescaleSlope+Intercept, then the VOI LUT or WindowCenter/Width when present,
+  else a robust window from the 0.5th to the 99.5th percentile; MONOCHROME1 is inverted so that bright means
+  bright; a multi-frame object gives one frame per frame. Compressed transfer syntaxes decode when pydicom
+  has a plugin for them (pylibjpeg-libjpeg: JPEG, JPEG-LS; pylibjpeg-openjpeg: JPEG 2000; RLE and deflate
+  are built in); otherwise the error names the transfer syntax.
+* **NIfTI** (`.nii`, `.nii.gz`, or a NIfTI-1/2 header): reoriented with `nibabel.as_closest_canonical`
+  (RAS+: the third axis runs inferior -> superior) and cut into axial slices, shown in the radiological
+  convention (anterior at the top, the patient's right on the left), resampled to square pixels when the
+  in-plane voxel size differs. `slice=k` picks slice k (0 = most inferior, counted after reorientation).
+  Without it a sensible subset is taken, see `auto_slices`: the middle 60 % of the slices that contain
+  head, at most `MAX_AUTO_SLICES`, evenly spaced. A 4-D image with more than one volume is an error.
+
+Each frame carries `info`: `format`, and what the refusal checks use - `colour` and `colourfulness` (of the
+RGB source, before the grayscale conversion; 0 for grayscale sources) and, for DICOM, `modality` and
+`body_part`. Every failure is a `TumorlensError` whose message reads "name: problem".
+
+pydicom and nibabel are imported only when a DICOM or NIfTI input arrives.
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .config import TumorlensError
+from .data import MAX_PIXELS, _to_gray_array, resize
+
+log = logging.getLogger(__name__)
+
+MAX_VOXELS = 300_000_000  # a DICOM series or NIfTI volume above this is refused before decoding
+MAX_AUTO_SLICES = 24  # NIfTI slices classified when no slice is named
+HEAD_SLICE_FRACTION = 0.6  # ... taken from the middle of the slices containing head
+COLOUR_SAMPLE = 64  # colourfulness is measured on a thumbnail of about this many pixels a side
+REJECT_MODALITIES = {
+    "CT": "computed tomography", "US": "ultrasound", "NM": "nuclear medicine", "PT": "PET",
+    "CR": "computed radiography", "DX": "digital radiography", "MG": "mammography", "XA": "X-ray angiography",
+    "RF": "radio fluoroscopy", "IO": "intra-oral radiography", "PX": "panoramic X-ray", "OP": "ophthalmic photography",
+    "XC": "external camera photography", "ES": "endoscopy", "SM": "slide microscopy", "GM": "general microscopy",
+    "OCT": "optical coherence tomography", "BMD": "bone densitometry", "RTDOSE": "radiotherapy dose",
+    "RTIMAGE": "radiotherapy image", "RTSTRUCT": "radiotherapy structure set", "SEG": "segmentation",
+    "SR": "structured report", "ECG": "electrocardiogram", "KO": "key object selection", "PR": "presentation state",
+}
+
+
+@dataclass
+class Frame:
+    """One 2-D slice: raw intensities (float32), where it sits in its file, and what is known about it."""
+
+    gray: np.ndarray
+    where: dict[str, int] = field(default_factory=dict)  # {} | {'frame': i} | {'slice': k}
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def colour_stats(rgb: np.ndarray) -> dict[str, float]:
+    """How colourful an (H, W, 3) array on a 0..255 scale is, measured on a thumbnail.
+
+    colourfulness: Hasler & Suesstrunk (2003), M = sqrt(sd(rg)^2 + sd(yb)^2) + 0.3 sqrt(mean(rg)^2 +
+      mean(yb)^2), rg = R - G, yb = (R + G)/2 - B. Grey scores 0 (JPEG chroma noise adds about 1); colour
+      photographs score about 15-100; a grey MRI with a small coloured logo banner can reach 30.
+    colour_fraction: the share of pixels whose chroma, max(R, G, B) - min(R, G, B), exceeds 32 - large for
+      photographs and colour-mapped images, a few per cent for a grey scan with a coloured banner.
+    """
+    a = np.asarray(rgb, dtype=np.float32)
+    step = max(1, int(max(a.shape[0], a.shape[1]) // COLOUR_SAMPLE))
+    a = a[::step, ::step, :3]
+    rg = a[..., 0] - a[..., 1]
+    yb = 0.5 * (a[..., 0] + a[..., 1]) - a[..., 2]
+    m = float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+    chroma = a.max(axis=-1) - a.min(axis=-1)
+    return {"colourfulness": round(m, 3), "colour_fraction": round(float((chroma > 32).mean()), 4)}
+
+
+_GREY = {"colourfulness": 0.0, "colour_fraction": 0.0}
+
+
+def _is_dicom(head: bytes) -> bool:
+    return len(head) >= 132 and head[128:132] == b"DICM"
+
+
+def _nifti_kind(head: bytes, name: str) -> str | None:
+    """'nii' / 'nii.gz' when the name or the header says NIfTI, else None."""
+    low = name.lower()
+    if low.endswith(".nii.gz"):
+        return "nii.gz"
+    if low.endswith(".nii"):
+        return "nii"
+    if len(head) >= 348:
+        n1 = int.from_bytes(head[:4], "little") in (348,) or int.from_bytes(head[:4], "big") in (348,)
+        if n1 and head[344:348] in (b"n+1\x00", b"ni1\x00"):
+            return "nii"
+        n2 = int.from_bytes(head[:4], "little") == 540 or int.from_bytes(head[:4], "big") == 540
+        if n2 and head[4:8] == b"n+2\x00":
+            return "nii"
+    return None
+
+
+# ----------------------------------------------------------------------------------- 2-D images
+def _read_image(src: str | os.PathLike | bytes, name: str, draft: int | None) -> Frame:
+    """Pillow decode with exactly `data.read_gray`'s checks and conversion, plus colour information."""
+    fp = io.BytesIO(src) if isinstance(src, (bytes, bytearray, memoryview)) else src
+    try:
+        with Image.open(fp) as im:
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise TumorlensError(f"{name}: image claims {w}x{h} pixels, over the {MAX_PIXELS:,} limit")
+            if w < 8 or h < 8:
+                raise TumorlensError(f"{name}: image is only {w}x{h} pixels")
+            fmt, mode = im.format, im.mode
+            colour_src = mode in ("RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "P", "PA", "LAB", "HSV")
+            info: dict[str, Any] = {"format": fmt or "image", "mode": mode, "size": [w, h]}
+            jpeg_draft = bool(draft and fmt == "JPEG")
+            if jpeg_draft:
+                im.draft("L" if mode in ("L", "RGB") else mode, (draft, draft))
+            if getattr(im, "n_frames", 1) > 1:
+                im.seek(0)
+            im.load()
+            gray = _to_gray_array(im)
+            colour = dict(_GREY)
+            if colour_src and not (jpeg_draft and mode == "RGB"):
+                thumb = im.copy()
+                thumb.thumbnail((COLOUR_SAMPLE * 2, COLOUR_SAMPLE * 2))
+                colour = colour_stats(np.asarray(thumb.convert("RGB")))
+        if jpeg_draft and mode == "RGB":
+            # the draft decode above went straight to luma; the chroma comes from a 1/8-scale decode (fast)
+            if not isinstance(fp, (str, os.PathLike)):
+                fp.seek(0)
+            with Image.open(fp) as im2:
+                im2.draft("RGB", (COLOUR_SAMPLE, COLOUR_SAMPLE))
+                colour = colour_stats(np.asarray(im2.convert("RGB")))
+        info["colour"] = bool(colour_src)
+        info.update(colour)
+        return Frame(gray, {}, info)
+    except TumorlensError:
+        raise
+    except UnidentifiedImageError:
+        raise TumorlensError(f"{name}: not an image file (format not recognised)") from None
+    except Image.DecompressionBombError as e:
+        raise TumorlensError(f"{name}: image too large ({e})") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as e:
+        msg = str(e) or type(e).__name__
+        raise TumorlensError(f"{name}: corrupt or truncated image ({msg})") from None
+
+
+# ---------------------------------------------------------------------------------------- DICOM
+def _window(x: np.ndarray, center: float, width: float, func: str = "LINEAR") -> np.ndarray:
+    """DICOM PS3.3 C.11.2.1.2 VOI windowing onto 0..255 (LINEAR, LINEAR_EXACT or SIGMOID)."""
+    if func == "SIGMOID":
+        return (255.0 / (1.0 + np.exp(-4.0 * (x - center) / max(width, 1e-6)))).astype(np.float32)
+    if func == "LINEAR_EXACT":
+        w = max(width, 1e-6)
+        return (np.clip((x - center) / w + 0.5, 0.0, 1.0) * 255.0).astype(np.float32)
+    w = max(width, 1.0)
+    if w == 1.0:
+        return np.where(x > center - 0.5, 255.0, 0.0).astype(np.float32)
+    return (np.clip((x - (center - 0.5)) / (w - 1.0) + 0.5, 0.0, 1.0) * 255.0).astype(np.float32)
+
+
+def _robust_window(x: np.ndarray) -> np.ndarray:
+    lo, hi = np.percentile(x, [0.5, 99.5])
+    if hi <= lo:
+        lo, hi = float(x.min()), float(x.max())
+    if hi <= lo:
+        return np.zeros_like(x, dtype=np.float32)
+    return (np.clip((x - lo) / (hi - lo), 0.0, 1.0) * 255.0).astype(np.float32)
+
+
+def _first(v: Any) -> float:
+    try:
+        return float(v[0]) if hasattr(v, "__len__") and not isinstance(v, str) else float(v)
+    except (TypeError, ValueError, IndexError):
+        return float("nan")
+
+
+def _dicom_voi(frame: np.ndarray, ds: Any, name: str) -> tuple[np.ndarray, str]:
+    """Modality-LUT values of one frame -> displayable 0..255 float32, and how it was windowed."""
+    seq = ds.get("VOILUTSequence")
+    if seq:
+        from pydicom.pixels import apply_voi_lut
+
+        try:
+            item = seq[0]
+            out = apply_voi_lut(frame, ds, index=0, prefer_lut=True).astype(np.float32)
+            bits = int(item.LUTDescriptor[2])
+            top = float(2 ** bits - 1) if 8 <= bits <= 16 else float(out.max() or 1.0)
+            return np.clip(out / top, 0, 1).astype(np.float32) * 255.0, "voi_lut"
+        except Exception as e:  # a malformed LUT falls back to the window / robust window
+            log.warning("%s: VOI LUT not usable (%s); using the window", name, e)
+    if "WindowCenter" in ds and "WindowWidth" in ds:
+        c, w = _first(ds.WindowCenter), _first(ds.WindowWidth)
+        if np.isfinite(c) and np.isfinite(w) and w > 0:
+            func = str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR").upper()
+            return _window(frame, c, w, func), "window"
+    return _robust_window(frame), "percentile"
+
+
+def _read_dicom(src: str | os.PathLike | bytes, name: str, force: bool) -> list[Frame]:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    fp = io.BytesIO(src) if isinstance(src, (bytes, bytearray, memoryview)) else src
+    try:
+        ds = pydicom.dcmread(fp, force=force)
+    except InvalidDicomError as e:
+        raise TumorlensError(f"{name}: not a valid DICOM file ({e})") from None
+    except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError, NotImplementedError) as e:
+        raise TumorlensError(f"{name}: corrupt or truncated DICOM file ({str(e) or type(e).__name__})") from None
+    modality = str(ds.get("Modality", "") or "").strip().upper()
+    body = str(ds.get("BodyPartExamined", "") or "").strip().upper()
+    tsuid = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    ts_name = getattr(tsuid, "name", str(tsuid)) if tsuid else "unknown transfer syntax"
+    info: dict[str, Any] = {"format": "DICOM", "modality": modality or None, "body_part": body or None,
+                            "transfer_syntax": ts_name,
+                            "photometric": str(ds.get("PhotometricInterpretation", "") or "") or None,
+                            "series": str(ds.get("SeriesDescription", "") or "") or None}
+    if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        sop = ds.get("SOPClassUID")
+        what = f" ({getattr(sop, 'name', sop)})" if sop else ""
+        raise TumorlensError(f"{name}: DICOM file has no pixel data{what}")
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        nf = int(ds.get("NumberOfFrames", 1) or 1)
+    except (AttributeError, TypeError, ValueError):
+        raise TumorlensError(f"{name}: DICOM image lacks Rows/Columns") from None
+    if rows * cols > MAX_PIXELS or rows * cols * nf > MAX_VOXELS:
+        raise TumorlensError(f"{name}: DICOM image claims {nf} frame(s) of {cols}x{rows} pixels, over the limit")
+    if rows < 8 or cols < 8:
+        raise TumorlensError(f"{name}: image is only {cols}x{rows} pixels")
+    try:
+        arr = ds.pixel_array
+    except (NotImplementedError, RuntimeError) as e:
+        if tsuid is not None and getattr(tsuid, "is_compressed", False):
+            raise TumorlensError(f"{name}: cannot decode the DICOM transfer syntax {ts_name} ({tsuid}); "
+                                 f"no installed decoder handles it") from None
+        raise TumorlensError(f"{name}: cannot decode DICOM pixel data ({str(e).splitlines()[0]})") from None
+    except (ValueError, EOFError, OSError, KeyError, AttributeError, TypeError) as e:
+        raise TumorlensError(f"{name}: corrupt or truncated DICOM pixel data ({str(e) or type(e).__name__})") from None
+    photo = (info["photometric"] or "MONOCHROME2").upper()
+    spp = int(ds.get("SamplesPerPixel", 1) or 1)
+    colour = spp > 1 or photo == "PALETTE COLOR"
+    if photo == "PALETTE COLOR":
+        from pydicom.pixels import apply_color_lut
+
+        try:
+            arr = apply_color_lut(arr, ds)
+            arr = arr / (arr.max() or 1) * 255.0
+        except Exception as e:
+            raise TumorlensError(f"{name}: cannot apply the DICOM palette ({e})") from None
+    # frames axis first
+    if colour:
+        arr = arr[None] if arr.ndim == 3 else arr
+    else:
+        arr = arr[None] if arr.ndim == 2 else arr
+    info["colour"] = bool(colour)
+    info["n_frames"] = int(arr.shape[0])
+    frames: list[Frame] = []
+    if colour:
+        from pydicom.pixels import apply_modality_lut  # noqa: F401  (colour data has no modality LUT)
+
+        for i, f in enumerate(arr):
+            f = f.astype(np.float32)
+            if f.max() > 255:
+                f = f / f.max() * 255.0
+            c = colour_stats(f)
+            gray = f[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+            frames.append(Frame(gray.astype(np.float32), {"frame": i} if arr.shape[0] > 1 else {},
+                                {**info, **c, "window": "none"}))
+        return frames
+    from pydicom.pixels import apply_modality_lut
+
+    for i, f in enumerate(arr):
+        try:
+            v = apply_modality_lut(f, ds).astype(np.float32)
+        except Exception as e:  # a malformed rescale is reported, not guessed
+            raise TumorlensError(f"{name}: cannot apply the DICOM rescale / modality LUT ({e})") from None
+        g, how = _dicom_voi(v, ds, name)
+        if photo == "MONOCHROME1":
+            g = 255.0 - g
+        frames.append(Frame(np.ascontiguousarray(g, dtype=np.float32), {"frame": i} if arr.shape[0] > 1 else {},
+                            {**info, **_GREY, "window": how}))
+    return frames
+
+
+# ---------------------------------------------------------------------------------------- NIfTI
+def auto_slices(vol: np.ndarray, limit: int = MAX_AUTO_SLICES) -> list[int]:
+    """Indices of axial slices worth classifying in an (X, Y, Z) volume, inferior first.
+
+    A slice "contains head" when its foreground (voxels above 10 % of the volume's robust range) covers at
+    least a quarter of the largest slice's foreground. Of the run from the first to the last such slice,
+    the middle `HEAD_SLICE_FRACTION` (60 %) is kept - the end slices are skull base and vertex, unlike the
+    training slices - and at most `limit` evenly spaced slices of it are returned. A volume with no
+    foreground gives its middle slice.
+    """
+    z = vol.shape[2]
+    lo, hi = np.percentile(vol, [1.0, 99.0])
+    if hi <= lo:
+        return [z // 2]
+    area = (vol > lo + 0.1 * (hi - lo)).sum(axis=(0, 1))
+    ok = np.flatnonzero(area >= 0.25 * area.max())
+    if ok.size == 0:
+        return [z // 2]
+    first, last = int(ok[0]), int(ok[-1])
+    n = last - first + 1
+    cut = (1.0 - HEAD_SLICE_FRACTION) / 2.0
+    a = first + int(np.floor(cut * n))
+    b = max(a, first + int(np.ceil((1.0 - cut) * n)) - 1)
+    idx = np.arange(a, b + 1)
+    if idx.size > limit:
+        idx = idx[np.round(np.linspace(0, idx.size - 1, limit)).astype(int)]
+    return sorted({int(i) for i in idx})
+
+
+def _read_nifti(src: str | os.PathLike | bytes, name: str, kind: str, slice_: int | None) -> list[Frame]:
+    import nibabel as nib
+
+    try:
+        if isinstance(src, (bytes, bytearray, memoryview)):
+            raw = bytes(src)
+            if raw[:2] == b"\x1f\x8b":
+                raw = gzip.decompress(raw)
+            cls = nib.Nifti2Image if int.from_bytes(raw[:4], "little") == 540 or \
+                int.from_bytes(raw[:4], "big") == 540 else nib.Nifti1Image
+            img = cls.from_bytes(raw)
+        else:
+            img = nib.load(str(src))
+        shape = tuple(int(s) for s in img.shape)
+        while len(shape) > 3 and shape[-1] == 1:
+            shape = shape[:-1]
+        if len(shape) > 3:
+            raise TumorlensError(f"{name}: NIfTI image is {len(shape)}-D {shape}; only 2-D or 3-D (one volume) "
+                                 f"images are supported - extract one volume first")
+        if int(np.prod(shape)) > MAX_VOXELS:
+            raise TumorlensError(f"{name}: NIfTI image has {int(np.prod(shape)):,} voxels, over the limit")
+        if len(shape) < 3:
+            shape = shape + (1,) * (3 - len(shape))
+        data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
+        img3 = nib.Nifti1Image(data, img.affine)
+        can = nib.as_closest_canonical(img3)
+        vol = np.asarray(can.dataobj, dtype=np.float32)
+        zooms = [float(z) for z in can.header.get_zooms()[:3]]
+    except TumorlensError:
+        raise
+    except MemoryError:
+        raise TumorlensError(f"{name}: NIfTI image too large to load") from None
+    except Exception as e:  # nibabel raises many types for damaged files
+        raise TumorlensError(f"{name}: corrupt or unreadable NIfTI file ({str(e) or type(e).__name__})") from None
+    vol = np.nan_to_num(vol, nan=0.0, posinf=0.0, neginf=0.0)
+    nz = vol.shape[2]
+    if slice_ is not None:
+        if not 0 <= int(slice_) < nz:
+            raise TumorlensError(f"{name}: slice {slice_} is out of range (the image has {nz} axial slices, 0..{nz - 1})")
+        picks = [int(slice_)]
+    else:
+        picks = auto_slices(vol)
+    info = {"format": "NIfTI", "modality": None, "body_part": None, "colour": False, **_GREY,
+            "shape": list(vol.shape), "voxel_size": [round(z, 4) for z in zooms], "n_slices": nz,
+            "orientation": "RAS (as_closest_canonical)", "auto_slices": slice_ is None}
+    frames = []
+    for k in picks:
+        g = np.ascontiguousarray(vol[::-1, ::-1, k].T)  # rows: anterior -> posterior; columns: right -> left
+        zx, zy = zooms[0] or 1.0, zooms[1] or 1.0
+        if abs(zx / zy - 1.0) > 0.01:  # square pixels: stretch the coarser axis
+            h, w = g.shape
+            if zx > zy:
+                g = resize(g, (h, max(1, int(round(w * zx / zy)))))
+            else:
+                g = resize(g, (max(1, int(round(h * zy / zx))), w))
+        if min(g.shape) < 8:
+            raise TumorlensError(f"{name}: axial slices are only {g.shape[1]}x{g.shape[0]} pixels")
+        frames.append(Frame(g.astype(np.float32), {"slice": k}, dict(info)))
+    return frames
+
+
+# ------------------------------------------------------------------------------------------ entry
+def read_frames(src: str | os.PathLike | bytes, name: str | None = None, slice: int | None = None,
+                draft: int | None = None) -> list[Frame]:
+    """Frames of one input: a path, or the bytes of an upload together with its file name.
+
+    `slice` selects one axial NIfTI slice; `draft` (2-D JPEGs only) lets the decoder downscale while both
+    sides stay >= draft pixels, exactly as training decodes (`data.read_gray(path, draft=4 * size)`).
+    Raises TumorlensError("name: problem") for anything that cannot be read. Bytes are never written to disk.
+    """
+    is_bytes = isinstance(src, (bytes, bytearray, memoryview))
+    if is_bytes:
+        name = name or "<upload>"
+        head = bytes(src[:352])
+        if len(src) == 0:
+            raise TumorlensError(f"{name}: empty file (0 bytes)")
+    else:
+        name = name or str(src)
+        p = Path(src)
+        try:
+            size = p.stat().st_size
+            if p.is_dir():
+                raise TumorlensError(f"{name}: is a folder, not a file")
+            if size == 0:
+                raise TumorlensError(f"{name}: empty file (0 bytes)")
+            with open(p, "rb") as f:
+                head = f.read(352)
+        except OSError as e:
+            raise TumorlensError(f"{name}: cannot read ({e.strerror or e})") from None
+    low = name.lower()
+    if _is_dicom(head):
+        return _read_dicom(src, name, force=False)
+    kind = _nifti_kind(head, name)
+    if kind:
+        return _read_nifti(src, name, kind, slice)
+    if low.endswith((".dcm", ".dicom")):
+        return _read_dicom(src, name, force=True)
+    try:
+        return [_read_image(src, name, draft)]
+    except TumorlensError as e:
+        # a DICOM without the 128-byte preamble and without an extension: try once, keep the image error
+        if "not an image file" in str(e) and not Path(low).suffix:
+            try:
+                frames = _read_dicom(src, name, force=True)
+            except TumorlensError:
+                raise e from None
+            return frames
+        raise

@@ -1,0 +1,373 @@
+"""Refusing inputs that are not a brain MRI slice, before the classifier says anything about them.
+
+A classifier always answers with one of its classes, so a photograph, a chest CT or an empty frame would get
+a confident "glioma". Three independent layers turn such inputs into `rejected` records with a reason:
+
+1. **Header checks** (`check_header`): a DICOM Modality other than MR (or OT, secondary capture) - CT, US,
+   NM, PT, CR, DX, MG, XA ... - and a BodyPartExamined that is not the head or brain.
+2. **Image statistics** (`image_stats` + `check_stats`), computed on the raw frame before preprocessing, on a
+   thumbnail whose longest side is `THUMB` pixels: near-constant images; colour (measured on the RGB source,
+   before its grayscale conversion); pixel-level noise; no dark background; and the head-shape test - an MRI
+   slice shows one large, roughly elliptical, mostly filled bright region on a dark background. Each check
+   and its limit is listed in `LIMITS`, set from the 7,023 Kaggle MRI slices (each limit refuses at most a
+   handful of them) and the probe images of `tests/probes.py` (constant, gradients, noise, colour photos,
+   documents, textures, chest CT, ultrasound, nuclear medicine).
+3. **Feature-space distance** (`FeatureOOD`): the Mahalanobis distance of the model's pooled last feature
+   map (global average of `forward_features`, 128-d) to the nearest class mean, with one shared covariance
+   (Lee et al. 2018, "A simple unified framework for detecting out-of-distribution samples", NeurIPS),
+   shrunk towards its mean eigenvalue (Ledoit-Wolf style) and stored in low-rank form. It is fitted on the
+   training images and its threshold is the 99.5th percentile of the validation images' scores, so it
+   refuses about 0.5 % of real slices by design; it catches MRI-like inputs the statistics miss.
+
+Everything here is numpy; nothing here imports torch (the Predictor supplies the features).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .config import TumorlensError
+
+log = logging.getLogger(__name__)
+
+THUMB = 96  # side of the thumbnail the statistics are computed on
+FG = 0.12  # foreground: above 12 % of the robust (0.5-99.5 percentile) range
+
+# (statistic, 'max' | 'min', limit, reason): refuse when the statistic is above a 'max' limit or below a
+# 'min' one. Limits sit beyond every one of the 7,023 Kaggle slices (their extreme value in brackets) and
+# the 200 phantoms, unless said otherwise; `benchmarks/refusal_rates.py` re-measures them.
+LIMITS: list[tuple[str, str, float, str]] = [
+    ("colour_fraction", "max", 0.12, "a colour image (brain MRI slices are grayscale)"),  # [0.045]
+    ("aspect", "max", 2.5, "not slice-shaped (one side more than 2.5 x the other)"),  # [1.79]
+    ("noise_px", "max", 0.92, "mostly pixel noise or speckle, not an MRI slice"),  # [0.88]
+    ("peak_px", "max", 0.75, "flat, binary or drawn image (text, shapes, graphics), not an MRI slice"),  # [0.70]
+    ("peak", "max", 0.55, "flat, binary or drawn image (few distinct grey levels), not an MRI slice"),  # [0.47]
+    ("sharpness", "min", 0.10, "too smooth or blurry for an MRI slice (no sharp head outline)"),  # [0.17]
+    ("dark", "min", 0.012, "no dark background or dark structures at all"),  # [0.016]
+    ("head_fraction", "min", 0.06, "no large head-shaped region (the bright area is too small)"),  # [0.15]
+    ("outside", "max", 0.25, "no single head-shaped region (bright areas scattered outside one ellipse)"),  # [0.10]
+    ("ellipse_iou", "min", 0.53, "the bright region is not head-shaped (not a filled ellipse)"),  # [0.552]
+    ("holes", "max", 0.45, "large dark areas inside the body (e.g. lungs), unlike a head"),  # [0.433]
+]
+# no dark background (a bright frame border and a mostly bright image) AND smoother than any MRI crop:
+# Kaggle's tightly cropped slices have a bright border too, but noise_px >= 0.133 [stripes, terrain, texture]
+NO_BACKGROUND = (0.6, 0.7, 0.12)  # border_fg >, fg_fraction >, noise_px <
+HEAD_PARTS = {"HEAD", "BRAIN", "SKULL", "HEADNECK", "HEAD_NECK", "CEREBRUM", "CEREBELLUM", "NEUROCRANIUM",
+              "CRANIUM", "PITUITARY", "SELLA", "ORBIT", "IAC"}
+
+
+# --------------------------------------------------------------------------------------- headers
+def check_header(info: dict[str, Any]) -> str | None:
+    """A refusal reason from the file's metadata (DICOM Modality, BodyPartExamined), or None."""
+    from .readers import REJECT_MODALITIES
+
+    mod = (info.get("modality") or "").upper()
+    if mod and mod not in ("MR", "OT"):
+        what = REJECT_MODALITIES.get(mod, "not magnetic resonance")
+        return f"DICOM Modality is {mod} ({what}); only MR brain slices are supported"
+    part = (info.get("body_part") or "").upper().replace(" ", "")
+    if part and part not in HEAD_PARTS and not any(h in part for h in ("HEAD", "BRAIN", "SKULL")):
+        return f"DICOM BodyPartExamined is {part}, not the head; only brain MRI slices are supported"
+    return None
+
+
+# ------------------------------------------------------------------------------------ statistics
+def _thumb(gray: np.ndarray) -> np.ndarray:
+    from .data import resize
+
+    g = np.asarray(gray, dtype=np.float32)
+    h, w = g.shape
+    s = THUMB / max(h, w)
+    if s < 1.0:
+        g = resize(g, (max(2, int(round(h * s))), max(2, int(round(w * s)))))
+    return g
+
+
+def image_stats(gray: np.ndarray, info: dict[str, Any] | None = None) -> dict[str, float]:
+    """Statistics of one raw frame that tell an MRI slice from other images (see `LIMITS`).
+
+    span: robust intensity range (0 for a constant image); colour_fraction: from `info` (the RGB source);
+    noise: energy of the Laplacian relative to the image gradient's (white noise ~5, MRI ~0.2);
+    fg_fraction / border_fg: foreground share of the image / of its outer frame;
+    head_fraction: area of the moment-matched ellipse of the foreground / image area; ellipse_iou: overlap of
+    the foreground with that ellipse; outside: foreground share beyond 1.15 x the ellipse; holes: dark share
+    of the ellipse's inside; sharpness: 99th percentile of the gradient magnitude (per thumbnail pixel,
+    on the 0..1 scale).
+    """
+    info = info or {}
+    raw = np.asarray(gray, dtype=np.float32)
+    g = np.nan_to_num(_thumb(raw), nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = np.percentile(g, [0.5, 99.5])
+    span = float(hi - lo)
+    out: dict[str, float] = {"span": span, "colour_fraction": float(info.get("colour_fraction", 0.0) or 0.0),
+                             "std": float(g.std())}
+    scale = max(abs(float(hi)), abs(float(lo)), 1e-12)
+    if span <= 1e-3 * scale or out["std"] <= 1e-6 * scale:
+        out["constant"] = 1.0
+        return out
+    out["constant"] = 0.0
+    n = np.clip((g - lo) / span, 0.0, 1.0)
+    dy, dx = np.diff(n, axis=0), np.diff(n, axis=1)
+    grad2 = float((dy * dy).mean() + (dx * dx).mean())
+    lap = 4 * n[1:-1, 1:-1] - n[:-2, 1:-1] - n[2:, 1:-1] - n[1:-1, :-2] - n[1:-1, 2:]
+    out["noise"] = float((lap * lap).mean() / max(grad2, 1e-12)) / 5.0  # 1.0 for white noise
+    gm = np.hypot(dy[:, :-1], dx[:-1, :])
+    out["sharpness"] = float(np.percentile(gm, 99.0))
+    fg = n > FG
+    h, w = fg.shape
+    out["aspect"] = float(max(h, w) / max(1, min(h, w)))
+    out["dark"] = float((n < 0.05).mean())
+    out["fg_fraction"] = float(fg.mean())
+    frame = np.concatenate([fg[:2].ravel(), fg[-2:].ravel(), fg[2:-2, :2].ravel(), fg[2:-2, -2:].ravel()])
+    out["border_fg"] = float(frame.mean())
+    area = float(fg.sum())
+    if area < 16:
+        out.update(head_fraction=area / (h * w), ellipse_iou=0.0, outside=1.0, holes=1.0)
+        return out
+    yy, xx = np.nonzero(fg)
+    cy, cx = yy.mean(), xx.mean()
+    cov = np.cov(np.stack([yy - cy, xx - cx]).astype(np.float64)) + np.eye(2) * (1 / 12)
+    inv = np.linalg.inv(cov)
+    Y, X = np.mgrid[0:h, 0:w]
+    ry, rx = Y - cy, X - cx
+    d2 = inv[0, 0] * ry * ry + 2 * inv[0, 1] * ry * rx + inv[1, 1] * rx * rx
+    ell = d2 <= 4.0  # a uniform filled ellipse has its boundary at Mahalanobis radius 2
+    e_area = float(np.pi * 4.0 * np.sqrt(max(np.linalg.det(cov), 1e-12)))
+    inter = float((fg & ell).sum())
+    out["head_fraction"] = e_area / (h * w)
+    out["ellipse_iou"] = inter / float((fg | ell).sum())
+    out["outside"] = float((fg & (d2 > 4.0 * 1.15 ** 2)).sum()) / area
+    n_ell = float(ell.sum())
+    out["holes"] = 1.0 - inter / n_ell if n_ell else 1.0
+    core = d2[1:-1, 1:-1] <= 2.0
+    if core.sum() >= 16:
+        dyc, dxc = dy[:-1, 1:-1][core], dx[1:-1, :-1][core]
+        out["noise_in"] = float((lap[core] ** 2).mean() / max(float((dyc * dyc).mean() + (dxc * dxc).mean()), 1e-12)) / 5.0
+    else:
+        out["noise_in"] = out["noise"]
+    vals = n[fg]
+    out["peak"] = float(np.bincount(np.minimum((vals * 32).astype(np.int64), 31), minlength=32).max() / vals.size)
+    outer = d2 > 4.0 * 1.15 ** 2
+    out["bg_level"] = float(np.median(n[outer])) if outer.mean() >= 0.05 else 0.0
+    # the same at full resolution, on a central window (no resampling to smooth pixel noise away)
+    H, W = raw.shape
+    c = min(96, H, W)
+    win = np.clip((np.nan_to_num(raw[(H - c) // 2:(H - c) // 2 + c, (W - c) // 2:(W - c) // 2 + c]) - lo) / span, 0, 1)
+    wy, wx = np.diff(win, axis=0), np.diff(win, axis=1)
+    g2 = float((wy * wy).mean() + (wx * wx).mean())
+    wl = 4 * win[1:-1, 1:-1] - win[:-2, 1:-1] - win[2:, 1:-1] - win[1:-1, :-2] - win[1:-1, 2:]
+    out["noise_px"] = float((wl * wl).mean() / g2) / 5.0 if g2 > 1e-5 else 0.0
+    wv = win[win > FG]
+    out["peak_px"] = float(np.bincount(np.minimum((wv * 32).astype(np.int64), 31), minlength=32).max() / wv.size) \
+        if wv.size >= 50 else 0.0
+    ev = np.linalg.eigvalsh(cov)
+    out["ellipse_ratio"] = float(np.sqrt(ev[0] / ev[1])) if ev[1] > 0 else 0.0
+    return out
+
+
+def check_stats(stats: dict[str, float]) -> str | None:
+    """The first failed check's reason (with the measured value), or None when the frame looks like MRI."""
+    if stats.get("constant"):
+        return "blank or constant image"
+    for key, how, limit, reason in LIMITS:
+        v = stats.get(key)
+        if v is None:
+            continue
+        if (how == "max" and v > limit) or (how == "min" and v < limit):
+            return f"{reason} [{key} {v:.3g} {'>' if how == 'max' else '<'} {limit:g}]"
+    b, f, nz = NO_BACKGROUND
+    if stats.get("border_fg", 0) > b and stats.get("fg_fraction", 0) > f and stats.get("noise_px", 1) < nz:
+        return (f"no dark background around the subject and too smooth for an MRI slice [border_fg "
+                f"{stats['border_fg']:.3g} > {b:g}, fg_fraction {stats['fg_fraction']:.3g} > {f:g}, "
+                f"noise_px {stats['noise_px']:.3g} < {nz:g}]")
+    return None
+
+
+def check_image(gray: np.ndarray, info: dict[str, Any] | None = None) -> str | None:
+    """Header and statistics checks of one raw frame: a refusal reason, or None."""
+    info = info or {}
+    return check_header(info) or check_stats(image_stats(gray, info))
+
+
+# --------------------------------------------------------------------------------- feature space
+@dataclass
+class FeatureOOD:
+    """Class-conditional Gaussian with shared, shrunk covariance on pooled features, in low-rank form.
+
+    score(f) = min_k [ sum_j ((f - mu_k) . v_j)^2 / lam_j + |residual|^2 / sigma2 ], where (v_j, lam_j) are
+    the top `rank` eigenpairs of the shrunk within-class covariance and sigma2 is the mean of the others -
+    the Mahalanobis distance under that covariance, stored in a fraction of its size.
+    """
+
+    means: np.ndarray  # (K, D)
+    basis: np.ndarray  # (r, D) orthonormal rows
+    lam: np.ndarray  # (r,)
+    sigma2: float
+    threshold: float = float("inf")
+
+    @classmethod
+    def fit(cls, feats: np.ndarray, labels: np.ndarray, rank: int = 48, shrinkage: float = 0.1) -> "FeatureOOD":
+        f = np.asarray(feats, dtype=np.float64)
+        y = np.asarray(labels).astype(int)
+        if f.ndim != 2 or len(f) != len(y) or len(f) < 2:
+            raise TumorlensError(f"FeatureOOD.fit needs (N, D) features with N >= 2 labels, got {f.shape}")
+        ks = sorted(set(y.tolist()))
+        means = np.stack([f[y == k].mean(0) for k in ks])
+        centred = f - means[np.searchsorted(ks, y)]
+        cov = centred.T @ centred / max(1, len(f) - len(ks))
+        d = cov.shape[0]
+        mu = float(np.trace(cov) / d)
+        cov = (1 - shrinkage) * cov + shrinkage * mu * np.eye(d)
+        lam, vec = np.linalg.eigh(cov)
+        lam, vec = lam[::-1], vec[:, ::-1]
+        r = int(min(rank, d))
+        rest = lam[r:]
+        sigma2 = float(rest.mean()) if rest.size else float(lam[-1])
+        return cls(means, vec[:, :r].T.copy(), np.maximum(lam[:r], 1e-12), max(sigma2, 1e-12))
+
+    def score(self, feats: np.ndarray) -> np.ndarray:
+        f = np.asarray(feats, dtype=np.float64)
+        if f.ndim == 1:
+            f = f[None]
+        best = np.full(len(f), np.inf)
+        for m in self.means:
+            d = f - m
+            p = d @ self.basis.T  # (N, r)
+            res = (d * d).sum(1) - (p * p).sum(1)
+            s = (p * p / self.lam).sum(1) + np.maximum(res, 0.0) / self.sigma2
+            best = np.minimum(best, s)
+        return best / f.shape[1]  # per dimension: about 1 for in-distribution features
+
+    def to_meta(self, digits: int = 5) -> dict[str, Any]:
+        r = lambda a: [float(f"{v:.{digits}g}") for v in np.asarray(a, dtype=np.float64).ravel()]  # noqa: E731
+        return {"method": "mahalanobis-shared-lowrank", "features": "mean-pooled forward_features",
+                "dim": int(self.basis.shape[1]), "rank": int(self.basis.shape[0]),
+                "means": [r(m) for m in self.means], "basis": [r(b) for b in self.basis], "lam": r(self.lam),
+                "sigma2": float(f"{self.sigma2:.{digits}g}"), "threshold": float(f"{self.threshold:.{digits}g}")}
+
+    @classmethod
+    def from_meta(cls, d: dict[str, Any]) -> "FeatureOOD":
+        try:
+            return cls(np.asarray(d["means"], dtype=np.float64), np.asarray(d["basis"], dtype=np.float64),
+                       np.asarray(d["lam"], dtype=np.float64), float(d["sigma2"]), float(d["threshold"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise TumorlensError(f"checkpoint refusal metadata is damaged ({e})") from None
+
+
+# ------------------------------------------------------------------------------ fitting (on val)
+TARGET_ACCURACY = 0.995  # accuracy wanted on the answered validation cases
+MAX_COVERAGE = 0.95  # always abstain on at least the least confident 5 % of validation cases
+OOD_QUANTILE = 0.995  # feature-distance threshold: this quantile of the validation scores
+
+
+def _as_array(x: Any) -> np.ndarray:
+    """(N, S, S) float32 from a numpy array or a torch tensor of shape (N, S, S) or (N, 1, S, S)."""
+    a = x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+    a = np.asarray(a, dtype=np.float32)
+    if a.ndim == 4 and a.shape[1] == 1:
+        a = a[:, 0]
+    if a.ndim != 3:
+        raise TumorlensError(f"expected preprocessed images of shape (N, S, S) or (N, 1, S, S), got {a.shape}")
+    return a
+
+
+def _predictor(p: Any):
+    from .predict import Predictor
+
+    return p if isinstance(p, Predictor) else Predictor(p)
+
+
+def fit_abstention(predictor_or_ckpt: Any, val_x: Any, val_y: Any, target_coverage: float = 0.9,
+                   target_accuracy: float = TARGET_ACCURACY, max_coverage: float = MAX_COVERAGE) -> dict[str, Any]:
+    """Choose the confidence threshold below which a record is `uncertain`, on validation data.
+
+    Rule: on the calibrated (temperature-scaled) validation probabilities, find the largest coverage c_acc
+    at which the answered cases - the most confident ones - are still >= `target_accuracy` (99.5 %) right.
+    The coverage used is c = clip(c_acc, target_coverage, max_coverage) = clip(c_acc, 0.90, 0.95): never
+    answer more than 95 % (the least confident 5 % are always flagged), and never flag more than 10 % even
+    when 99.5 % is out of reach (then the achieved accuracy is logged and stored). The threshold is the
+    confidence of the c-th most confident case (`metrics.threshold_for_coverage`).
+    Returns the dict stored as meta['abstention'].
+    """
+    from .metrics import risk_coverage, threshold_for_coverage
+
+    pr = _predictor(predictor_or_ckpt)
+    x = _as_array(val_x)
+    y = np.asarray(val_y.detach().cpu().numpy() if hasattr(val_y, "detach") else val_y).astype(int)
+    if len(x) != len(y) or len(y) == 0:
+        raise TumorlensError(f"fit_abstention needs matching, non-empty val_x ({len(x)}) and val_y ({len(y)})")
+    probs = pr.probabilities(x)
+    conf = probs.max(1)
+    correct = probs.argmax(1) == y
+    cov, acc = risk_coverage(conf, correct)
+    ok = np.flatnonzero(acc >= target_accuracy)
+    c_acc = float(cov[ok].max()) if ok.size else 0.0
+    c = float(min(max(c_acc, target_coverage), max_coverage))
+    t = threshold_for_coverage(conf, c)
+    answered = conf >= t
+    achieved = float(correct[answered].mean()) if answered.any() else float("nan")
+    if achieved < target_accuracy:
+        log.warning("abstention: %.1f%% accuracy on the answered validation cases at %.0f%% coverage, below "
+                    "the %.1f%% target", 100 * achieved, 100 * answered.mean(), 100 * target_accuracy)
+    return {"threshold": float(t), "coverage": float(answered.mean()), "accuracy": achieved,
+            "coverage_at_target_accuracy": c_acc, "target_accuracy": target_accuracy,
+            "coverage_bounds": [target_coverage, max_coverage], "n": int(len(y)), "fitted_on": "val",
+            "rule": "confidence of the c-th most confident val case, c = clip(largest coverage with accuracy "
+                    ">= target_accuracy, coverage_bounds)"}
+
+
+def fit_refusal(predictor_or_ckpt: Any, train_x: Any, val_x: Any, train_y: Any = None,
+                quantile: float = OOD_QUANTILE, max_fit: int = 20000) -> dict[str, Any]:
+    """Fit the feature-space distance on training images; threshold at `quantile` of the val scores.
+
+    Class means use `train_y` when given, else the model's own predictions. Returns meta['refusal'].
+    """
+    pr = _predictor(predictor_or_ckpt)
+    xt, xv = _as_array(train_x), _as_array(val_x)
+    if len(xt) < 10 or len(xv) < 10:
+        raise TumorlensError(f"fit_refusal needs at least 10 training and 10 validation images "
+                             f"(got {len(xt)} and {len(xv)})")
+    if len(xt) > max_fit:  # a fixed, evenly spaced subset keeps the fit fast and deterministic
+        keep = np.linspace(0, len(xt) - 1, max_fit).round().astype(int)
+        xt = xt[keep]
+        train_y = None if train_y is None else np.asarray(train_y)[keep]
+    zt, ft = pr.logits_and_features(xt)
+    yt = zt.argmax(1) if train_y is None else np.asarray(
+        train_y.detach().cpu().numpy() if hasattr(train_y, "detach") else train_y).astype(int)
+    ood = FeatureOOD.fit(ft, yt)
+    _, fv = pr.logits_and_features(xv)
+    sv = ood.score(fv)
+    ood.threshold = float(np.quantile(sv, quantile))
+    rate = float((sv > ood.threshold).mean())
+    return {"ood": ood.to_meta(), "ood_val_refusal_rate": rate, "ood_quantile": quantile,
+            "n_train": int(len(xt)), "n_val": int(len(xv)), "labels": "train_y" if train_y is not None else "predicted",
+            "stats_limits": [list(r[:3]) for r in LIMITS], "no_background_rule": list(NO_BACKGROUND)}
+
+
+def finalize_checkpoint(run_ckpt_path: Any, data_x_train: Any, data_x_val: Any, y_val: Any,
+                        y_train: Any = None, out: Any = None) -> Any:
+    """Fit abstention and refusal for a trained checkpoint and write them into its metadata.
+
+    Idempotent: the fits depend only on the weights and the data (never on earlier abstention/refusal
+    entries), so a second call rewrites the same metadata. Writes to `out` (default: in place) and
+    returns its path.
+    """
+    from pathlib import Path
+
+    from .checkpoint import load_checkpoint, save_checkpoint
+    from .predict import Predictor
+
+    ck = load_checkpoint(run_ckpt_path)
+    pr = Predictor(ck, refuse=False)
+    pr.threshold = 0.0
+    meta = dict(ck.meta)
+    meta.pop("abstention", None)
+    meta.pop("refusal", None)
+    meta["abstention"] = fit_abstention(pr, data_x_val, y_val)
+    meta["refusal"] = fit_refusal(pr, data_x_train, data_x_val, y_train)
+    path = Path(out) if out else Path(run_ckpt_path)
+    save_checkpoint(path, ck.model, ck.config, meta, tuple(ck.classes))
+    return path
