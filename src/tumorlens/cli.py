@@ -165,6 +165,82 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from .evaluate import evaluate
+    from .split import read_split
+
+    rows = read_split(a.split)
+    ev = evaluate(a.data_dir, rows, a.out, model=a.model)
+    _print_metrics(ev.metrics)
+    print(f"wrote {Path(a.out) / 'report.html'} and the files beside it ({ev.metrics['seconds']:.1f} s)")
+    return 0
+
+
+def _print_metrics(m: dict) -> None:
+    from .metrics import format_report
+
+    lo, hi = m["accuracy_ci"]
+    print(DISCLAIMER)
+    print(f"n = {m['n']}  accuracy {m['accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f})  balanced accuracy "
+          f"{m['balanced_accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  macro AUC {m['roc_auc']['macro']:.4f}")
+    cal = m.get("calibration", {})
+    if cal:
+        print(f"ECE {cal['ece_before']:.4f} -> {cal['ece_after']:.4f} after temperature {cal['temperature']:.3f}")
+    print(format_report(m["report"]))
+
+
+def cmd_info(a: argparse.Namespace) -> int:
+    import json
+
+    from .checkpoint import BUNDLED, file_sha256, read_metadata
+
+    path = Path(a.model) if a.model else BUNDLED
+    doc = read_metadata(path)
+    cfg = doc["config"]
+    print(DISCLAIMER)
+    print(f"checkpoint   {path}")
+    print(f"sha256       {file_sha256(path)}")
+    mc = cfg["model"]
+    print(f"architecture CNN {mc['channels']} -> {'bi' if mc['bidirectional'] else ''}LSTM({mc['lstm_hidden']})"
+          if mc["head"] == "lstm" else f"architecture CNN {mc['channels']} -> global pooling (ablation)")
+    print(f"classes      {', '.join(doc['classes'])}")
+    print(f"preprocess   {json.dumps(cfg['preprocess'])}")
+    data = doc.get("data", {})
+    split = doc.get("split", {})
+    print(f"trained on   {data.get('name', '?')} ({data.get('n_images', '?')} images), split strategy "
+          f"{split.get('strategy', '?')}, best epoch {doc.get('best_epoch', '?')}, "
+          f"{doc.get('train_seconds', '?')} s on {doc.get('threads', '?')} threads")
+    if split.get("table"):
+        print(_table(split["table"]))
+    tm = doc.get("test_metrics")
+    if tm:
+        lo, hi = tm["accuracy_ci"]
+        print(f"test         accuracy {tm['accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}), macro-F1 "
+              f"{tm['macro_f1']:.4f}, macro AUC {tm['roc_auc']['macro']:.4f}, n = {tm['n']}")
+    cal = doc.get("calibration")
+    if cal:
+        print(f"calibration  temperature {cal['temperature']:.3f} (fitted on {cal['fitted_on']}, n = {cal['n']})")
+    if a.split_out:
+        from .split import SplitRow, write_split
+
+        manifest = split.get("manifest")
+        if not manifest:
+            raise TumorlensError(f"{path}: checkpoint has no split manifest")
+        write_split([SplitRow(*r) for r in manifest], a.split_out)
+        print(f"wrote split manifest to {a.split_out}")
+    return 0
+
+
+def cmd_demo(a: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    t0 = time.perf_counter()
+    out = run_demo(Path(a.out), n_per_class=a.n_per_class, epochs=a.epochs,
+                   log=lambda msg: print(msg, file=sys.stderr))
+    print(f"demo finished in {time.perf_counter() - t0:.0f} s; open {out / 'report' / 'report.html'}")
+    return 0
+
+
 # -------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tumorlens", description=f"Explainable brain-tumour MRI classification. "
@@ -202,6 +278,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="run folder")
     s.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("evaluate", help="score a model on the test part of a split; writes report.html")
+    s.add_argument("data_dir")
+    s.add_argument("--split", required=True)
+    s.add_argument("--model", help="checkpoint (default: the bundled model)")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("info", help="describe a checkpoint; optionally write its split manifest")
+    s.add_argument("--model", help="checkpoint (default: the bundled model)")
+    s.add_argument("--split-out", help="write the checkpoint's split.csv here")
+    s.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("demo", help="whole pipeline on generated phantoms: data, split, train, evaluate, report")
+    s.add_argument("--out", default="tumorlens-demo")
+    s.add_argument("--n-per-class", type=int, default=200)
+    s.add_argument("--epochs", type=int, default=10)
+    s.set_defaults(func=cmd_demo)
     return p
 
 

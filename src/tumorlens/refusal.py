@@ -46,7 +46,7 @@ LIMITS: list[tuple[str, str, float, str]] = [
     ("peak_px", "max", 0.75, "flat, binary or drawn image (text, shapes, graphics), not an MRI slice"),  # [0.70]
     ("peak", "max", 0.55, "flat, binary or drawn image (few distinct grey levels), not an MRI slice"),  # [0.47]
     ("sharpness", "min", 0.10, "too smooth or blurry for an MRI slice (no sharp head outline)"),  # [0.17]
-    ("dark", "min", 0.012, "no dark background or dark structures at all"),  # [0.016]
+    ("dark", "min", 0.005, "no dark background or dark structures at all"),  # [0.016]
     ("head_fraction", "min", 0.06, "no large head-shaped region (the bright area is too small)"),  # [0.15]
     ("outside", "max", 0.25, "no single head-shaped region (bright areas scattered outside one ellipse)"),  # [0.10]
     ("ellipse_iou", "min", 0.53, "the bright region is not head-shaped (not a filled ellipse)"),  # [0.552]

@@ -1,0 +1,238 @@
+"""`tumorlens explain` and `tumorlens localize`. Wired into the CLI by `cli.py` with
+`from .cli_explain import add_parsers as _explain_parsers; _explain_parsers(sub)`.
+
+explain: for every input image (files, folders read recursively, globs) writes, into --out,
+  <name>.png   the scan at its original resolution with the heatmap overlaid, colour bar, title, disclaimer;
+  <name>.npy   the heatmap, float32, original resolution, values in [0, 1];
+  <name>.json  the record: status, class probabilities, method, explained class, disclaimer.
+<name> is the file's stem; stems that occur more than once among the inputs get their parent folders
+(`a__scan`, `b__scan`) and, if still equal, their extension; a volume's slices get `_slice<k>` / `_frame<k>`.
+Unreadable or refused inputs are reported on stderr, one line each, and skipped; the exit code is 1 if any
+input was not explained, else 0.
+
+localize: see `tumorlens.localize`.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import DISCLAIMER, TumorlensError
+from .explain import DEFAULT_METHOD, METHODS
+
+
+# ----------------------------------------------------------------------------------------- naming
+def _safe(name: str) -> str:
+    s = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "image"
+    return s[:120]
+
+
+def output_names(paths: list[str]) -> dict[str, str]:
+    """A distinct output name (no extension) for each input path; see the module docstring."""
+    by_stem: dict[str, list[str]] = defaultdict(list)
+    for p in dict.fromkeys(paths):
+        by_stem[_safe(Path(p).stem).lower()].append(p)
+    names: dict[str, str] = {}
+    for group in by_stem.values():
+        if len(group) == 1:
+            names[group[0]] = _safe(Path(group[0]).stem)
+            continue
+        parts = {p: Path(p).resolve().parts[:-1] for p in group}
+        depth = max(len(v) for v in parts.values())
+        chosen = None
+        for k in range(1, depth + 1):
+            cand = {p: "__".join([_safe(x) for x in parts[p][-k:]] + [_safe(Path(p).stem)]) for p in group}
+            if len({c.lower() for c in cand.values()}) == len(group):
+                chosen = cand
+                break
+        if chosen is None:  # same folder, same stem: scan.png and scan.jpg
+            chosen = {p: "__".join([_safe(x) for x in parts[p][-1:]] + [_safe(Path(p).stem)])
+                      + "_" + _safe(Path(p).suffix.lstrip(".") or "noext") for p in group}
+        names.update(chosen)
+    # a disambiguated name may equal another input's plain stem (case-insensitively): number the later one
+    seen: set[str] = set()
+    for p in list(names):
+        base, n = names[p], 2
+        while names[p].lower() in seen:
+            names[p] = f"{base}_{n}"
+            n += 1
+        seen.add(names[p].lower())
+    return names
+
+
+def _where_suffix(rec: Any) -> str:
+    if getattr(rec, "slice", None) is not None:
+        return f"_slice{int(rec.slice):03d}"
+    if getattr(rec, "frame", None) is not None:
+        return f"_frame{int(rec.frame):03d}"
+    return ""
+
+
+def _report(rec: Any, problem: str | None = None) -> None:
+    reason = problem or rec.reason or rec.status
+    line = reason if str(rec.path) in reason else f"{rec.path}: {reason}"
+    print(line, file=sys.stderr)
+
+
+def _progress(desc: str):
+    """(update(done, total=None), close): a tqdm bar on stderr, drawn only when it is a terminal."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, desc=desc, unit="img", file=sys.stderr, leave=False, disable=not sys.stderr.isatty())
+
+    def update(done: int, total: int | None = None) -> None:
+        if total is not None and bar.total != total:
+            bar.total = total
+            bar.refresh()
+        bar.update(done - bar.n)
+
+    return update, bar.close
+
+
+# ----------------------------------------------------------------------------------------- explain
+def cmd_explain(a: argparse.Namespace) -> int:
+    from .explain import overlay_png
+    from .metrics import jsonable
+    from .plots import atomic_write_bytes
+    from .predict import Predictor, expand_inputs
+
+    pred = Predictor(a.model, refuse=not a.no_refuse)
+    method = a.method or DEFAULT_METHOD
+    target = None
+    if a.target_class is not None:
+        t = a.target_class.strip().lower()
+        if t not in pred.classes:
+            raise TumorlensError(f"--target-class {a.target_class!r} is not one of the model's classes "
+                                 f"({', '.join(pred.classes)})")
+        target = pred.classes.index(t)
+    pred.explain_method = method
+    pred.explain_target = target
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    files, failed, done = [], 0, 0
+    for path, err in expand_inputs(a.inputs):
+        if err:
+            print(err, file=sys.stderr)
+            failed += 1
+        else:
+            files.append(path)
+    names = output_names(files)
+    update, close = _progress("explaining")
+    seen_files = 0
+    last = None
+    try:
+        for rec in pred.predict_paths(files, explain=True):
+            if rec.path != last:
+                seen_files += 1
+                last = rec.path
+                update(seen_files, len(files))
+            if rec.status == "error":
+                _report(rec)
+                failed += 1
+                continue
+            if rec.heatmap is None:
+                _report(rec, f"not explained ({rec.status}: {rec.reason or 'no heatmap'})")
+                failed += 1
+                continue
+            name = names.get(rec.path, _safe(Path(rec.path).stem)) + _where_suffix(rec)
+            heat = np.asarray(rec.heatmap, dtype=np.float32)
+            explained = pred.classes[target] if target is not None else rec.label
+            p_expl = (rec.probabilities or {}).get(explained)
+            title = f"{Path(rec.path).name}: {rec.label} ({rec.confidence:.2f})"
+            if rec.status != "ok":
+                title += f" [{rec.status}]"
+            title += f"\n{method} map for '{explained}'" + (f" (p={p_expl:.2f})" if p_expl is not None else "")
+            png = overlay_png(rec.image, heat, out / f"{name}.png", title)
+            buf = io.BytesIO()
+            np.save(buf, heat)
+            atomic_write_bytes(out / f"{name}.npy", buf.getvalue())
+            doc = {**rec.to_dict(), "disclaimer": DISCLAIMER, "method": method, "explained_class": explained,
+                   "explained_class_is": "given" if target is not None else "predicted",
+                   "heatmap_shape": list(heat.shape), "overlay": png.name, "heatmap": f"{name}.npy",
+                   "model_sha256": pred.ckpt.sha256}
+            text = json.dumps(jsonable(doc), indent=2, allow_nan=False) + "\n"
+            atomic_write_bytes(out / f"{name}.json", text.encode("utf-8"))
+            done += 1
+    finally:
+        close()
+    total = done + failed
+    print(f"explained {done} of {total} input(s) with {method}; wrote {out}")
+    print(DISCLAIMER)
+    if failed:
+        print(f"{failed} input(s) not explained (see above)", file=sys.stderr)
+    return 1 if failed else 0
+
+
+# ---------------------------------------------------------------------------------------- localize
+def cmd_localize(a: argparse.Namespace) -> int:
+    from .localize import localize, parse_folds
+
+    methods = a.methods or list(dict.fromkeys([DEFAULT_METHOD, *METHODS]))
+    update, close = _progress("localizing")
+    try:
+        doc = localize(a.model, a.data, a.out, folds=parse_folds(a.folds), methods=methods, target=a.target,
+                       limit=a.limit, seed=a.seed, progress=update)
+    finally:
+        close()
+    g = doc["groups"]["overall"]
+    print(f"Localisation on {doc['data']['n_images']} slices of fold(s) {', '.join(map(str, doc['data']['folds']))} "
+          f"({doc['data']['n_skipped']} skipped); model accuracy {g['accuracy']:.3f}; "
+          f"mean mask fraction {g['mask_fraction_mean']:.3f}")
+    rows = []
+    for s, res in doc["results"].items():
+        o = res["overall"]
+        rows.append([s, f"{o['pointing']['rate']:.3f} [{o['pointing']['ci95'][0]:.3f}, {o['pointing']['ci95'][1]:.3f}]",
+                     f"{o['energy']['mean']:.3f} [{o['energy']['ci95'][0]:.3f}, {o['energy']['ci95'][1]:.3f}]",
+                     f"{o['iou']['mean']:.3f}", f"{o['dice']['mean']:.3f}"])
+    head = ["maps", "pointing game [95% CI]", "energy in mask [95% CI]", "IoU", "Dice"]
+    widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
+    for r in [head, ["-" * w for w in widths]] + rows:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths)))
+    for m, s in doc["sanity_check"]["methods"].items():
+        print(f"sanity check {m}: rank correlation trained vs random weights {s['spearman_mean']:.3f}, "
+              f"SSIM {s['ssim_mean']:.3f} -> {'passes' if s['passes'] else 'FAILS'}")
+    best = doc["recommended_method"]
+    v = doc["verdicts"][best]
+    print(f"recommended method: {best} (targets met: {'all' if v['all'] else ', '.join(k for k, x in v.items() if x and k != 'all') or 'none'})")
+    print(f"wrote {Path(a.out) / 'localization.json'}")
+    print(DISCLAIMER)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------ parser
+def add_parsers(sub: Any) -> None:
+    """Add `explain` and `localize` to the `tumorlens` subcommands."""
+    s = sub.add_parser("explain", help="heatmaps (Grad-CAM and relatives) over the original images",
+                       description=f"Write a heatmap overlay PNG, the map (.npy) and a JSON record for each "
+                                   f"input. {DISCLAIMER}")
+    s.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (recursive) or globs")
+    s.add_argument("--model", help="checkpoint (.safetensors); default: the bundled model")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--method", choices=METHODS, default=None, help=f"heatmap method (default {DEFAULT_METHOD})")
+    s.add_argument("--target-class", help="explain this class instead of the predicted one")
+    s.add_argument("--no-refuse", action="store_true",
+                   help="explain inputs even if they do not look like brain MRI slices")
+    s.set_defaults(func=cmd_explain)
+
+    s = sub.add_parser("localize", help="do the heatmaps point at the tumour? (figshare masks)",
+                       description="Pointing game, energy in mask, IoU/Dice of the heatmaps against tumour "
+                                   f"masks, with baselines and a randomisation sanity check. {DISCLAIMER}")
+    s.add_argument("--model", help="checkpoint (.safetensors); default: the bundled model")
+    s.add_argument("--data", required=True, help="folder with metadata.csv, images/ and masks/ (figshare layout)")
+    s.add_argument("--folds", nargs="+", help="cv folds to use (default: the checkpoint split's test folds)")
+    s.add_argument("--methods", nargs="+", choices=METHODS, help="methods to measure (default: all)")
+    s.add_argument("--target", choices=["predicted", "true"], default="predicted",
+                   help="explain the predicted class (default) or the labelled one")
+    s.add_argument("--limit", type=int, help="use at most this many slices (quick runs)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", required=True, help="output folder")
+    s.set_defaults(func=cmd_localize)

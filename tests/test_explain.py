@@ -1,0 +1,388 @@
+"""Tests for the heatmaps (explain.py) and the `tumorlens explain` command (cli_explain.py).
+
+Single-threaded torch throughout (the machine is shared with training jobs); a tiny CNN-LSTM is trained
+once per module on phantoms (~10 s) for the localisation and CLI tests.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tumorlens.config import CLASSES, DISCLAIMER, ModelConfig, Preprocess, TrainConfig, TumorlensError
+from tumorlens.data import preprocess_array
+from tumorlens.explain import (
+    METHODS,
+    Explainer,
+    _normalize,
+    explain_batch,
+    explain_slice,
+    method_layers,
+    overlay_png,
+    paste_cam,
+)
+from tumorlens.localize import map_metrics, mask_info
+from tumorlens.model import build_model
+from tumorlens.plots import PNG_MAGIC
+from tumorlens.synthetic import make_arrays, make_phantom
+
+torch.set_num_threads(1)
+
+TINY = ModelConfig(channels=(8, 16, 32, 32), lstm_hidden=32, dense=32, dropout=0.1)
+PRE = Preprocess(size=64)
+
+
+def _model(seed: int = 0, cfg: ModelConfig = TINY) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return build_model(cfg, 64).eval()
+
+
+def _hook_counts(model: torch.nn.Module) -> dict[str, int]:
+    """Every hook dict of every module (and torch's global module hooks), by name: entry counts."""
+    import torch.nn.modules.module as mm
+
+    counts: dict[str, int] = {}
+    for name, m in model.named_modules():
+        for attr, v in vars(m).items():
+            if attr.endswith("hooks") and isinstance(v, dict):
+                counts[f"{name}.{attr}"] = len(v)
+    for attr in dir(mm):
+        v = getattr(mm, attr)
+        if attr.startswith("_global") and isinstance(v, dict):
+            counts[f"global.{attr}"] = len(v)
+    return counts
+
+
+def _flags() -> dict[str, object]:
+    return {"grad": torch.is_grad_enabled(), "inference": torch.is_inference_mode_enabled(),
+            "cudnn": torch.backends.cudnn.enabled, "cudnn_benchmark": torch.backends.cudnn.benchmark,
+            "cudnn_deterministic": torch.backends.cudnn.deterministic, "mkldnn": torch.backends.mkldnn.enabled}
+
+
+def _modes(model: torch.nn.Module) -> list[bool]:
+    return [m.training for m in model.modules()]
+
+
+def _run_cli(argv: list[str]) -> int:
+    """The lead wires `add_parsers` into `tumorlens`; here a bare parser stands in for cli.py."""
+    from tumorlens.cli_explain import add_parsers
+
+    p = argparse.ArgumentParser(prog="tumorlens")
+    add_parsers(p.add_subparsers(dest="command", required=True))
+    a = p.parse_args(argv)
+    return a.func(a)
+
+
+# ----------------------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny CNN-LSTM trained for 20 epochs on 200 preprocessed phantoms (64 px, 1 thread, ~10 s)."""
+    from tumorlens.train import SplitData, train
+
+    X, y, _ = make_arrays(50, size=128, seed=0)
+    xs = np.stack([preprocess_array(g * 255, PRE)[0] for g in X])
+    cfg = TrainConfig(epochs=20, batch_size=32, lr=3e-3, warmup_epochs=0.5, augment=False, seed=0,
+                      patience=100, model=TINY, preprocess=PRE)
+    tr = SplitData(torch.from_numpy(xs).unsqueeze(1), torch.from_numpy(y), [str(i) for i in range(len(y))])
+    va = SplitData(torch.zeros(0, 1, 64, 64), torch.zeros(0, dtype=torch.long), [])
+    out = tmp_path_factory.mktemp("tiny_run")
+    return train(cfg, tr, va, out)
+
+
+@pytest.fixture(scope="module")
+def trained_model(trained):
+    from tumorlens.checkpoint import load_checkpoint
+
+    return load_checkpoint(trained).model
+
+
+# ------------------------------------------------------------------------------------ maps and shapes
+@pytest.mark.parametrize("method", METHODS)
+def test_batch_maps_have_input_shape_and_unit_range(method):
+    model = _model()
+    x = torch.rand(5, 1, 64, 64)
+    cams, probs = explain_batch(model, x, method=method)
+    assert cams.shape == (5, 64, 64) and cams.dtype == np.float32
+    assert np.isfinite(cams).all() and cams.min() >= 0 and cams.max() <= 1
+    for c in cams:  # each map is scaled to a peak of 1, or is all zero
+        assert c.max() == pytest.approx(1.0) or c.max() == 0
+    assert probs.shape == (5, 4)
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_all_zero_map_stays_zero_and_nan_becomes_zero():
+    z = torch.zeros(2, 8, 8)
+    z[1, 3, 3] = float("nan")
+    assert _normalize(z).abs().sum() == 0
+    m = torch.zeros(1, 4, 4)
+    m[0, 1, 2] = 3.0
+    assert _normalize(m).max() == 1.0
+
+
+def test_methods_read_the_documented_layers():
+    model = _model()
+    assert method_layers(model, "gradcam") == [model.cam_layer] == ["features.3.2"]
+    assert method_layers(model, "hirescam") == ["features.3.2"]
+    assert method_layers(model, "layercam") == ["features.2.2"]
+    assert method_layers(model, "multilayer") == ["features.3.2", "features.2.2", "features.1.2"]
+    assert method_layers(model, "layercam", layer="features.1.2") == ["features.1.2"]
+    with pytest.raises(TumorlensError):
+        method_layers(model, "guided-backprop")
+    with pytest.raises(TumorlensError):
+        method_layers(model, "gradcam", layer="features.9.9")
+
+
+def test_targets_default_to_the_predicted_class_and_are_checked():
+    model = _model()
+    x = torch.rand(3, 1, 64, 64)
+    with torch.no_grad():
+        pred = model(x).argmax(1).numpy()
+    default, _ = explain_batch(model, x)
+    explicit, _ = explain_batch(model, x, targets=pred)
+    np.testing.assert_array_equal(default, explicit)
+    other = (pred + 1) % 4
+    assert not np.array_equal(explain_batch(model, x, targets=other)[0], default)
+    with pytest.raises(TumorlensError, match="out of range"):
+        explain_batch(model, x, targets=[0, 1, 4])
+    with pytest.raises(TumorlensError, match="target classes for 3 images"):
+        explain_batch(model, x, targets=[0, 1])
+
+
+def test_same_input_gives_identical_map():
+    model = _model(1)
+    x = torch.rand(4, 1, 64, 64, generator=torch.Generator().manual_seed(3))
+    for method in METHODS:
+        a, pa = explain_batch(model, x, method=method)
+        b, pb = explain_batch(model, x.clone(), method=method)
+        assert np.array_equal(a, b) and np.array_equal(pa, pb)
+
+
+def test_batched_maps_equal_one_at_a_time():
+    model = _model(2)
+    x = torch.rand(4, 1, 64, 64, generator=torch.Generator().manual_seed(4))
+    batch, _ = explain_batch(model, x, method="multilayer")
+    single = np.stack([explain_batch(model, x[i:i + 1], method="multilayer")[0][0] for i in range(4)])
+    np.testing.assert_allclose(batch, single, atol=1e-4)
+
+
+def test_gradient_flows_through_the_lstm_rows():
+    """A map must depend on the head: the LSTM reshape is differentiated, not bypassed."""
+    a = _model(0)
+    b = _model(0)
+    with torch.no_grad():
+        for p in b.lstm.parameters():
+            p.mul_(-1.0)
+    x = torch.rand(2, 1, 64, 64, generator=torch.Generator().manual_seed(5))
+    assert not np.allclose(explain_batch(a, x, targets=0)[0], explain_batch(b, x, targets=0)[0])
+
+
+# ------------------------------------------------------------------------------- hooks, flags, modes
+def test_no_hook_or_flag_left_behind():
+    model = _model()
+    before, flags, modes = _hook_counts(model), _flags(), _modes(model)
+    assert any(k.endswith("_forward_hooks") for k in before)
+    for method in METHODS:
+        explain_batch(model, torch.rand(2, 1, 64, 64), method=method)
+    explain_slice(model, np.random.rand(64, 64).astype(np.float32), (0, 0, 64), (64, 64), target=1)
+    assert _hook_counts(model) == before
+    assert _flags() == flags
+    assert _modes(model) == modes
+    assert all(p.grad is None for p in model.parameters())  # autograd.grad, never .backward()
+
+
+def test_hooks_flags_and_modes_restored_after_exception_mid_explanation(monkeypatch):
+    model = _model()
+    model.train()
+    model.features[1].eval()  # a mixed state must come back exactly, module by module
+    before, modes = _hook_counts(model), _modes(model)
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("planted failure inside the forward pass")
+
+    monkeypatch.setattr(model.lstm, "forward", boom)
+    with torch.no_grad():
+        flags = _flags()
+        with pytest.raises(RuntimeError, match="planted failure"):
+            with Explainer(model, ["features.3.2", "features.2.2"], disable_cudnn=True, disable_mkldnn=True) as ex:
+                assert not torch.backends.cudnn.enabled and not torch.backends.mkldnn.enabled
+                assert torch.is_grad_enabled() and not model.training
+                assert _hook_counts(model) != before  # the hooks really were registered
+                ex.run(torch.rand(2, 1, 64, 64))
+        assert _flags() == flags and not torch.is_grad_enabled()
+    assert _hook_counts(model) == before
+    assert _modes(model) == modes
+    monkeypatch.undo()
+    # an error after the forward pass (a bad target) restores everything too
+    with pytest.raises(TumorlensError):
+        explain_batch(model, torch.rand(2, 1, 64, 64), targets=[0, 7], disable_cudnn=True)
+    assert _hook_counts(model) == before and _modes(model) == modes and _flags()["cudnn"] == flags["cudnn"]
+
+
+def test_training_mode_and_grad_mode_restored():
+    model = _model()
+    model.train()
+    with torch.no_grad():
+        cams, _ = explain_batch(model, torch.rand(2, 1, 64, 64))
+        assert not torch.is_grad_enabled()
+    assert model.training and all(_modes(model))
+    assert cams.max() > 0  # the explanation ran in eval mode with gradients on, despite no_grad outside
+    with torch.inference_mode():
+        x = torch.rand(2, 1, 64, 64)  # an inference tensor
+        cams2, _ = explain_batch(model, x)
+        assert torch.is_inference_mode_enabled()
+    assert cams2.shape == (2, 64, 64)
+
+
+def test_hooks_ignore_other_threads():
+    import threading
+
+    model = _model()
+    seen = []
+    with Explainer(model, ["features.3.2"]) as ex:
+        t = threading.Thread(target=lambda: seen.append(model(torch.rand(1, 1, 64, 64)).shape))
+        t.start()
+        t.join()
+        assert ex._acts == {}  # the other thread's forward pass was not captured
+    assert seen == [torch.Size([1, 4])]
+
+
+# ------------------------------------------------------------------------------- original resolution
+def test_paste_cam_maps_the_crop_box_back_and_clips_outside():
+    cam = np.ones((8, 8), np.float32)
+    out = paste_cam(cam, (-10, 5, 40), (30, 50))
+    assert out.shape == (30, 50) and out.dtype == np.float32
+    assert out[:, 5:45].min() == pytest.approx(1.0) and out[:, :5].max() == 0 and out[:, 45:].max() == 0
+    # a box entirely outside gives an empty map; a gradient keeps its orientation
+    assert paste_cam(cam, (100, 100, 10), (30, 50)).max() == 0
+    ramp = np.tile(np.linspace(0, 1, 16, dtype=np.float32), (16, 1))
+    up = paste_cam(ramp, (0, 0, 64), (64, 64))
+    assert up[:, 60].mean() > up[:, 3].mean()
+
+
+def test_explain_slice_returns_original_resolution_map():
+    model = _model()
+    p = make_phantom("glioma", np.random.default_rng(0), 160)
+    gray = p.image.astype(np.float32)[:, 10:150]  # 160 x 140: non-square
+    x, box = preprocess_array(gray, PRE)
+    heat = explain_slice(model, x, box, gray.shape, target=0)
+    assert heat.shape == gray.shape and heat.dtype == np.float32
+    assert heat.min() >= 0 and heat.max() <= 1 and heat.max() > 0
+    heat2 = explain_slice(model, x, box, gray.shape, target=0, method="layercam")
+    assert heat2.shape == gray.shape
+
+
+def test_overlay_png_is_written_atomically(tmp_path):
+    p = make_phantom("meningioma", np.random.default_rng(1), 96)
+    heat = np.zeros((96, 96), np.float32)
+    heat[30:50, 40:60] = 1.0
+    out = overlay_png(p.image, heat, tmp_path / "sub" / "o.png", "meningioma 0.91", mask=p.mask)
+    assert out.read_bytes().startswith(PNG_MAGIC)
+    assert sorted(f.name for f in out.parent.iterdir()) == ["o.png"]  # no temporary file left
+    with Image.open(out) as im:
+        assert im.size[0] > 300 and im.size[1] > 300
+    with pytest.raises(TumorlensError):
+        overlay_png(p.image, heat[:50], tmp_path / "bad.png")
+
+
+# --------------------------------------------------------------------------------- localisation
+def test_trained_model_map_hits_the_planted_lesion(trained_model):
+    """Held-out tumour phantoms: the maps' maxima fall on the lesion far more often than a random map's."""
+    Xt, yt, Mt = make_arrays(20, size=128, seed=1)
+    keep = yt != CLASSES.index("notumor")
+    Xt, yt, Mt = Xt[keep], yt[keep], Mt[keep]
+    prep = [preprocess_array(g * 255, PRE) for g in Xt]
+    x = torch.from_numpy(np.stack([p[0] for p in prep])).unsqueeze(1)
+    rng = np.random.default_rng(0)
+    rates, energy = {}, {}
+    mask_fraction = float(Mt.mean())
+    for method in ("gradcam", "multilayer", "random"):
+        if method == "random":
+            cams = rng.random((len(yt), 64, 64), dtype=np.float32)
+        else:
+            cams, probs = explain_batch(trained_model, x, targets=yt, method=method)
+            assert (probs.argmax(1) == yt).mean() >= 0.7  # the tiny model did learn the classes
+        res = [map_metrics(paste_cam(cams[i], prep[i][1], (128, 128)), mask_info(Mt[i])) for i in range(len(yt))]
+        rates[method] = np.mean([r["pointing"] for r in res])
+        energy[method] = np.mean([r["energy"] for r in res])
+    print("RATES", rates, energy, mask_fraction)
+    assert rates["random"] <= 0.1
+    assert rates["multilayer"] >= max(0.3, rates["random"] + 0.2), rates
+    assert rates["gradcam"] >= rates["random"] + 0.08, rates
+    assert energy["multilayer"] >= 2 * mask_fraction and energy["gradcam"] >= 1.5 * mask_fraction, energy
+
+
+# -------------------------------------------------------------------------------------------- CLI
+def _write_png(path: Path, img: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(img).save(path)
+    return path
+
+
+def test_explain_cli_skips_bad_inputs_and_explains_the_rest(trained, tmp_path, capsys):
+    data = tmp_path / "in"
+    good = {
+        "a/scan.png": make_phantom("glioma", np.random.default_rng(11), 128).image,
+        "b/scan.png": make_phantom("pituitary", np.random.default_rng(12), 128).image,
+        "c/other.png": make_phantom("meningioma", np.random.default_rng(13), 96).image[:, 8:88],
+    }
+    for rel, img in good.items():
+        _write_png(data / rel, img)
+    (data / "empty.png").write_bytes(b"")
+    (data / "notes.png").write_text("this is not an image\n")
+    whole = _write_png(tmp_path / "whole.png", make_phantom("glioma", np.random.default_rng(14), 128).image)
+    (data / "truncated.png").write_bytes(whole.read_bytes()[:300])
+    out = tmp_path / "out"
+
+    rc = _run_cli(["explain", "--model", str(trained), str(data), str(tmp_path / "missing.png"), "--out", str(out)])
+    captured = capsys.readouterr()
+    assert rc == 1
+    err_lines = [line for line in captured.err.splitlines() if line.strip()]
+    for bad in ("empty.png", "notes.png", "truncated.png", "missing.png"):
+        assert sum(bad in line for line in err_lines) == 1, (bad, err_lines)
+    assert "explained 3 of 7" in captured.out
+
+    # the two scan.png from different folders do not overwrite each other
+    stems = sorted(p.stem for p in out.glob("*.json"))
+    assert stems == ["a__scan", "b__scan", "other"]
+    for rel, img in good.items():
+        name = "other" if rel.startswith("c/") else rel.replace("/", "__")[:-4]
+        heat = np.load(out / f"{name}.npy")
+        assert heat.shape == img.shape and heat.dtype == np.float32
+        assert heat.min() >= 0 and heat.max() <= 1
+        assert (out / f"{name}.png").read_bytes().startswith(PNG_MAGIC)
+        doc = json.loads((out / f"{name}.json").read_text())
+        assert doc["disclaimer"] == DISCLAIMER and doc["method"] == "gradcam"
+        assert set(doc["probabilities"]) == set(CLASSES)
+        assert doc["explained_class"] == doc["label"] and doc["heatmap_shape"] == list(img.shape)
+        assert doc["status"] in ("ok", "uncertain")
+    assert not list(out.glob("*.tmp")) and not list(out.glob(".*"))
+
+
+def test_explain_cli_method_and_target_class(trained, tmp_path, capsys):
+    img = _write_png(tmp_path / "x.png", make_phantom("meningioma", np.random.default_rng(21), 128).image)
+    out = tmp_path / "o"
+    rc = _run_cli(["explain", "--model", str(trained), str(img), "--out", str(out), "--method", "layercam",
+                   "--target-class", "Pituitary"])
+    assert rc == 0
+    doc = json.loads((out / "x.json").read_text())
+    assert doc["method"] == "layercam" and doc["explained_class"] == "pituitary"
+    assert doc["explained_class_is"] == "given"
+    with pytest.raises(TumorlensError, match="not one of the model's classes"):
+        _run_cli(["explain", "--model", str(trained), str(img), "--out", str(out), "--target-class", "cat"])
+    capsys.readouterr()
+
+
+def test_output_names_disambiguate_colliding_stems(tmp_path):
+    from tumorlens.cli_explain import output_names
+
+    paths = [str(tmp_path / p) for p in ("a/x/scan.png", "b/x/scan.png", "a/scan.jpg", "a/scan.png",
+                                          "c/Scan.PNG", "solo.png", "a/x/../weird name!.png")]
+    names = output_names(paths)
+    assert len(set(n.lower() for n in names.values())) == len(paths)
+    assert names[paths[5]] == "solo"
+    assert all(n and "/" not in n and not n.startswith(".") for n in names.values())

@@ -1,0 +1,205 @@
+"""Readers: every format round-trips, training's decode is reproduced exactly, bad inputs give clear errors."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from predict_helpers import dicom_bytes, encode, nifti_bytes, phantom, png_bomb
+from tumorlens.config import TumorlensError
+from tumorlens.data import read_gray
+from tumorlens.readers import MAX_AUTO_SLICES, auto_slices, read_frames
+
+pydicom = pytest.importorskip("pydicom")
+nib = pytest.importorskip("nibabel")
+
+
+# ------------------------------------------------------------------------------------ 2-D images
+@pytest.mark.parametrize("fmt,ext", [("PNG", ".png"), ("JPEG", ".jpg"), ("BMP", ".bmp"), ("TIFF", ".tif")])
+def test_images_match_training_decode_for_paths_and_bytes(tmp_path, fmt, ext):
+    img = phantom(size=512)
+    p = tmp_path / f"a{ext}"
+    p.write_bytes(encode(Image.fromarray(img).convert("RGB") if fmt == "JPEG" else img, fmt))
+    for draft in (None, 256):
+        want = read_gray(p, draft=draft)
+        (fr,) = read_frames(p, draft=draft)
+        assert np.array_equal(fr.gray, want) and fr.where == {}
+        (fb,) = read_frames(p.read_bytes(), name=p.name, draft=draft)
+        assert np.array_equal(fb.gray, want)
+    if fmt == "JPEG":  # draft decoding really happened, exactly as in training
+        assert read_frames(p, draft=256)[0].gray.shape == (256, 256)
+        assert read_frames(p)[0].gray.shape == (512, 512)
+
+
+def test_16bit_rgba_and_palette_images_match_read_gray(tmp_path):
+    a16 = (phantom().astype(np.uint16) * 200)
+    p = tmp_path / "a16.png"
+    Image.fromarray(a16).save(p)
+    assert np.array_equal(read_frames(p)[0].gray, read_gray(p))
+    rgba = Image.fromarray(phantom()).convert("RGBA")
+    p2 = tmp_path / "rgba.png"
+    rgba.save(p2)
+    assert np.array_equal(read_frames(p2)[0].gray, read_gray(p2))
+    p3 = tmp_path / "pal.png"
+    Image.fromarray(phantom()).convert("P").save(p3)
+    assert np.array_equal(read_frames(p3)[0].gray, read_gray(p3))
+
+
+def test_colour_is_measured_on_the_rgb_source(tmp_path):
+    rng = np.random.default_rng(0)
+    colour = rng.integers(0, 255, (64, 64, 3)).astype(np.uint8)
+    grey_rgb = np.repeat(phantom(size=64)[..., None], 3, axis=2)
+    for arr, fmt in ((colour, "PNG"), (colour, "JPEG")):
+        (fr,) = read_frames(encode(arr, fmt), name=f"c.{fmt.lower()}", draft=16)
+        assert fr.info["colour"] and fr.info["colour_fraction"] > 0.5 and fr.info["colourfulness"] > 20
+    (fr,) = read_frames(encode(grey_rgb, "JPEG", quality=90), name="g.jpg", draft=16)
+    assert fr.info["colour_fraction"] < 0.02
+    (fr,) = read_frames(encode(phantom(), "PNG"), name="g.png")
+    assert not fr.info["colour"] and fr.info["colour_fraction"] == 0.0
+
+
+@pytest.mark.parametrize("data,msg", [
+    (b"", r"empty file \(0 bytes\)"),
+    (b"this is not an image at all" * 20, "not an image file"),
+    (png_bomb(), "too large"),
+])
+def test_bad_bytes_give_named_errors(data, msg):
+    with pytest.raises(TumorlensError, match=msg) as e:
+        read_frames(data, name="upload.png")
+    assert str(e.value).startswith("upload.png: ")
+
+
+def test_truncated_and_tiny_images(tmp_path):
+    full = encode(phantom(), "PNG")
+    with pytest.raises(TumorlensError, match="corrupt or truncated"):
+        read_frames(full[: len(full) // 2], name="t.png")
+    with pytest.raises(TumorlensError, match="only 4x4 pixels"):
+        read_frames(encode(np.zeros((4, 4), np.uint8), "PNG"), name="s.png")
+    p = tmp_path / "zero.jpg"
+    p.write_bytes(b"")
+    with pytest.raises(TumorlensError, match=f"{p}: empty file"):
+        read_frames(p)
+    with pytest.raises(TumorlensError, match="cannot read"):
+        read_frames(tmp_path / "missing.png")
+
+
+# ----------------------------------------------------------------------------------------- DICOM
+def test_dicom_rescale_and_window_follow_the_standard():
+    a = np.array(phantom(size=64), dtype=np.uint16) * 8  # 0..2040
+    (fr,) = read_frames(dicom_bytes(a, slope=2.0, intercept=-100.0, wc=1000.0, ww=2001.0), name="w.dcm")
+    v = a.astype(np.float64) * 2.0 - 100.0
+    want = np.clip((v - 999.5) / 2000.0 + 0.5, 0, 1) * 255  # PS3.3 C.11.2.1.2, LINEAR
+    assert np.allclose(fr.gray, want, atol=1e-3)
+    assert fr.info["window"] == "window" and fr.info["modality"] == "MR"
+
+
+def test_dicom_without_window_uses_robust_percentiles_and_monochrome1_is_inverted():
+    a = np.array(phantom(size=64), dtype=np.uint16) * 100
+    a[0, 0] = 65000  # one hot pixel must not squash the range
+    (m2,) = read_frames(dicom_bytes(a), name="m2.dcm")
+    (m1,) = read_frames(dicom_bytes(a, photometric="MONOCHROME1"), name="m1.dcm")
+    assert m2.info["window"] == "percentile"
+    lo, hi = np.percentile(a.astype(np.float32), [0.5, 99.5])
+    assert np.allclose(m2.gray, np.clip((a - lo) / (hi - lo), 0, 1) * 255, atol=1e-2)
+    assert np.allclose(m1.gray, 255.0 - m2.gray)
+
+
+def test_dicom_multiframe_gives_one_frame_each_and_no_preamble_dcm_is_read():
+    stack = np.stack([phantom(i=i, size=64) for i in range(3)]).astype(np.uint16)
+    frames = read_frames(dicom_bytes(stack, wc=128.0, ww=256.0), name="multi.dcm")
+    assert [f.where for f in frames] == [{"frame": 0}, {"frame": 1}, {"frame": 2}]
+    for f, s in zip(frames, stack):
+        assert np.allclose(f.gray, s, atol=1e-3)  # centre 128, width 256: the identity on 8-bit values
+    raw = dicom_bytes(stack[0], preamble=False)
+    assert raw[128:132] != b"DICM"
+    assert len(read_frames(raw, name="nopre.dcm")) == 1
+
+
+def test_bundled_pydicom_files_decode_including_compressed():
+    from pydicom.data import get_testdata_file
+
+    ref = read_frames(get_testdata_file("MR_small.dcm"))[0].gray
+    for fn in ("MR_small_RLE.dcm", "MR_small_jpeg_ls_lossless.dcm", "MR_small_jp2klossless.dcm"):
+        p = get_testdata_file(fn)
+        try:
+            (fr,) = read_frames(p)
+        except TumorlensError as e:  # a decoder plugin is missing here: the error must name the syntax
+            assert "transfer syntax" in str(e)
+            continue
+        assert np.allclose(fr.gray, ref, atol=1e-3), fn
+    ct = read_frames(get_testdata_file("CT_small.dcm"))[0]
+    assert ct.info["modality"] == "CT"
+    us = read_frames(get_testdata_file("examples_ybr_color.dcm"))
+    assert len(us) == 30 and us[0].info["modality"] == "US" and us[0].info["colour"]
+
+
+def test_bad_dicoms_give_named_errors():
+    from pydicom.data import get_testdata_file
+
+    a = np.array(phantom(size=64), dtype=np.uint16)
+    with pytest.raises(TumorlensError, match="nopix.dcm: DICOM file has no pixel data"):
+        read_frames(dicom_bytes(a, pixels=False), name="nopix.dcm")
+    full = dicom_bytes(a)
+    with pytest.raises(TumorlensError, match="cut.dcm: corrupt or truncated DICOM"):
+        read_frames(full[:-3000], name="cut.dcm")
+    with pytest.raises(TumorlensError, match="MR_truncated.dcm: corrupt or truncated"):
+        read_frames(get_testdata_file("MR_truncated.dcm"))
+    with pytest.raises(TumorlensError, match="transfer syntax JPEG Extended"):
+        read_frames(get_testdata_file("JPEG-lossy.dcm"))  # 12-bit JPEG: no PyPI decoder installed
+    with pytest.raises(TumorlensError, match="no pixel data"):
+        read_frames(get_testdata_file("rtplan.dcm"))
+
+
+# ----------------------------------------------------------------------------------------- NIfTI
+def _volume(n: int = 20, size: int = 64) -> np.ndarray:
+    """An (X, Y, Z) RAS volume whose axial slice k shows phantom k (displayed anterior-up)."""
+    vol = np.zeros((size, size, n), np.float32)
+    for k in range(n):
+        img = phantom(i=k, size=size).astype(np.float32) if 3 <= k < n - 3 else np.zeros((size, size))
+        vol[:, :, k] = img[::-1, ::-1].T  # inverse of the reader's display transform
+    return vol
+
+
+def test_nifti_axial_slices_reorientation_and_selection(tmp_path):
+    vol = _volume()
+    p = tmp_path / "v.nii.gz"
+    p.write_bytes(nifti_bytes(vol, gz=True))
+    frames = read_frames(p)
+    ks = [f.where["slice"] for f in frames]
+    assert ks == auto_slices(vol) and len(ks) <= MAX_AUTO_SLICES
+    assert min(ks) > 3 and max(ks) < 16  # middle 60 % of the 14 head slices
+    for f in frames:
+        assert np.array_equal(f.gray, phantom(i=f.where["slice"], size=64).astype(np.float32))
+    # the same volume stored flipped left-right and upside down (LPI) reads back identically
+    flip = np.diag([-1.0, 1.0, -1.0, 1.0])
+    flip[0, 3], flip[2, 3] = 63.0, 19.0
+    frames2 = read_frames(nifti_bytes(vol[::-1, :, ::-1], affine=flip), name="lpi.nii")
+    assert [f.where for f in frames2] == [f.where for f in frames]
+    assert all(np.array_equal(a.gray, b.gray) for a, b in zip(frames, frames2))
+    (one,) = read_frames(p, slice=7)
+    assert one.where == {"slice": 7} and np.array_equal(one.gray, phantom(i=7, size=64).astype(np.float32))
+    with pytest.raises(TumorlensError, match="slice 40 is out of range"):
+        read_frames(p, slice=40)
+
+
+def test_nifti_anisotropic_pixels_are_made_square():
+    aff = np.diag([2.0, 1.0, 1.0, 1.0])
+    vol = np.random.default_rng(0).random((32, 64, 5)).astype(np.float32)
+    (fr,) = read_frames(nifti_bytes(vol, affine=aff), name="a.nii", slice=2)
+    assert fr.gray.shape == (64, 64)
+
+
+def test_4d_nifti_and_bundled_files(tmp_path):
+    with pytest.raises(TumorlensError, match="4d.nii: NIfTI image is 4-D"):
+        read_frames(nifti_bytes(np.zeros((16, 16, 4, 3))), name="4d.nii")
+    d = os.path.join(os.path.dirname(nib.__file__), "tests", "data")
+    if os.path.exists(os.path.join(d, "anatomical.nii")):
+        frames = read_frames(os.path.join(d, "anatomical.nii"))
+        assert frames and all("slice" in f.where for f in frames)
+    if os.path.exists(os.path.join(d, "example4d.nii.gz")):
+        with pytest.raises(TumorlensError, match="4-D"):
+            read_frames(os.path.join(d, "example4d.nii.gz"))
+    with pytest.raises(TumorlensError, match="bad.nii: corrupt or unreadable NIfTI"):
+        read_frames(b"\x00" * 400, name="bad.nii")
