@@ -82,6 +82,21 @@ def nifti_bytes(vol: np.ndarray, affine: np.ndarray | None = None, gz: bool = Fa
     return gzip.compress(raw) if gz else raw
 
 
+def tiny_data(n_per_class: int, seed: int, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Phantoms preprocessed exactly as the Predictor does (head crop, normalisation), for training."""
+    from tumorlens.config import CLASSES, Preprocess
+    from tumorlens.data import preprocess_array
+
+    pre = Preprocess(size=size)
+    xs, ys = [], []
+    for ci, label in enumerate(CLASSES):
+        for i in range(n_per_class):
+            img = make_slice(label, _slice_rng(seed, ci, i), 192)[0].astype(np.float32)
+            xs.append(preprocess_array(img, pre)[0])
+            ys.append(ci)
+    return np.stack(xs), np.array(ys, dtype=np.int64)
+
+
 def tiny_checkpoint(root: Path) -> Path:
     """A small TumorNet trained briefly on phantoms (1 thread), finalized with abstention and refusal.
 
@@ -93,12 +108,11 @@ def tiny_checkpoint(root: Path) -> Path:
 
     from tumorlens.config import ModelConfig, TrainConfig
     from tumorlens.refusal import finalize_checkpoint
-    from tumorlens.synthetic import make_arrays
     from tumorlens.train import SplitData, train
 
     torch.set_num_threads(1)
-    X, y, _ = make_arrays(24, 64, seed=0)
-    Xv, yv, _ = make_arrays(8, 64, seed=1)
+    X, y = tiny_data(24, 0)
+    Xv, yv = tiny_data(8, 1)
     cfg = TrainConfig(epochs=4, batch_size=16, lr=3e-3, threads=1, augment=False,
                       model=ModelConfig(channels=(8, 16, 32, 32), lstm_hidden=16, dense=16))
     tr = SplitData(torch.from_numpy(X).unsqueeze(1), torch.from_numpy(y), [])

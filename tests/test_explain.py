@@ -309,7 +309,6 @@ def test_trained_model_map_hits_the_planted_lesion(trained_model):
         res = [map_metrics(paste_cam(cams[i], prep[i][1], (128, 128)), mask_info(Mt[i])) for i in range(len(yt))]
         rates[method] = np.mean([r["pointing"] for r in res])
         energy[method] = np.mean([r["energy"] for r in res])
-    print("RATES", rates, energy, mask_fraction)
     assert rates["random"] <= 0.1
     assert rates["multilayer"] >= max(0.3, rates["random"] + 0.2), rates
     assert rates["gradcam"] >= rates["random"] + 0.08, rates

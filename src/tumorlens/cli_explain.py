@@ -202,7 +202,8 @@ def cmd_localize(a: argparse.Namespace) -> int:
               f"SSIM {s['ssim_mean']:.3f} -> {'passes' if s['passes'] else 'FAILS'}")
     best = doc["recommended_method"]
     v = doc["verdicts"][best]
-    print(f"recommended method: {best} (targets met: {'all' if v['all'] else ', '.join(k for k, x in v.items() if x and k != 'all') or 'none'})")
+    met = "all" if v["all"] else ", ".join(k for k, x in v.items() if x and k != "all") or "none"
+    print(f"recommended method: {best} (targets met: {met}); the default is {doc['default_method']}")
     print(f"wrote {Path(a.out) / 'localization.json'}")
     print(DISCLAIMER)
     return 0

@@ -203,7 +203,8 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
         L.append(f"strategy: `{split['strategy']}`")
         L.append("")
     if isinstance(table, list) and table and isinstance(table[0], dict):
-        cols = list(table[0])
+        order = ["class", "train", "val", "test", "test_fraction"]
+        cols = [c for c in order if c in table[0]] + [c for c in table[0] if c not in order]
         L += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         L += ["| " + " | ".join(str(r.get(c, "")) for c in cols) + " |" for r in table]
     else:

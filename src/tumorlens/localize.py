@@ -36,7 +36,6 @@ import csv
 import io
 import json
 import logging
-import math
 import os
 import re
 import time
@@ -66,7 +65,7 @@ _FOLD_RE = re.compile(r"figshare-fold-(\d+)")
 
 
 # ------------------------------------------------------------------------------------------- folds
-def test_folds(meta: dict[str, Any]) -> tuple[list[int], dict[int, int]]:
+def held_out_folds(meta: dict[str, Any]) -> tuple[list[int], dict[int, int]]:
     """(figshare folds on the test side of the checkpoint's split, {fold: train/val rows carrying it}).
 
     A fold is 'test' if a test row's group names it; the second value counts rows of the other sides that
@@ -174,7 +173,9 @@ def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
     with np.errstate(divide="ignore", invalid="ignore"):
         between = (mt * w0 - m0) ** 2 / (w0 * w1)
     between[~np.isfinite(between)] = -1.0
-    k = int(np.argmax(between[:-1]))
+    between = between[:-1]
+    best = np.flatnonzero(between >= between.max() * (1 - 1e-9))  # a plateau (empty bins): take its middle
+    k = int(best[len(best) // 2])
     return float(edges[k + 1])
 
 
@@ -344,7 +345,7 @@ def localize(checkpoint: Any, data_dir: str | os.PathLike, out_dir: str | os.Pat
 
     folds_overlap: dict[int, int] = {}
     if folds is None:
-        folds, folds_overlap = test_folds(pred.ckpt.meta)
+        folds, folds_overlap = held_out_folds(pred.ckpt.meta)
         fold_source = "checkpoint split (test side)"
         if not folds:
             raise TumorlensError("the checkpoint's split names no figshare test fold "
@@ -574,7 +575,8 @@ def _plot_bars(results: dict[str, Any], sources: list[str], mask_fraction: float
             ax.axhline(TARGETS["energy_over_mask_fraction"] * mask_fraction, ls="--", color="tab:red", lw=1,
                        label="3x mask fraction")
         ax.set_xticks(xs, labels, rotation=60, ha="right", fontsize=7)
-        ax.set_ylim(0, 1)
+        top = 1.0 if metric == "pointing" else max(np.nanmax(ci[:, 1]), 3 * mask_fraction) * 1.25
+        ax.set_ylim(0, min(1.0, top) if np.isfinite(top) and top > 0 else 1.0)
         ax.set_title(title, fontsize=10)
         ax.legend(fontsize=7, loc="upper right")
         ax.grid(axis="y", alpha=0.3)

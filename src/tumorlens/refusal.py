@@ -209,7 +209,9 @@ class FeatureOOD:
     threshold: float = float("inf")
 
     @classmethod
-    def fit(cls, feats: np.ndarray, labels: np.ndarray, rank: int = 48, shrinkage: float = 0.1) -> "FeatureOOD":
+    def fit(cls, feats: np.ndarray, labels: np.ndarray, rank: int = 48, shrinkage: float | None = None) -> "FeatureOOD":
+        """Fit on (N, D) features and class labels. shrinkage None: max(0.1, min(0.9, D / N)) - more
+        shrinkage when there are few images per dimension, where the sample covariance is unreliable."""
         f = np.asarray(feats, dtype=np.float64)
         y = np.asarray(labels).astype(int)
         if f.ndim != 2 or len(f) != len(y) or len(f) < 2:
@@ -220,6 +222,8 @@ class FeatureOOD:
         cov = centred.T @ centred / max(1, len(f) - len(ks))
         d = cov.shape[0]
         mu = float(np.trace(cov) / d)
+        if shrinkage is None:
+            shrinkage = max(0.1, min(0.9, d / len(f)))
         cov = (1 - shrinkage) * cov + shrinkage * mu * np.eye(d)
         lam, vec = np.linalg.eigh(cov)
         lam, vec = lam[::-1], vec[:, ::-1]

@@ -461,8 +461,8 @@ def make_dataset(out_dir: str | os.PathLike, n_per_class: int = 50, size: int = 
 
     `duplicates=k` plants k near-copies of randomly chosen originals, in the source's class, named like
     ordinary files (`<class>_<n>` upwards) so only their content gives them away. Their kinds cycle
-    through `DUPLICATE_KINDS`: `reencoded` (JPEG quality 70, .jpg), `resized` (x0.5-1.5), `mirrored`
-    (left-right) and `brightness` (x0.7-1.3 with clipping, and gamma 0.8-1.25). With `split=True`, two in
+    through `DUPLICATE_KINDS`: `reencoded` (JPEG quality 85, .jpg), `resized` (x0.75-1.5), `mirrored`
+    (left-right) and `brightness` (x0.8-1.2 with clipping, and gamma 0.9-1.1). With `split=True`, two in
     three land on the other split than their source, so a leakage audit has something to find.
 
     Refuses to write into a non-empty `out_dir` or masks folder, so stale files can never mix in.
@@ -514,10 +514,10 @@ def make_dataset(out_dir: str | os.PathLike, n_per_class: int = 50, size: int = 
             kind = DUPLICATE_KINDS[j % len(DUPLICATE_KINDS)]
             e = ext
             if kind == "reencoded":
-                e, data = ".jpg", _encode(img, ".jpg", quality=70)
+                e, data = ".jpg", _encode(img, ".jpg", quality=85)
                 dmask = mask
             elif kind == "resized":
-                f = rng.uniform(0.5, 1.5)
+                f = rng.uniform(0.75, 1.5)
                 side = max(16, int(round(size * f)))
                 data = _encode(np.asarray(Image.fromarray(img).resize((side, side), Image.BILINEAR)), ext)
                 dmask = np.asarray(Image.fromarray(mask.astype(np.uint8) * 255).resize((side, side),
@@ -525,7 +525,7 @@ def make_dataset(out_dir: str | os.PathLike, n_per_class: int = 50, size: int = 
             elif kind == "mirrored":
                 data, dmask = _encode(np.ascontiguousarray(img[:, ::-1]), ext), mask[:, ::-1]
             else:  # brightness
-                f, g = rng.uniform(0.7, 1.3), rng.uniform(0.8, 1.25)
+                f, g = rng.uniform(0.8, 1.2), rng.uniform(0.9, 1.1)
                 x = (img.astype(np.float32) / 255.0) ** np.float32(g) * np.float32(255.0 * f)
                 data, dmask = _encode(np.clip(x + 0.5, 0, 255).astype(np.uint8), ext), mask
             dtest = (not test if j % 3 != 0 else test) if split else None

@@ -1,0 +1,105 @@
+"""Refusal rates: non-MRI probes (should be 100 % refused) and real Kaggle MRI slices (should be <= 1 %).
+
+    python benchmarks/refusal_rates.py [--model CKPT] [--data ../shared/data/brain-tumor-mri-dataset]
+                                       [--out benchmarks/refusal_rates.md]
+
+Statistics-only (header + image statistics, no model) always; with --model also end to end through the
+Predictor, which adds the feature-distance check of that checkpoint. Probes come from tests/probes.py.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model")
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "brain-tumor-mri-dataset"))
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "refusal_rates.md"))
+    a = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(a.threads)
+    from probes import probes
+
+    from tumorlens.config import DISCLAIMER
+    from tumorlens.readers import read_frames
+    from tumorlens.refusal import check_image
+
+    pr = None
+    if a.model:
+        from tumorlens.predict import Predictor
+
+        pr = Predictor(a.model)
+    L = ["# Refusal rates", "", DISCLAIMER, "", f"Measured by `benchmarks/refusal_rates.py`"
+         f"{' with model `' + a.model + '`' if a.model else ' (statistics only, no model)'}; "
+         f"torch threads {a.threads}.", ""]
+    # ---- probes
+    rows = []
+    for name, data, fn in probes():
+        fr = read_frames(data, name=fn)[0]
+        stat = check_image(fr.gray, fr.info)
+        end = None
+        if pr is not None:
+            recs = pr.predict_bytes(data, fn)
+            end = "rejected" if all(r.status == "rejected" for r in recs) else ",".join(sorted({r.status for r in recs}))
+        rows.append((name, stat, end))
+    n_stat = sum(r[1] is not None for r in rows)
+    L += ["## Non-MRI probes", "", f"- refused by header/statistics checks: **{n_stat} / {len(rows)}**"]
+    if pr is not None:
+        n_end = sum(r[2] == "rejected" for r in rows)
+        L.append(f"- refused end to end (statistics + feature distance): **{n_end} / {len(rows)}**")
+    L += ["", "| probe | statistics / header reason | end to end |", "|---|---|---|"]
+    L += [f"| {n} | {s or '**passed**'} | {e or ''} |" for n, s, e in rows]
+    # ---- Kaggle
+    paths = sorted(glob.glob(os.path.join(a.data, "*", "*", "*.jpg")))
+    L += ["", "## Real MRI: Kaggle brain-tumour MRI dataset", ""]
+    if not paths:
+        L.append(f"not measured: {a.data} not found")
+    else:
+        t = time.perf_counter()
+        refused, reasons = [], Counter()
+        for p in paths:
+            fr = read_frames(p, draft=256)[0]
+            r = check_image(fr.gray, fr.info)
+            if r:
+                refused.append((p, r))
+                reasons[r.split(" [")[0]] += 1
+        dt = time.perf_counter() - t
+        L.append(f"- statistics only: **{len(refused)} / {len(paths)} refused ({100 * len(refused) / len(paths):.2f} %)**"
+                 f" ({dt:.0f} s)")
+        L += [f"  - {k}: {v}" for k, v in reasons.most_common()]
+        if pr is not None:
+            test = [p for p in paths if "/Testing/" in p.replace(os.sep, "/")]
+            t = time.perf_counter()
+            st = Counter()
+            why = Counter()
+            for r in pr.predict_paths(test, batch=64):
+                st[r.status] += 1
+                if r.status == "rejected":
+                    why["feature distance" if "feature distance" in (r.reason or "") else "statistics"] += 1
+            dt = time.perf_counter() - t
+            n = sum(st.values())
+            L.append(f"- end to end on the {n} Testing images: **{st['rejected']} refused "
+                     f"({100 * st['rejected'] / n:.2f} %)** - {dict(why)}; statuses {dict(st)} ({dt:.0f} s)")
+            ood = pr.ckpt.meta.get("refusal", {})
+            if ood:
+                L.append(f"- feature-distance threshold: {ood['ood']['threshold']:.4g} = the "
+                         f"{100 * ood['ood_quantile']:.1f}th percentile of {ood['n_val']} validation scores "
+                         f"(val refusal {100 * ood['ood_val_refusal_rate']:.2f} %)")
+    Path(a.out).write_text("\n".join(L) + "\n")
+    print("\n".join(L))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""Predictor on every input kind, statuses, batching, bad inputs, and the predict / model-card CLI."""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from predict_helpers import dicom_bytes, encode, nifti_bytes, phantom, png_bomb, tiny_checkpoint
+from tumorlens.checkpoint import load_checkpoint
+from tumorlens.config import DISCLAIMER
+from tumorlens.data import preprocess_array, read_gray
+from tumorlens.predict import Predictor, Record
+
+pytest.importorskip("pydicom")
+pytest.importorskip("nibabel")
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    return tiny_checkpoint(tmp_path_factory.mktemp("ck"))
+
+
+@pytest.fixture(scope="module")
+def pred(ckpt):
+    """The tiny model's feature-distance threshold comes from 32 validation phantoms, so it refuses a few
+    fresh phantoms by chance; these tests want answers, so it is switched off (tested on its own below)."""
+    p = Predictor(ckpt)
+    p.ood.threshold = float("inf")
+    return p
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("in")
+    Image.fromarray(phantom("glioma", 0, 512)).convert("RGB").save(d / "a.jpg", quality=92)
+    Image.fromarray(phantom("pituitary", 1)).save(d / "b.png")
+    (d / "c.dcm").write_bytes(dicom_bytes(np.stack([phantom(i=i, size=128) for i in range(2)]).astype(np.uint16),
+                                          wc=128.0, ww=256.0))
+    vol = np.stack([phantom(i=k, size=64).astype(np.float32) for k in range(10)], -1)
+    (d / "v.nii.gz").write_bytes(nifti_bytes(vol, gz=True))
+    return d
+
+
+def test_plain_images_are_classified_exactly_as_training_preprocesses(pred, files):
+    for name in ("a.jpg", "b.png"):
+        (rec,) = pred.predict_file(files / name)
+        x, _ = preprocess_array(read_gray(files / name, draft=4 * pred.pre.size), pred.pre)
+        want = pred.probabilities(x[None])[0]
+        assert rec.status in ("ok", "uncertain") and rec.label is not None
+        assert np.allclose([rec.probabilities[c] for c in pred.classes], want, atol=2e-6)
+        (rb,) = pred.predict_bytes((files / name).read_bytes(), name)
+        assert rb.probabilities == rec.probabilities and rb.path == name
+
+
+def test_dicom_and_png_of_the_same_pixels_give_the_same_answer(pred, tmp_path):
+    img = phantom("meningioma", 3, 256)
+    (png,) = pred.predict_bytes(encode(img, "PNG"), "m.png")
+    (dcm,) = pred.predict_bytes(dicom_bytes(img.astype(np.uint16), wc=128.0, ww=256.0), "m.dcm")
+    assert dcm.label == png.label and dcm.status == png.status
+    assert np.allclose(list(dcm.probabilities.values()), list(png.probabilities.values()), atol=1e-4)
+    (pct,) = pred.predict_bytes(dicom_bytes(img.astype(np.uint16) * 16), "m16.dcm")  # no window: percentiles
+    assert pct.label == png.label
+
+
+def test_frames_and_slices_get_one_record_each(pred, files):
+    recs = pred.predict_file(files / "c.dcm")
+    assert [r.frame for r in recs] == [0, 1] and all(r.slice is None for r in recs)
+    recs = pred.predict_file(files / "v.nii.gz")
+    assert [r.slice for r in recs] and all(r.frame is None for r in recs)
+    assert recs[0].to_dict()["slice"] == recs[0].slice and "frame" not in recs[0].to_dict()
+    (one,) = pred.predict_file(files / "v.nii.gz", slice=5)
+    assert one.slice == 5
+
+
+def test_bad_inputs_give_error_records_and_the_batch_goes_on(pred, files, tmp_path):
+    (tmp_path / "zero.png").write_bytes(b"")
+    (tmp_path / "bomb.png").write_bytes(png_bomb())
+    full = dicom_bytes(phantom(size=64).astype(np.uint16))
+    (tmp_path / "cut.dcm").write_bytes(full[:-2000])
+    (tmp_path / "nopix.dcm").write_bytes(dicom_bytes(phantom(size=64).astype(np.uint16), pixels=False))
+    (tmp_path / "4d.nii").write_bytes(nifti_bytes(np.zeros((16, 16, 4, 2))))
+    inputs = [str(files / "b.png"), str(tmp_path / "zero.png"), str(tmp_path / "bomb.png"),
+              str(tmp_path / "cut.dcm"), str(tmp_path / "nopix.dcm"), str(tmp_path / "4d.nii"),
+              str(tmp_path / "nothere.png"), str(files / "a.jpg")]
+    recs = list(pred.predict_paths(inputs, batch=2))
+    assert [r.path for r in recs] == inputs
+    assert [r.status for r in recs][1:-1] == ["error"] * 6
+    assert recs[0].status != "error" and recs[-1].status != "error"
+    for r, what in zip(recs[1:-1], ["empty file", "too large", "truncated", "no pixel data", "4-D", "no such file"]):
+        assert what in r.reason and r.reason.startswith(r.path) and r.label is None and r.probabilities is None
+
+
+def test_batched_paths_match_one_by_one(pred, files):
+    paths = [str(files / n) for n in ("a.jpg", "b.png", "c.dcm", "v.nii.gz")]
+    batched = list(pred.predict_paths(paths, batch=3))
+    single = [r for p in paths for r in pred.predict_file(p)]
+    assert [r.to_dict()["path"] for r in batched] == [r.path for r in single]
+    for a, b in zip(batched, single):
+        assert a.status == b.status and a.label == b.label
+        if a.probabilities:
+            assert np.allclose(list(a.probabilities.values()), list(b.probabilities.values()), atol=1e-5)
+
+
+def test_statuses_rejected_uncertain_and_ood(ckpt):
+    pr = Predictor(ckpt)
+    (rej,) = pr.predict_bytes(encode(np.zeros((64, 64), np.uint8), "PNG"), "black.png")
+    assert rej.status == "rejected" and rej.label is None and rej.probabilities is None and rej.confidence is None
+    assert "constant" in rej.reason
+    img = encode(phantom("notumor", 2), "PNG")
+    pr.threshold = 1.01
+    (unc,) = pr.predict_bytes(img, "p.png")
+    assert unc.status == "uncertain" and unc.label is not None and "abstention" in unc.reason
+    pr.threshold = 0.0
+    (ok,) = pr.predict_bytes(img, "p.png")
+    assert ok.status == "ok"
+    assert pr.ood is not None
+    pr.ood.threshold = -1.0
+    (ood,) = pr.predict_bytes(img, "p.png")
+    assert ood.status == "rejected" and ood.probabilities is None and "feature distance" in ood.reason
+    off = Predictor(ckpt, refuse=False)
+    (r,) = off.predict_bytes(encode(np.zeros((64, 64), np.uint8), "PNG"), "black.png")
+    assert r.status in ("ok", "uncertain")
+
+
+def test_explain_attaches_full_resolution_heatmaps(pred, files):
+    pytest.importorskip("tumorlens.explain")
+    (rec,) = pred.predict_file(files / "a.jpg", explain=True)
+    assert rec.heatmap.shape == rec.image.shape == (512, 512)
+    (rec,) = pred.predict_bytes((files / "b.png").read_bytes(), "b.png", explain=True)
+    assert rec.heatmap.shape == rec.image.shape == (256, 256)
+
+
+# ------------------------------------------------------------------------------------------- CLI
+def _main(argv: list[str]) -> int:
+    """`tumorlens ...` with the predict parsers added, whether or not cli.py wires them yet."""
+    import tumorlens.cli as cli
+
+    p = cli.build_parser()
+    sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
+    if "predict" not in sub.choices:
+        from tumorlens.cli_predict import add_parsers
+
+        add_parsers(sub)
+    a = p.parse_args(argv)
+    try:
+        return int(a.func(a) or 0)
+    except Exception as e:  # noqa: BLE001 - mirror cli.main's one-line errors
+        from tumorlens.config import TumorlensError
+
+        if isinstance(e, TumorlensError):
+            return 2
+        raise
+
+
+def test_cli_formats_and_exit_codes(ckpt, files, capsys):
+    ins = [str(files / "a.jpg"), str(files / "c.dcm")]
+    assert _main(["predict", "--model", str(ckpt), *ins]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"# tumorlens predict - {DISCLAIMER}"
+    assert "status" in out.splitlines()[1] and "frame 1" in out
+    assert _main(["predict", "--model", str(ckpt), "--format", "json", *ins]) == 0
+    cap = capsys.readouterr()
+    recs = json.loads(cap.out)
+    assert [r["path"] for r in recs] == [ins[0], ins[1], ins[1]] and DISCLAIMER in cap.err
+    assert _main(["predict", "--model", str(ckpt), "--format", "jsonl", *ins, str(files / "missing.png")]) == 1
+    lines = [json.loads(s) for s in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 4 and lines[-1]["status"] == "error"
+    assert _main(["predict", "--model", str(ckpt), "--format", "csv", *ins]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r["frame"] for r in rows] == ["", "0", "1"] and "p_glioma" in rows[0]
+    assert _main(["predict", "--model", str(ckpt), "--format", "json", "--slice", "4",
+                  str(files / "v.nii.gz")]) == 0
+    assert [r["slice"] for r in json.loads(capsys.readouterr().out)] == [4]
+    assert _main(["predict", "--model", str(ckpt), "--format", "json", str(files / "nothere")]) == 1
+
+
+def test_cli_explain_writes_overlays(ckpt, files, tmp_path, capsys):
+    pytest.importorskip("tumorlens.explain")
+    out = tmp_path / "cams"
+    assert _main(["predict", "--model", str(ckpt), "--format", "json", "--explain", str(out),
+                  str(files / "b.png")]) == 0
+    (rec,) = json.loads(capsys.readouterr().out)
+    if rec["status"] in ("ok", "uncertain"):
+        assert (out / "b_gradcam.png").stat().st_size > 1000 and rec["overlay"].endswith("b_gradcam.png")
+
+
+def test_model_card_renders_metadata_and_never_invents_numbers(ckpt, tmp_path, capsys):
+    from tumorlens.checkpoint import save_checkpoint
+    from tumorlens.metrics import summarize
+
+    out = tmp_path / "MODEL_CARD.md"
+    assert _main(["model-card", "--model", str(ckpt), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert DISCLAIMER in text and "CC0" in text and "CC BY 4.0" in text and "PLoS ONE 10(10)" in text
+    assert "| glioma | 24 | 8 | 0 | 0.0 |" in text
+    assert "temperature scaling" in text and "uncertain" in text and "Mahalanobis" in text
+    assert "Test set" not in text
+    ck = load_checkpoint(ckpt)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 200)
+    p = np.full((200, 4), 0.1)
+    p[np.arange(200), y] = 0.7
+    meta = {**ck.meta, "test_metrics": summarize(y, p)}
+    ck2 = save_checkpoint(tmp_path / "m.safetensors", ck.model, ck.config, meta)
+    assert _main(["model-card", "--model", str(ck2), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "### Test set" in text and "accuracy: 100.0 %" in text and "95 % CI" in text
+    capsys.readouterr()
+
+
+def test_record_json_form_has_no_arrays():
+    r = Record("x.png", "rejected", reason="blank", heatmap=np.zeros((2, 2)))
+    assert r.to_dict() == {"path": "x.png", "status": "rejected", "label": None, "probabilities": None,
+                           "confidence": None, "reason": "blank"}

@@ -1,0 +1,143 @@
+"""Refusal: non-MRI probes are rejected with a reason; phantoms and real MRI slices are not."""
+from __future__ import annotations
+
+import glob
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from predict_helpers import encode, tiny_checkpoint, tiny_data
+from probes import mri_like_bytes, probes
+from tumorlens.checkpoint import load_checkpoint, read_metadata
+from tumorlens.config import CLASSES
+from tumorlens.readers import read_frames
+from tumorlens.refusal import (FeatureOOD, check_header, check_image, finalize_checkpoint, fit_abstention,
+                               image_stats)
+from tumorlens.synthetic import _slice_rng, make_slice
+
+KAGGLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "brain-tumor-mri-dataset"
+# A grayscale portrait has a head-sized bright region on a darkish background: the statistics cannot tell it
+# from an MRI slice, so only the model's feature-space check (fitted on real MRI) can refuse it.
+NEEDS_FEATURES = {"photo_grace_hopper_gray"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def probe_frames():
+    out = []
+    for name, data, fn in probes():
+        for fr in read_frames(data, name=fn)[:2]:
+            out.append((name, fr))
+    return out
+
+
+def test_every_probe_is_refused_by_header_or_statistics(probe_frames):
+    assert len({n for n, _ in probe_frames}) >= 35
+    passed = [name for name, fr in probe_frames if check_image(fr.gray, fr.info) is None]
+    assert set(passed) <= NEEDS_FEATURES, passed
+
+
+def test_refusal_reasons_name_the_problem(probe_frames):
+    reasons = {name: check_image(fr.gray, fr.info) for name, fr in probe_frames}
+    assert reasons["black"] == "blank or constant image"
+    assert "colour" in reasons["colour_scene"]
+    assert "noise" in reasons["uniform_noise"]
+    assert "Modality is CT" in reasons["pydicom_CT_small"]
+    assert "Modality is US" in reasons["pydicom_examples_rgb_color"]
+    assert "Modality is NM" in reasons["pydicom_JPEG2000"]
+    assert "binary" in reasons["document"]
+
+
+def test_phantoms_pass_the_statistics_at_all_sizes_and_codecs():
+    for ci, label in enumerate(CLASSES):
+        for i in range(6):
+            for size in (128, 256, 512):
+                img = make_slice(label, _slice_rng(5, ci, i), size)[0]
+                assert check_image(img.astype(np.float32)) is None, (label, i, size, image_stats(img))
+            (fr,) = read_frames(encode(img, "JPEG", quality=85), name="p.jpg", draft=256)
+            assert check_image(fr.gray, fr.info) is None
+
+
+def test_bundled_real_mri_passes():
+    for name, data, fn in mri_like_bytes():
+        (fr,) = read_frames(data, name=fn)
+        assert check_image(fr.gray, fr.info) is None, name
+    from pydicom.data import get_testdata_file
+
+    (fr,) = read_frames(get_testdata_file("MR_small.dcm"))
+    assert check_image(fr.gray, fr.info) is None
+
+
+@pytest.mark.data
+@pytest.mark.skipif(not KAGGLE.is_dir(), reason=f"Kaggle brain-tumour MRI set not found at {KAGGLE}")
+def test_kaggle_mri_slices_are_rarely_refused_by_statistics():
+    paths = sorted(glob.glob(str(KAGGLE / "*" / "*" / "*.jpg")))[::20]  # ~350 of 7,023 (all: benchmarks/)
+    refused = [p for p in paths if check_image(*(lambda f: (f.gray, f.info))(read_frames(p, draft=256)[0]))]
+    assert len(paths) > 300
+    assert len(refused) <= 0.01 * len(paths), refused
+
+
+def test_header_checks():
+    assert "CT" in check_header({"modality": "CT"})
+    assert "ultrasound" in check_header({"modality": "US"})
+    assert check_header({"modality": "MR"}) is None
+    assert check_header({"modality": "MR", "body_part": "HEAD"}) is None
+    assert check_header({"modality": "MR", "body_part": "Brain"}) is None
+    assert "CHEST" in check_header({"modality": "MR", "body_part": "CHEST"})
+    assert check_header({}) is None
+
+
+def test_feature_ood_scores_and_compact_round_trip():
+    rng = np.random.default_rng(0)
+    d = 128
+    means = rng.normal(0, 3, (4, d))
+    y = np.repeat(np.arange(4), 300)
+    f = means[y] + rng.normal(0, 1, (len(y), d)) * np.linspace(0.2, 2, d)
+    ood = FeatureOOD.fit(f, y)
+    fv = means[np.repeat(np.arange(4), 50)] + rng.normal(0, 1, (200, d)) * np.linspace(0.2, 2, d)
+    sv = ood.score(fv)
+    ood.threshold = float(np.quantile(sv, 0.995))
+    far = rng.normal(0, 1, (50, d)) * 6
+    assert np.all(ood.score(far) > ood.threshold)
+    assert 0.5 < np.median(sv) < 2.0
+    meta = ood.to_meta()
+    assert len(json.dumps(meta)) < 150_000
+    back = FeatureOOD.from_meta(json.loads(json.dumps(meta)))
+    assert np.allclose(back.score(fv), sv, rtol=1e-3)
+
+
+def test_finalize_is_idempotent_and_stores_abstention_and_refusal(tmp_path_factory):
+    ck = tiny_checkpoint(tmp_path_factory.mktemp("ck"))
+    m1 = read_metadata(ck)
+    ab, ref = m1["abstention"], m1["refusal"]
+    assert 0.9 - 1e-9 <= ab["coverage"] <= 1.0 and ab["fitted_on"] == "val"
+    assert ref["ood"]["dim"] == 32 and ref["ood_quantile"] == 0.995
+    X, y = tiny_data(24, 0)
+    Xv, yv = tiny_data(8, 1)
+    out = tmp_path_factory.mktemp("again") / "m.safetensors"
+    finalize_checkpoint(ck, torch.from_numpy(X).unsqueeze(1), Xv, yv, y_train=y, out=out)
+    assert read_metadata(out) == m1
+    assert len(json.dumps(m1)) < 300_000
+
+
+def test_fit_abstention_rule_on_a_controlled_model(tmp_path_factory):
+    ck = load_checkpoint(tiny_checkpoint(tmp_path_factory.mktemp("ck")))
+    from tumorlens.predict import Predictor
+
+    pr = Predictor(ck)
+    Xv, yv = tiny_data(8, 1)
+    probs = pr.probabilities(Xv)
+    # with labels equal to the model's own answers, 99.5 % is reached at full coverage: capped at 95 %
+    ab = fit_abstention(pr, Xv, probs.argmax(1))
+    assert ab["coverage_at_target_accuracy"] == 1.0 and 0.95 <= ab["coverage"] < 1.0
+    assert ab["accuracy"] == 1.0
+    # with every label wrong, 99.5 % is out of reach: the coverage floor (90 %) applies
+    ab = fit_abstention(pr, Xv, (probs.argmax(1) + 1) % 4)
+    assert ab["coverage_at_target_accuracy"] == 0.0 and 0.9 <= ab["coverage"] < 0.95
