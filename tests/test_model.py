@@ -1,0 +1,47 @@
+"""Model contracts: shapes at every stage, gradients everywhere, the named CAM layer, the ablation."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tumorlens.config import ModelConfig
+from tumorlens.model import build_model
+
+SMALL = ModelConfig(channels=(8, 16, 16, 32), lstm_hidden=16, dense=16)
+
+
+@pytest.mark.parametrize("head", ["lstm", "pool"])
+@pytest.mark.parametrize("size", [64, 96])
+def test_shapes_from_image_to_logits(head, size):
+    m = build_model(ModelConfig(**{**SMALL.__dict__, "head": head}), size).eval()
+    x = torch.rand(3, 1, size, size)
+    f = m.forward_features(x)
+    assert f.shape == (3, 32, size // 8, size // 8)
+    assert m.forward_head(f).shape == (3, 4)
+    assert torch.equal(m(x), m.forward_head(f))
+
+
+def test_every_parameter_gets_a_gradient():
+    torch.manual_seed(0)
+    m = build_model(SMALL)
+    m(torch.rand(4, 1, 64, 64)).logsumexp(1).sum().backward()
+    missing = [n for n, p in m.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    assert not missing
+
+
+def test_cam_layer_names_the_relu_after_the_last_convolution():
+    m = build_model(SMALL)
+    mod = m.get_cam_module()
+    assert isinstance(mod, torch.nn.ReLU)
+    seen = {}
+    h = mod.register_forward_hook(lambda _m, _i, o: seen.update(shape=o.shape))  # returns None
+    m(torch.rand(2, 1, 64, 64))
+    h.remove()
+    assert seen["shape"] == (2, 32, 8, 8)
+
+
+def test_unidirectional_lstm_and_unknown_head():
+    m = build_model(ModelConfig(**{**SMALL.__dict__, "bidirectional": False}))
+    assert m(torch.rand(2, 1, 64, 64)).shape == (2, 4)
+    with pytest.raises(ValueError):
+        build_model(ModelConfig(**{**SMALL.__dict__, "head": "transformer"}))

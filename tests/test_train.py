@@ -1,0 +1,115 @@
+"""Training: a tiny model overfits, runs are deterministic, an interrupted run resumes to the same weights."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from tumorlens.checkpoint import load_checkpoint, read_metadata
+from tumorlens.config import ModelConfig, TrainConfig, TumorlensError
+from tumorlens.synthetic import make_arrays
+from tumorlens.train import SplitData, train
+
+TINY = TrainConfig(epochs=3, batch_size=16, lr=3e-3, patience=10, threads=1,
+                   model=ModelConfig(channels=(8, 16, 16, 32), lstm_hidden=16, dense=16))
+
+
+@pytest.fixture(scope="module")
+def data():
+    x, y, _ = make_arrays(12, size=64, seed=0)
+    t = torch.from_numpy(x).unsqueeze(1)
+    yt = torch.from_numpy(y)
+    idx = np.arange(len(y))
+    tr, va = idx % 4 != 0, idx % 4 == 0
+    return (SplitData(t[tr], yt[tr], [f"i{i}" for i in idx[tr]]),
+            SplitData(t[va], yt[va], [f"i{i}" for i in idx[va]]))
+
+
+def test_tiny_model_overfits_a_small_batch(tmp_path):
+    x, y, _ = make_arrays(4, size=64, seed=1)
+    d = SplitData(torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y), [str(i) for i in range(len(y))])
+    cfg = TINY.with_overrides(["epochs=60", "batch_size=16", "augment=false", "model.dropout=0.0",
+                               "label_smoothing=0.0", "warmup_epochs=0"])
+    ckpt = train(cfg, d, SplitData(d.x[:0], d.y[:0], []), tmp_path / "run")
+    m = load_checkpoint(ckpt).model
+    with torch.no_grad():
+        acc = (m(d.x).argmax(1) == d.y).float().mean().item()
+    assert acc == 1.0
+
+
+def test_same_seed_gives_identical_weights(data, tmp_path):
+    a = train(TINY, *data, tmp_path / "a")
+    b = train(TINY, *data, tmp_path / "b")
+    wa, wb = load_file(str(a)), load_file(str(b))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    c = train(TINY.with_overrides(["seed=1"]), *data, tmp_path / "c")
+    wc = load_file(str(c))
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)
+
+
+def test_interrupted_run_resumes_to_the_same_final_weights(data, tmp_path):
+    full = train(TINY, *data, tmp_path / "full")
+
+    def stop_after_first(row):
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(TINY, *data, tmp_path / "cut", on_epoch=stop_after_first)
+    assert (tmp_path / "cut" / "state.pt").exists() and not (tmp_path / "cut" / "model.safetensors").exists()
+    with pytest.raises(TumorlensError, match="--resume"):
+        train(TINY, *data, tmp_path / "cut")
+    resumed = train(TINY, *data, tmp_path / "cut", resume=True)
+    wa, wb = load_file(str(full)), load_file(str(resumed))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    strip = lambda h: [{k: v for k, v in r.items() if k != "seconds"} for r in h]  # noqa: E731
+    assert strip(read_metadata(full)["history"]) == strip(read_metadata(resumed)["history"])
+
+
+def test_resume_with_another_config_is_refused(data, tmp_path):
+    def stop(row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(TINY, *data, tmp_path / "r", on_epoch=stop)
+    with pytest.raises(TumorlensError, match="same configuration"):
+        train(TINY.with_overrides(["lr=0.01"]), *data, tmp_path / "r", resume=True)
+
+
+def test_run_folder_holds_checkpoint_history_and_config(data, tmp_path):
+    ckpt = train(TINY, *data, tmp_path / "run", meta={"split": {"strategy": "test"}})
+    doc = read_metadata(ckpt)
+    assert doc["classes"] == ["glioma", "meningioma", "notumor", "pituitary"]
+    assert doc["config"]["preprocess"]["size"] == 64 and doc["split"]["strategy"] == "test"
+    assert len(doc["history"]) == 3 and "calibration" in doc and doc["calibration"]["temperature"] > 0
+    assert (tmp_path / "run" / "history.csv").read_text().count("\n") == 4
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["epochs"] == 3
+    assert not (tmp_path / "run" / "state.pt").exists()
+    with pytest.raises(TumorlensError, match="finished run"):
+        train(TINY, *data, tmp_path / "run")
+
+
+def test_checkpoint_loads_without_other_files_and_rejects_garbage(data, tmp_path):
+    ckpt = train(TINY, *data, tmp_path / "run")
+    moved = tmp_path / "alone.safetensors"
+    moved.write_bytes(ckpt.read_bytes())
+    c = load_checkpoint(moved)
+    assert c.config.model.channels == (8, 16, 16, 32) and len(c.sha256) == 64
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(TumorlensError, match="not a tumorlens checkpoint"):
+        load_checkpoint(bad)
+    with pytest.raises(TumorlensError, match="not found"):
+        load_checkpoint(tmp_path / "missing.safetensors")
+
+
+def test_config_overrides_parse_and_reject_unknown_keys():
+    cfg = TrainConfig().with_overrides(["epochs=5", "model.lstm_hidden=32", "preprocess.size=96"])
+    assert cfg.epochs == 5 and cfg.model.lstm_hidden == 32 and cfg.preprocess.size == 96
+    with pytest.raises(TumorlensError, match="unknown setting"):
+        TrainConfig().with_overrides(["model.depth=3"])
+    with pytest.raises(TumorlensError, match="key=value"):
+        TrainConfig().with_overrides(["epochs"])
