@@ -131,11 +131,11 @@ def cold_start(ckpt: Path, image: Path, runs: int = 5, threads: int = 1) -> dict
         subprocess.run([sys.executable, "-c", "import torch"], env=env, check=True)
         imp.append(time.perf_counter() - t)
     lazy = subprocess.run([sys.executable, "-c", CLI.replace("sys.exit(cli.main(sys.argv[1:]))", "cli.main(sys.argv[1:])\n"
-                           "print(','.join(m for m in ('matplotlib', 'scipy', 'pydicom', 'nibabel') if m in sys.modules))"),
+                           "print('modules:' + ','.join(m for m in ('matplotlib', 'scipy', 'pydicom', 'nibabel') if m in sys.modules))"),
                            "predict", "--model", str(ckpt), str(image)], capture_output=True, text=True, env=env, cwd=ROOT)
     return {"runs": runs, "median_s": statistics.median(times), "min_s": min(times),
             "import_torch_median_s": statistics.median(imp),
-            "heavy_modules_loaded": lazy.stdout.strip().splitlines()[-1] if lazy.stdout.strip() else "?"}
+            "heavy_modules_loaded": next((ln[8:] for ln in lazy.stdout.splitlines() if ln.startswith("modules:")), "?")}
 
 
 def main() -> None:

@@ -223,3 +223,13 @@ def test_record_json_form_has_no_arrays():
     r = Record("x.png", "rejected", reason="blank", heatmap=np.zeros((2, 2)))
     assert r.to_dict() == {"path": "x.png", "status": "rejected", "label": None, "probabilities": None,
                            "confidence": None, "reason": "blank"}
+
+
+def test_heavy_modules_are_imported_lazily():
+    import subprocess
+    import sys
+
+    code = ("import sys, tumorlens.predict, tumorlens.readers, tumorlens.refusal, tumorlens.cli_predict; "
+            "print(','.join(m for m in ('matplotlib', 'scipy', 'pydicom', 'nibabel') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == ""

@@ -26,7 +26,10 @@ from typing import Any
 import numpy as np
 
 from .config import DISCLAIMER, TumorlensError
-from .explain import DEFAULT_METHOD, METHODS
+
+# explain.METHODS, repeated so that building the `tumorlens` parser does not import torch (1.9 s);
+# tests/test_explain.py checks that the two agree. The default method is looked up when a command runs.
+METHODS: tuple[str, ...] = ("gradcam", "hirescam", "layercam", "multilayer")
 
 
 # ----------------------------------------------------------------------------------------- naming
@@ -99,7 +102,7 @@ def _progress(desc: str):
 
 # ----------------------------------------------------------------------------------------- explain
 def cmd_explain(a: argparse.Namespace) -> int:
-    from .explain import overlay_png
+    from .explain import DEFAULT_METHOD, overlay_png
     from .metrics import jsonable
     from .plots import atomic_write_bytes
     from .predict import Predictor, expand_inputs
@@ -118,13 +121,18 @@ def cmd_explain(a: argparse.Namespace) -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    files, failed, done = [], 0, 0
+    files, failed, done, ours = [], 0, 0, 0
+    out_abs = out.resolve()
     for path, err in expand_inputs(a.inputs):
         if err:
             print(err, file=sys.stderr)
             failed += 1
+        elif out_abs in Path(path).resolve().parents:
+            ours += 1  # our own outputs from an earlier run, when --out lies inside an input folder
         else:
             files.append(path)
+    if ours:
+        print(f"ignored {ours} file(s) inside the output folder {out}", file=sys.stderr)
     names = output_names(files)
     update, close = _progress("explaining")
     seen_files = 0
@@ -174,6 +182,7 @@ def cmd_explain(a: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------- localize
 def cmd_localize(a: argparse.Namespace) -> int:
+    from .explain import DEFAULT_METHOD
     from .localize import localize, parse_folds
 
     methods = a.methods or list(dict.fromkeys([DEFAULT_METHOD, *METHODS]))
@@ -218,7 +227,8 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders (recursive) or globs")
     s.add_argument("--model", help="checkpoint (.safetensors); default: the bundled model")
     s.add_argument("--out", required=True, help="output folder")
-    s.add_argument("--method", choices=METHODS, default=None, help=f"heatmap method (default {DEFAULT_METHOD})")
+    s.add_argument("--method", choices=METHODS, default=None,
+                   help="heatmap method (default: explain.DEFAULT_METHOD; each JSON records the one used)")
     s.add_argument("--target-class", help="explain this class instead of the predicted one")
     s.add_argument("--no-refuse", action="store_true",
                    help="explain inputs even if they do not look like brain MRI slices")

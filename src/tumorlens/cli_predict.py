@@ -171,7 +171,7 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
           f"{config.get('model', {}).get('channels')}) on {config.get('preprocess', {}).get('size', '?')} px "
           f"grayscale slices, cropped to the head and intensity-normalised (settings stored in the checkpoint)",
           f"- classes: {', '.join(classes)}",
-          f"- software: " + ", ".join(f"{k} {v}" for k, v in sorted((meta.get("versions") or {}).items())), ""]
+          "- software: " + ", ".join(f"{k} {v}" for k, v in sorted((meta.get("versions") or {}).items())), ""]
     L += ["## Intended use", "",
           "- Research and teaching: exploring how a CNN-LSTM classifies single 2-D brain MRI slices, with "
           "Grad-CAM heatmaps showing which regions drove the answer.",

@@ -3,13 +3,14 @@
 Design: hand-written hooks, not a library. Grad-CAM on this model is ~40 lines: one forward hook per
 layer keeps the activation tensor, and `torch.autograd.grad(score, activations)` returns the gradients
 -- through the LSTM, whose (B, C, H, W) -> (B, H, C*W) reshape is an ordinary differentiable op, so no
-special handling is needed. captum and torchcam install cleanly beside our torch and were measured to
-give identical maps, but they add a dependency (and its release cadence) for no gain; pytorch-grad-cam
-needs torchvision, which this project does not ship; MONAI's GradCAM inverts maps by default and leaves
-its hooks registered. Hand-written hooks also let us guarantee what the libraries do not:
+special handling is needed. Per issue #4, captum and torchcam install cleanly beside our torch and gave
+maps identical to hand-written hooks (not re-checked here), but they would add a dependency (and its
+release cadence) for no gain; pytorch-grad-cam needs torchvision, which this project does not ship;
+MONAI's GradCAM inverts maps by default and leaves its hooks registered. Hand-written hooks also let us
+guarantee what the libraries do not:
   * every hook is removed, and every flag restored, also when the explanation raises: the module hook
     dicts have the same entries before and after, `model.training` (per module) and
-    `torch.is_grad_enabled()` are restored, and so is cuDNN's flag;
+    `torch.is_grad_enabled()` are restored, and so are the cuDNN / oneDNN flags;
   * `autograd.grad` (not `.backward()`) is used, so the parameters' `.grad` are never touched and
     explaining during training changes nothing;
   * the hooks only record in the thread that registered them, so a web server may classify with the
@@ -17,7 +18,8 @@ its hooks registered. Hand-written hooks also let us guarantee what the librarie
   * on CUDA, cuDNN refuses the LSTM's backward pass in eval mode; cuDNN is switched off inside the
     explainer (`torch.backends.cudnn.flags(enabled=False)`, the other cuDNN flags untouched) instead
     of putting BatchNorm/dropout into training mode, which would change the very prediction explained;
-  * on CPU, oneDNN's LSTM is switched off the same way: with autograd it is 6x slower than ATen's.
+  * on CPU, oneDNN is switched off the same way around the LSTM only: its LSTM with autograd is 6x
+    slower than ATen's, while its convolutions are the fast ones.
 
 Methods (all maps are ReLU'd, upsampled bilinearly to the S x S network input, then divided by their
 maximum, so they lie in [0, 1] and an all-zero map stays zero):
@@ -28,8 +30,12 @@ maximum, so they lie in [0, 1] and an all-zero map stays zero):
   layercam    Jiang et al. 2021: ReLU(sum_c ReLU(G_c) * A_c) on the block before the CAM layer (S/4 x S/4).
   multilayer  the normalised mean of LayerCAM on the last three blocks (S/8, S/4, S/2): coarse evidence
               sharpened by finer layers.
-The default, `DEFAULT_METHOD`, is chosen by `tumorlens localize` (pointing game and energy-in-mask on the
-figshare tumour masks; see localize.py); until that is measured on the real model it is 'gradcam'.
+The default, `DEFAULT_METHOD`, is to be chosen by `tumorlens localize` on the final model (pointing game
+and energy in mask on the figshare tumour masks; see localize.py); until then it is 'gradcam'. Measured so
+far (pointing-game hit rates): a tiny CNN-LSTM on 60 held-out tumour phantoms gave gradcam 0.28,
+multilayer 0.43, a random map 0.05; a preliminary Kaggle model (6 epochs on 2,000 images) on 200 slices of
+its held-out figshare fold 1 gave gradcam 0.10, hirescam 0.04, layercam 0.13, multilayer 0.17, random map
+0.04, centred prior 0.28. So multilayer leads on both, but the preliminary model does not localise at all.
 
 Research use only - not a medical device.
 """
@@ -119,41 +125,84 @@ def _backend_off(backend: Any):
     return backend.flags(enabled=False, **{k: None for k in params if k != "enabled"})
 
 
+_flag_lock = threading.Lock()
+_flag_users: dict[str, list[Any]] = {}  # backend name -> [explainers inside, its flags() context]
+
+
+@contextlib.contextmanager
+def _backend_disabled(name: str, backend: Any):
+    """Process-wide: the first explainer to enter switches `backend` off, the last to leave restores it.
+
+    The flags are global, so with two explainers in different threads a plain `flags()` context would
+    let the one that entered second 'restore' the switched-off state when it leaves last.
+    """
+    with _flag_lock:
+        entry = _flag_users.get(name)
+        if entry is None:
+            ctx = _backend_off(backend)
+            ctx.__enter__()
+            entry = _flag_users[name] = [0, ctx]
+        entry[0] += 1
+    try:
+        yield
+    finally:
+        with _flag_lock:
+            entry[0] -= 1
+            if entry[0] == 0:
+                del _flag_users[name]
+                entry[1].__exit__(None, None, None)
+
+
 class Explainer:
     """Captures activations of `layers` and their gradients for one class score per image.
 
     Use as a context manager; hooks are registered on entry and removed on exit, and the model's
     training flags, grad mode, inference mode and the cuDNN / oneDNN flags are restored, also when the
     body raises. cuDNN is switched off on CUDA (or if `disable_cudnn=True`): it refuses the LSTM's
-    backward in eval mode. oneDNN (mkldnn) is switched off for models with an RNN (or if
-    `disable_mkldnn=True`): its LSTM forward+backward took 0.90 s for a batch of 64 where ATen's took
-    0.15 s (2 threads), while the convolutions run equally fast without it. The flags are process-wide,
-    so another thread running the model meanwhile runs the ATen kernels: same results to float rounding.
+    backward in eval mode. oneDNN (mkldnn) is switched off during each RNN's forward call (a pre-hook
+    and a hook on every RNN module; `disable_mkldnn=False` keeps it): its LSTM forward+backward took
+    0.90 s for a batch of 64 where ATen's took 0.15 s (2 threads), while the convolutions keep oneDNN
+    (twice as fast as ATen's for a channels_last model). The flags are process-wide: they are off while
+    any explainer needs them off and restored when the last one is done; another thread running the
+    model meanwhile runs the ATen kernels (same results to float rounding).
 
         with Explainer(model, ["features.3.2"]) as ex:
             logits, targets, acts, grads = ex.run(x, targets)
     """
 
     def __init__(self, model: nn.Module, layers: Sequence[str], disable_cudnn: bool | None = None,
-                 disable_mkldnn: bool | None = None):
+                 disable_mkldnn: bool = True):
         self.model = model
         self.layers = list(layers)
         self.modules = [model.get_submodule(n) for n in self.layers]
         if disable_cudnn is None:
             disable_cudnn = any(p.is_cuda for p in model.parameters())
         self.disable_cudnn = disable_cudnn
-        if disable_mkldnn is None:  # oneDNN's LSTM with autograd is ~6x slower than ATen's on CPU
-            disable_mkldnn = any(isinstance(m, nn.RNNBase) for m in model.modules())
         self.disable_mkldnn = disable_mkldnn
         self._stack: contextlib.ExitStack | None = None
         self._acts: dict[int, torch.Tensor] = {}
         self._thread = 0
+        self._open: list[Any] = []  # mkldnn-off contexts entered by an RNN's pre-hook, not yet left
 
     def _hook(self, idx: int):
         def hook(module, inputs, output):
             if threading.get_ident() == self._thread:  # other threads' forward passes are not ours
                 self._acts[idx] = output
         return hook
+
+    def _rnn_enter(self, module, inputs):
+        if threading.get_ident() == self._thread:
+            ctx = _backend_disabled("mkldnn", torch.backends.mkldnn)
+            ctx.__enter__()
+            self._open.append(ctx)
+
+    def _rnn_leave(self, module, inputs, output):
+        if threading.get_ident() == self._thread and self._open:
+            self._open.pop().__exit__(None, None, None)
+
+    def _close_open(self) -> None:  # an RNN that raised never reached its post-hook
+        while self._open:
+            self._open.pop().__exit__(None, None, None)
 
     def __enter__(self) -> "Explainer":
         stack = contextlib.ExitStack()
@@ -169,10 +218,14 @@ class Explainer:
             stack.enter_context(torch.inference_mode(False))
             stack.enter_context(torch.enable_grad())
             if self.disable_cudnn:
-                stack.enter_context(_backend_off(torch.backends.cudnn))
-            if self.disable_mkldnn:
-                stack.enter_context(_backend_off(torch.backends.mkldnn))
+                stack.enter_context(_backend_disabled("cudnn", torch.backends.cudnn))
             self._thread = threading.get_ident()
+            if self.disable_mkldnn:  # only around the RNNs: the convolutions keep oneDNN's fast kernels
+                stack.callback(self._close_open)
+                for m in self.model.modules():
+                    if isinstance(m, nn.RNNBase):
+                        stack.callback(m.register_forward_pre_hook(self._rnn_enter).remove)
+                        stack.callback(m.register_forward_hook(self._rnn_leave).remove)
             for i, m in enumerate(self.modules):
                 stack.callback(m.register_forward_hook(self._hook(i)).remove)
         except BaseException:
@@ -326,9 +379,12 @@ def overlay_png(gray_orig: np.ndarray, heat_orig: np.ndarray, path: str | os.Pat
     rgba = colormaps[cmap](heat)
     rgba[..., 3] = alpha * np.sqrt(heat)
     h, w = g.shape
-    fig = Figure(figsize=(6.4, 6.4 * h / w + 0.7), dpi=110)
+    img_w = 5.1  # inches; the image's height follows its aspect ratio, plus room for title and footer
+    img_h = img_w * h / w
+    fig_h = img_h + 0.95
+    fig = Figure(figsize=(6.4, fig_h), dpi=110)
     FigureCanvasAgg(fig)
-    ax = fig.add_axes((0.03, 0.08, 0.8, 0.84))
+    ax = fig.add_axes((0.03, 0.35 / fig_h, img_w / 6.4, img_h / fig_h))
     ax.imshow(g, cmap="gray", vmin=0, vmax=1, interpolation="antialiased")
     ax.imshow(rgba, interpolation="antialiased")
     if mask is not None and np.asarray(mask).any():
@@ -336,7 +392,7 @@ def overlay_png(gray_orig: np.ndarray, heat_orig: np.ndarray, path: str | os.Pat
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=10)
-    cax = fig.add_axes((0.86, 0.2, 0.03, 0.6))
+    cax = fig.add_axes((0.86, (0.35 + 0.15 * img_h) / fig_h, 0.03, 0.7 * img_h / fig_h))
     cb = fig.colorbar(ScalarMappable(Normalize(0, 1), colormaps[cmap]), cax=cax)
     cb.set_label("relative evidence for the explained class", fontsize=8)
     fig.text(0.5, 0.012, DISCLAIMER, ha="center", va="bottom", fontsize=7, color="0.35")

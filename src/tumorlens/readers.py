@@ -269,9 +269,7 @@ def _read_dicom(src: str | os.PathLike | bytes, name: str, force: bool) -> list[
     info["colour"] = bool(colour)
     info["n_frames"] = int(arr.shape[0])
     frames: list[Frame] = []
-    if colour:
-        from pydicom.pixels import apply_modality_lut  # noqa: F401  (colour data has no modality LUT)
-
+    if colour:  # colour data has no modality LUT or VOI window
         for i, f in enumerate(arr):
             f = f.astype(np.float32)
             if f.max() > 255:
