@@ -296,6 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n-per-class", type=int, default=200)
     s.add_argument("--epochs", type=int, default=10)
     s.set_defaults(func=cmd_demo)
+
+    from .cli_explain import add_parsers as _explain_parsers
+    from .cli_predict import add_parsers as _predict_parsers
+
+    _explain_parsers(sub)
+    _predict_parsers(sub)
     return p
 
 

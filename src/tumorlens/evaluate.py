@@ -115,14 +115,10 @@ def write_report(ev: Evaluation, predictor: Predictor, out: Path, x: np.ndarray 
     conf = ev.probs.max(1)
     figs.append(("Risk-coverage", plots.plot_risk_coverage(conf, ev.probs.argmax(1) == ev.y_true,
                                                           out / "risk_coverage.png")))
-    extra = []
     if x is not None:
-        try:
-            from .explain import gallery_html
-
-            extra.append(("Grad-CAM gallery", gallery_html(predictor, x, ev.y_true, ev.probs, out)))
-        except ImportError:
-            log.info("explain module not available: no Grad-CAM gallery")
+        figs.append(("Grad-CAM gallery: per true class, two correct and two misclassified test slices "
+                     "(network input, heatmap of the predicted class)",
+                     gallery_png(predictor, x, ev.y_true, ev.probs, out / "gradcam_gallery.png")))
     cal = m["calibration"]
     tables = [table_html([{"": "before", "ECE (15 bins)": cal["ece_before"], "Brier": cal["brier_before"]},
                           {"": f"after (T = {cal['temperature']:.3f})", "ECE (15 bins)": cal["ece_after"],
@@ -133,4 +129,53 @@ def write_report(ev: Evaluation, predictor: Predictor, out: Path, x: np.ndarray 
     subtitle = (f"model {Path(str(ck.path)).name} (sha256 {ck.sha256[:12]}), data {m['data']['dir']}, "
                 f"{m['data']['side']} part, n = {m['data']['n']}")
     return build_report(out / "report.html", "tumorlens evaluation report", metrics=m, tables_html=tables,
-                        figures=figs, extra_sections=extra, subtitle=subtitle)
+                        figures=figs, subtitle=subtitle)
+
+
+def gallery_png(predictor: Predictor, x: np.ndarray, y: np.ndarray, probs: np.ndarray, path: Path,
+                per_kind: int = 2, seed: int = 0) -> Path:
+    """A grid of Grad-CAM overlays: one row per true class, `per_kind` correct then misclassified."""
+    import torch
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from .explain import DEFAULT_METHOD, explain_batch
+    from .plots import atomic_write_bytes
+
+    rng = np.random.default_rng(seed)
+    pred = probs.argmax(1)
+    names = list(predictor.classes)
+    picks: list[list[int | None]] = []
+    for c in range(len(names)):
+        row: list[int | None] = []
+        for ok in (True, False):
+            idx = np.flatnonzero((y == c) & ((pred == c) == ok))
+            chosen = list(rng.choice(idx, min(per_kind, len(idx)), replace=False)) if len(idx) else []
+            row += chosen + [None] * (per_kind - len(chosen))
+        picks.append(row)
+    flat = [i for row in picks for i in row if i is not None]
+    cams = {}
+    if flat:
+        maps, _ = explain_batch(predictor.model, torch.from_numpy(x[flat]).unsqueeze(1),
+                                [int(pred[i]) for i in flat], method=DEFAULT_METHOD)
+        cams = dict(zip(flat, maps))
+    ncol = 2 * per_kind
+    fig = Figure(figsize=(1.9 * ncol, 2.05 * len(names) + 0.4), dpi=100)
+    FigureCanvasAgg(fig)
+    for r, row in enumerate(picks):
+        for col, i in enumerate(row):
+            ax = fig.add_subplot(len(names), ncol, r * ncol + col + 1)
+            ax.set_axis_off()
+            if i is None:
+                ax.text(0.5, 0.5, "none", ha="center", va="center", fontsize=8, color="0.5")
+                continue
+            ax.imshow(x[i], cmap="gray", vmin=0, vmax=1)
+            ax.imshow(cams[i], cmap="jet", alpha=0.4, vmin=0, vmax=1)
+            ok = pred[i] == y[i]
+            ax.set_title(f"{names[y[i]]} -> {names[pred[i]]}\np = {probs[i, pred[i]]:.2f}", fontsize=7,
+                         color="black" if ok else "crimson")
+    fig.text(0.5, 0.005, DISCLAIMER, ha="center", va="bottom", fontsize=7, color="0.35")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return atomic_write_bytes(path, buf.getvalue())

@@ -1,0 +1,100 @@
+"""Build the bundled model: clean split -> train (default recipe) -> abstention/refusal -> evaluate -> install.
+
+    python benchmarks/build_model.py [--data ../shared/data/brain-tumor-mri-dataset] [--out runs/bundled]
+                                     [--install]
+
+Resumable: an interrupted training continues where it stopped; finished steps are not redone.
+--install copies the checkpoint (with its test metrics) into src/tumorlens/models/ and regenerates
+MODEL_CARD.md. Research use only - not a medical device.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tumorlens.audit import find_duplicates
+from tumorlens.checkpoint import BUNDLED, load_checkpoint, save_checkpoint
+from tumorlens.config import TrainConfig
+from tumorlens.data import load_dataset
+from tumorlens.evaluate import evaluate
+from tumorlens.predict import Predictor
+from tumorlens.refusal import finalize_checkpoint
+from tumorlens.split import make_split, read_groups_csv, read_split, split_table, write_split
+from tumorlens.train import CKPT_FILE, STATE_FILE, select, split_manifest, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=str(ROOT.parent / "shared/data/brain-tumor-mri-dataset"))
+    ap.add_argument("--out", default=str(ROOT / "runs/bundled"))
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--install", action="store_true")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg = TrainConfig().with_overrides([f"seed={a.seed}", f"threads={a.threads}"])
+    ds = load_dataset(a.data, cfg.preprocess)
+    split_csv = out / "split.csv"
+    if split_csv.exists():
+        rows = read_split(split_csv)
+    else:
+        groups = read_groups_csv(Path(a.data) / "groups-figshare-fold.csv")
+        rows = make_split(ds.paths, [e.label for e in ds.entries], [e.split for e in ds.entries], ds.sha256,
+                          find_duplicates(ds), "clean", seed=a.seed, groups=groups)
+        write_split(rows, split_csv)
+    parts = {s: select(ds, rows, s) for s in ("train", "val", "test")}
+    run = out / "run"
+    ckpt = run / CKPT_FILE
+    if not ckpt.exists() or (run / STATE_FILE).exists():
+        meta = {"data": {"name": Path(a.data).resolve().name, "n_images": len(ds.entries),
+                         "skipped": len(ds.skipped)},
+                "split": {"strategy": "clean", "groups": "groups-figshare-fold.csv", "seed": a.seed,
+                          "manifest": split_manifest(rows), "table": split_table(rows)}}
+        train(cfg, parts["train"], parts["val"], run, resume=(run / STATE_FILE).exists(), meta=meta,
+              on_epoch=lambda r: print(f"epoch {r['epoch']}: train {r['train_acc']:.4f} val {r['val_acc']:.4f} "
+                                       f"({r['seconds']:.1f}s)", file=sys.stderr, flush=True))
+    finalize_checkpoint(ckpt, parts["train"].x[:, 0].numpy(), parts["val"].x[:, 0].numpy(),
+                        parts["val"].y.numpy(), y_train=parts["train"].y.numpy())
+    t0 = time.perf_counter()
+    ev = evaluate(a.data, rows, out / "eval", model=ckpt)
+    # refusal on the real test slices, through the full Predictor path on the files
+    pr = Predictor(ckpt)
+    recs = list(pr.predict_paths([str(Path(a.data) / p) for p in parts["test"].paths]))
+    refused = sum(r.status == "rejected" for r in recs)
+    m = dict(ev.metrics)
+    m["refused_test"] = {"n": len(recs), "rejected": refused, "rate": refused / max(1, len(recs)),
+                         "uncertain": sum(r.status == "uncertain" for r in recs)}
+    ck = load_checkpoint(ckpt)
+    meta = dict(ck.meta)
+    meta["test_metrics"] = m
+    save_checkpoint(ckpt, ck.model, ck.config, meta, tuple(ck.classes))
+    summary = {k: m[k] for k in ("accuracy", "accuracy_ci", "balanced_accuracy", "macro_f1")}
+    summary.update(macro_auc=m["roc_auc"]["macro"], ece_after=m["calibration"]["ece_after"],
+                   selective=m["selective"], refused_test=m["refused_test"],
+                   train_seconds=ck.meta.get("train_seconds"), threads=ck.meta.get("threads"),
+                   eval_seconds=round(time.perf_counter() - t0, 1))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    if a.install:
+        BUNDLED.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ckpt, BUNDLED)
+        from tumorlens.cli import main as cli
+
+        cli(["model-card", "--out", str(ROOT / "MODEL_CARD.md")])
+        print(f"installed {BUNDLED} ({BUNDLED.stat().st_size / 1e6:.1f} MB) and MODEL_CARD.md")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
