@@ -5,7 +5,6 @@ Loading needs no other file and never unpickles code (safetensors stores raw ten
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -20,6 +19,7 @@ from safetensors.torch import load_file, save_file
 
 from . import __version__
 from .config import CLASSES, ModelConfig, Preprocess, TrainConfig, TumorlensError
+from .data import file_sha256
 from .model import TumorNet, build_model
 
 META_KEY = "tumorlens"
@@ -87,14 +87,6 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
         raise TumorlensError(f"{path}: checkpoint not found") from None
     except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
         raise TumorlensError(f"{path}: not a tumorlens checkpoint (no tumorlens metadata)") from None
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def load_checkpoint(path: str | os.PathLike | None = None) -> Checkpoint:
