@@ -300,8 +300,11 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_explain import add_parsers as _explain_parsers
     from .cli_predict import add_parsers as _predict_parsers
 
+    from .cli_serve import add_parsers as _serve_parsers
+
     _explain_parsers(sub)
     _predict_parsers(sub)
+    _serve_parsers(sub)
     return p
 
 

@@ -1,0 +1,72 @@
+"""`tumorlens serve`: the local web app and HTTP API (see `tumorlens.serve`). Wired into the CLI by `cli.py`
+with `from .cli_serve import add_parsers as _serve_parsers; _serve_parsers(sub)`.
+
+Also runnable on its own: `python -m tumorlens.cli_serve [--model CKPT] [--port 8000] ...`.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .config import DISCLAIMER, TumorlensError
+
+
+def cmd_serve(a: argparse.Namespace) -> int:
+    from .serve import is_loopback, run_server
+
+    if a.max_upload_mb <= 0:
+        raise TumorlensError(f"--max-upload-mb must be positive, got {a.max_upload_mb}")
+    if not 0 < a.port < 65536:
+        raise TumorlensError(f"--port must be 1-65535, got {a.port}")
+    if not is_loopback(a.host):
+        print(f"WARNING: serving on {a.host} makes tumorlens reachable from other machines on the network. "
+              f"It has no authentication and no TLS, and people may upload medical images to it. Use the "
+              f"default --host 127.0.0.1 unless this network is trusted.", file=sys.stderr)
+    print(f"tumorlens serve: {DISCLAIMER}", file=sys.stderr)
+    host = f"[{a.host}]" if ":" in a.host else a.host
+    print(f"loading the model, then serving on http://{host}:{a.port}/ (API docs at /docs; Ctrl+C stops)",
+          file=sys.stderr)
+    run_server(a.model, host=a.host, port=a.port, max_upload_mb=a.max_upload_mb,
+               log_level="info" if getattr(a, "verbose", False) else "warning")
+    return 0
+
+
+def _add_arguments(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--model", help="checkpoint (.safetensors); default: the bundled model")
+    s.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this computer only; other addresses warn)")
+    s.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    s.add_argument("--max-upload-mb", type=float, default=20.0,
+                   help="largest request body in MB (default 20); larger uploads get HTTP 413")
+    s.set_defaults(func=cmd_serve)
+
+
+def add_parsers(sub: Any) -> None:
+    """Add `serve` to the `tumorlens` sub-command parser."""
+    s = sub.add_parser("serve", help="run the local web app and HTTP API; research use only",
+                       description=f"Serve the tumorlens web page and HTTP API (uploads stay in memory and are "
+                                   f"never stored or logged). {DISCLAIMER}")
+    _add_arguments(s)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import logging
+
+    p = argparse.ArgumentParser(prog="tumorlens-serve", description=f"tumorlens web app. {DISCLAIMER}")
+    p.add_argument("-v", "--verbose", action="store_true", help="uvicorn's info messages on stderr")
+    _add_arguments(p)
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return cmd_serve(a)
+    except TumorlensError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,257 @@
+// tumorlens page. Plain JavaScript, no build step, no external resources.
+// Every text that comes from a file or the server is set with textContent (never parsed as HTML).
+"use strict";
+
+(function () {
+  const input = document.getElementById("files");
+  const zone = document.getElementById("dropzone");
+  const statusEl = document.getElementById("status");
+  const cards = document.getElementById("cards");
+  const tpl = document.getElementById("card-tpl");
+  const clearBtn = document.getElementById("clear");
+  const modelInfo = document.getElementById("model-info");
+  const BROWSER_IMAGES = ["image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp"];
+  let model = null;
+  let limitBytes = 20 * 1024 * 1024;
+  let cardCount = 0;
+  const queue = [];
+  let busy = false;
+
+  function setStatus(text, isError) {
+    statusEl.textContent = text;
+    statusEl.classList.toggle("error", !!isError);
+  }
+
+  function pct(p) {
+    return (100 * p).toFixed(1) + " %";
+  }
+
+  // ---------------------------------------------------------------- model information (footer)
+  fetch("/api/model", { headers: { Accept: "application/json" } })
+    .then((r) => (r.ok ? r.json() : Promise.reject(new Error("HTTP " + r.status))))
+    .then((info) => {
+      model = info;
+      if (info.limits && info.limits.max_upload_mb) {
+        limitBytes = info.limits.max_upload_mb * 1024 * 1024;
+      }
+      const parts = ["tumorlens " + info.version, "model sha256 " + String(info.sha256).slice(0, 16) + "...",
+        "classes: " + info.classes.join(", ")];
+      if (info.abstention && typeof info.abstention.threshold === "number") {
+        parts.push("abstains below " + pct(info.abstention.threshold) + " confidence");
+      }
+      if (info.limits) parts.push("upload limit " + info.limits.max_upload_mb + " MB per file");
+      modelInfo.textContent = parts.join(" \u00b7 ");
+    })
+    .catch(() => { modelInfo.textContent = "Model information unavailable."; });
+
+  // ---------------------------------------------------------------- cards
+  function newCard(title) {
+    const node = tpl.content.firstElementChild.cloneNode(true);
+    node.querySelector(".card-title").textContent = title;
+    cards.appendChild(node);
+    clearBtn.hidden = false;
+    return node;
+  }
+
+  function setBadge(card, status, text) {
+    const b = card.querySelector(".badge");
+    b.className = "badge " + status;
+    b.textContent = text || status;
+  }
+
+  function setReason(card, status, text) {
+    const r = card.querySelector(".reason");
+    r.className = "reason " + status;
+    r.textContent = text;
+    r.hidden = !text;
+  }
+
+  function where(rec) {
+    if (rec.slice !== undefined && rec.slice !== null) return " (slice " + rec.slice + ")";
+    if (rec.frame !== undefined && rec.frame !== null) return " (frame " + rec.frame + ")";
+    return "";
+  }
+
+  function fillCard(card, rec, file) {
+    const n = ++cardCount;
+    card.querySelector(".card-title").textContent = rec.path + where(rec);
+    setBadge(card, rec.status);
+    const reasonText = {
+      rejected: "Rejected: ", error: "Could not analyse: ", uncertain: "Uncertain: "
+    }[rec.status];
+    setReason(card, rec.status, rec.reason ? (reasonText || "") + rec.reason : "");
+
+    const views = card.querySelector(".views");
+    const orig = card.querySelector(".original");
+    const overlayFig = card.querySelector(".stack").parentElement;
+    const label = rec.path + where(rec);
+    if (rec.image_png) {
+      const src = "data:image/png;base64," + rec.image_png;
+      orig.src = src;
+      orig.alt = "Original slice of " + label;
+      card.querySelector(".base").src = src;
+      card.querySelector(".base").alt = "";
+      views.hidden = false;
+    } else if (file && BROWSER_IMAGES.includes(file.type)) {
+      orig.src = URL.createObjectURL(file);
+      orig.alt = "Uploaded image " + label;
+      overlayFig.hidden = true;
+      views.hidden = false;
+    }
+    if (rec.heatmap_png) {
+      const heat = card.querySelector(".heat");
+      heat.src = "data:image/png;base64," + rec.heatmap_png;
+      heat.alt = "Grad-CAM heatmap for the class " + rec.label + " over " + label;
+      const box = card.querySelector(".opacity");
+      const range = box.querySelector(".opacity-range");
+      const out = box.querySelector(".opacity-out");
+      const lab = box.querySelector(".opacity-label");
+      range.id = "opacity-" + n;
+      lab.htmlFor = range.id;
+      out.htmlFor = range.id;
+      const apply = () => {
+        heat.style.opacity = String(range.value / 100);
+        out.textContent = range.value + " %";
+        range.setAttribute("aria-valuetext", range.value + " percent");
+      };
+      range.addEventListener("input", apply);
+      apply();
+      box.hidden = false;
+    } else {
+      overlayFig.hidden = true;
+    }
+
+    if (rec.probabilities) {
+      const probs = card.querySelector(".probs");
+      const ul = probs.querySelector(".bars");
+      const classes = (model && model.classes) || Object.keys(rec.probabilities);
+      for (const c of classes) {
+        const p = rec.probabilities[c];
+        if (typeof p !== "number") continue;
+        const li = document.createElement("li");
+        li.className = "bar-row" + (c === rec.label ? " best" : "");
+        const name = document.createElement("span");
+        name.textContent = c;
+        const track = document.createElement("span");
+        track.className = "bar-track";
+        track.setAttribute("aria-hidden", "true");
+        const fill = document.createElement("span");
+        fill.className = "bar-fill";
+        fill.style.width = Math.max(0, Math.min(100, 100 * p)).toFixed(1) + "%";
+        track.appendChild(fill);
+        const val = document.createElement("span");
+        val.className = "bar-val";
+        val.textContent = pct(p);
+        li.append(name, track, val);
+        ul.appendChild(li);
+      }
+      const ans = probs.querySelector(".answer");
+      if (rec.status === "ok") {
+        ans.textContent = "Model output: " + rec.label + " (calibrated confidence " + pct(rec.confidence) + ").";
+      } else if (rec.status === "uncertain") {
+        ans.textContent = "No answer: the most likely class, " + rec.label + ", has only " + pct(rec.confidence) +
+          " confidence.";
+      }
+      probs.hidden = false;
+    }
+  }
+
+  function failCard(card, detail) {
+    setBadge(card, "error");
+    setReason(card, "error", "Could not analyse: " + detail);
+  }
+
+  // ---------------------------------------------------------------- upload, one file per request
+  async function analyse(file, card) {
+    if (file.size > limitBytes) {
+      failCard(card, "the file is larger than the upload limit (" + (limitBytes / 1048576) + " MB).");
+      return;
+    }
+    const body = new FormData();
+    body.append("files", file, file.name);
+    let resp;
+    try {
+      resp = await fetch("/api/predict?explain=true", { method: "POST", body: body });
+    } catch (e) {
+      failCard(card, "the tumorlens server did not answer (" + e.message + ").");
+      return;
+    }
+    let data = null;
+    try { data = await resp.json(); } catch (e) { data = null; }
+    if (!resp.ok) {
+      const detail = data && typeof data.detail === "string" ? data.detail : "HTTP " + resp.status;
+      failCard(card, detail);
+      return;
+    }
+    if (!Array.isArray(data) || data.length === 0) {
+      failCard(card, "the server gave no result.");
+      return;
+    }
+    // one card per record: a DICOM or NIfTI file can give several slices
+    let target = card;
+    data.forEach((rec, i) => {
+      if (i > 0) {
+        const next = tpl.content.firstElementChild.cloneNode(true);
+        target.after(next);
+        target = next;
+        fillCard(next, rec, file);
+      } else {
+        fillCard(card, rec, file);
+      }
+    });
+  }
+
+  async function pump() {
+    if (busy) return;
+    busy = true;
+    let done = 0;
+    while (queue.length) {
+      const [file, card] = queue.shift();
+      setStatus("Analysing " + file.name + " (" + (queue.length + 1) + " left)...");
+      await analyse(file, card);
+      done += 1;
+    }
+    busy = false;
+    setStatus("Done: " + done + " file(s) analysed. " + cards.children.length + " result(s) shown.");
+  }
+
+  function addFiles(list) {
+    const files = Array.from(list || []);
+    if (!files.length) return;
+    for (const f of files) {
+      const card = newCard(f.name);
+      setBadge(card, "pending", "analysing");
+      queue.push([f, card]);
+    }
+    pump();
+  }
+
+  input.addEventListener("change", () => {
+    addFiles(input.files);
+    input.value = "";
+  });
+
+  ["dragenter", "dragover"].forEach((ev) => zone.addEventListener(ev, (e) => {
+    e.preventDefault();
+    zone.classList.add("dragover");
+  }));
+  ["dragleave", "dragend"].forEach((ev) => zone.addEventListener(ev, () => zone.classList.remove("dragover")));
+  zone.addEventListener("drop", (e) => {
+    e.preventDefault();
+    zone.classList.remove("dragover");
+    if (e.dataTransfer) addFiles(e.dataTransfer.files);
+  });
+  // a file dropped beside the zone must not make the browser navigate away to it
+  window.addEventListener("dragover", (e) => e.preventDefault());
+  window.addEventListener("drop", (e) => e.preventDefault());
+
+  clearBtn.addEventListener("click", () => {
+    cards.querySelectorAll("img").forEach((img) => {
+      if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+    });
+    cards.textContent = "";
+    clearBtn.hidden = true;
+    setStatus("");
+    input.focus();
+  });
+})();

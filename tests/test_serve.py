@@ -1,0 +1,331 @@
+"""The web app and HTTP API (`tumorlens serve`): contract, refusals, model info, page, privacy."""
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import logging
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("fastapi")
+pytest.importorskip("python_multipart")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from predict_helpers import dicom_bytes, encode, phantom, tiny_checkpoint  # noqa: E402
+from tumorlens.checkpoint import file_sha256  # noqa: E402
+from tumorlens.config import DISCLAIMER  # noqa: E402
+from tumorlens.predict import Predictor  # noqa: E402
+from tumorlens.serve import create_app, encode_png, safe_name  # noqa: E402
+
+RECORD_KEYS = {"path", "status", "label", "probabilities", "confidence", "reason"}
+PNG_KEYS = {"overlay_png", "image_png", "heatmap_png"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    return tiny_checkpoint(tmp_path_factory.mktemp("ck"))
+
+
+@pytest.fixture(scope="module")
+def client(ckpt):
+    """An app on the checkpoint as it is (the same refusal settings as `tumorlens predict --model`)."""
+    return TestClient(create_app(str(ckpt)))
+
+
+@pytest.fixture(scope="module")
+def answering(ckpt):
+    """An app whose feature-distance refusal is off, so fresh phantoms get answers (and heatmaps)."""
+    p = Predictor(ckpt)
+    p.ood.threshold = float("inf")
+    return TestClient(create_app(p))
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    rgb = Image.fromarray(phantom("glioma", 0, 512)).convert("RGB")
+    return {"a.jpg": encode(rgb, "JPEG", quality=92),
+            "b.png": encode(phantom("pituitary", 1), "PNG"),
+            "c.dcm": dicom_bytes(np.stack([phantom(i=i, size=128) for i in range(2)]).astype(np.uint16),
+                                 wc=128.0, ww=256.0)}
+
+
+def _files(named: dict[str, bytes]) -> list[tuple[str, tuple[str, bytes, str]]]:
+    return [("files", (n, b, "application/octet-stream")) for n, b in named.items()]
+
+
+# ---------------------------------------------------------------------------------------- contract
+def test_records_match_the_predict_cli_json(client, ckpt, inputs, tmp_path, capsys):
+    r = client.post("/api/predict", files=_files(inputs))
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("application/json")
+    assert r.headers["x-research-use"] == DISCLAIMER
+    api = r.json()
+    assert isinstance(api, list) and len(api) == 4  # a.jpg, b.png, and one record per DICOM frame
+    assert [d["path"] for d in api] == ["a.jpg", "b.png", "c.dcm", "c.dcm"]
+    assert [d.get("frame") for d in api] == [None, None, 0, 1]
+    for d in api:
+        assert RECORD_KEYS <= set(d) <= RECORD_KEYS | {"frame", "slice"}
+        assert d["status"] in ("ok", "uncertain", "rejected", "error")
+        assert not PNG_KEYS & set(d)
+
+    from tumorlens.cli_predict import add_parsers
+
+    for name, data in inputs.items():
+        (tmp_path / name).write_bytes(data)
+    p = argparse.ArgumentParser()
+    add_parsers(p.add_subparsers(dest="command"))
+    a = p.parse_args(["predict", *(str(tmp_path / n) for n in inputs), "--model", str(ckpt), "--format", "json"])
+    capsys.readouterr()
+    a.func(a)
+    cli = json.loads(capsys.readouterr().out)
+    for d in cli:
+        d["path"] = Path(d["path"]).name
+    assert api == cli
+
+
+def test_one_file_and_the_order_of_many(answering, inputs):
+    one = answering.post("/api/predict", files=_files({"b.png": inputs["b.png"]})).json()
+    assert len(one) == 1 and one[0]["path"] == "b.png" and one[0]["status"] in ("ok", "uncertain")
+    assert set(one[0]["probabilities"]) == {"glioma", "meningioma", "notumor", "pituitary"}
+    assert abs(sum(one[0]["probabilities"].values()) - 1) < 1e-4
+    many = answering.post("/api/predict", files=_files({"x.png": inputs["b.png"], "y.jpg": inputs["a.jpg"],
+                                                        "z.png": inputs["b.png"]})).json()
+    assert [d["path"] for d in many] == ["x.png", "y.jpg", "z.png"]
+    assert many[0]["probabilities"] == many[2]["probabilities"] == one[0]["probabilities"]
+
+
+def test_explain_adds_png_layers_that_decode(answering, inputs):
+    r = answering.post("/api/predict?explain=true", files=_files({"a.jpg": inputs["a.jpg"],
+                                                                  "c.dcm": inputs["c.dcm"]}))
+    assert r.status_code == 200, r.text
+    recs = r.json()
+    assert len(recs) == 3
+    for d, size in zip(recs, [(512, 512), (128, 128), (128, 128)]):
+        assert d["status"] in ("ok", "uncertain")
+        assert PNG_KEYS <= set(d)
+        ims = {k: Image.open(io.BytesIO(base64.b64decode(d[k], validate=True))) for k in PNG_KEYS}
+        assert {k: im.format for k, im in ims.items()} == dict.fromkeys(PNG_KEYS, "PNG")
+        assert ims["image_png"].mode == "L" and ims["heatmap_png"].mode == "RGBA" and ims["overlay_png"].mode == "RGB"
+        assert all(im.size == size for im in ims.values())
+        alpha = np.asarray(ims["heatmap_png"])[..., 3]
+        assert alpha.max() > 200 and alpha.min() < 50  # hot somewhere, transparent elsewhere
+    gray = np.asarray(Image.open(io.BytesIO(base64.b64decode(recs[0]["image_png"]))), dtype=np.float32)
+    assert np.corrcoef(gray.ravel(), phantom("glioma", 0, 512).astype(np.float32).ravel())[0, 1] > 0.95
+
+
+def test_png_writer_round_trips():
+    rng = np.random.default_rng(0)
+    for shape in ((7, 5), (6, 9, 3), (4, 3, 4)):
+        a = rng.integers(0, 256, shape, dtype=np.uint8)
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(encode_png(a)))), a)
+
+
+def test_rejected_and_broken_files_are_records_not_refusals(answering, inputs):
+    noise = encode(np.random.default_rng(0).integers(0, 256, (128, 128), dtype=np.uint8), "PNG")
+    r = answering.post("/api/predict?explain=true",
+                       files=_files({"noise.png": noise, "cut.png": inputs["b.png"][:300]}))
+    assert r.status_code == 200
+    noise_rec, cut_rec = r.json()
+    assert noise_rec["status"] == "rejected" and noise_rec["reason"] and noise_rec["probabilities"] is None
+    assert cut_rec["status"] == "error" and cut_rec["reason"].startswith("cut.png: ")
+    assert not PNG_KEYS & (set(noise_rec) | set(cut_rec))
+
+
+# ---------------------------------------------------------------------------------------- refusals
+def test_upload_over_the_limit_is_413(ckpt, inputs):
+    small = TestClient(create_app(str(ckpt), max_upload_mb=0.05))
+    big = encode(np.random.default_rng(1).integers(0, 256, (300, 300), dtype=np.uint8), "PNG")  # ~90 KB
+    r = small.post("/api/predict", files=_files({"big.png": big}))
+    assert r.status_code == 413 and "too large" in r.json()["detail"]
+
+    boundary = "b0undary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.png\"\r\n"
+            f"Content-Type: image/png\r\n\r\n").encode() + big + f"\r\n--{boundary}--\r\n".encode()
+
+    def chunks():  # no Content-Length: the limit is counted while the body streams
+        for i in range(0, len(body), 8192):
+            yield body[i:i + 8192]
+
+    r = small.post("/api/predict", content=chunks(),
+                   headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    assert r.status_code == 413 and "too large" in r.json()["detail"]
+    assert small.post("/api/predict", files=_files({"b.png": inputs["b.png"]})).status_code == 200
+
+
+def test_too_many_files_is_413(ckpt, inputs):
+    few = TestClient(create_app(str(ckpt), max_files=2))
+    r = few.post("/api/predict", files=_files({f"{i}.png": inputs["b.png"] for i in range(3)}))
+    assert r.status_code == 413 and "too many files" in r.json()["detail"]
+
+
+@pytest.mark.parametrize("name,data,status,words", [
+    ("notes.txt", b"Patient notes: this is plain text, not an image.\n" * 20, 415, "not a supported image"),
+    ("scan.png", b"just text pretending to be a PNG", 415, "not a supported image"),
+    ("empty.png", b"", 422, "empty file"),
+])
+def test_unsupported_and_empty_files(client, inputs, name, data, status, words):
+    r = client.post("/api/predict", files=_files({"b.png": inputs["b.png"], name: data}))
+    assert r.status_code == status
+    detail = r.json()["detail"]
+    assert words in detail and detail.startswith(name)
+
+
+def test_requests_without_files(client):
+    r = client.post("/api/predict", files=[("image", ("b.png", b"\x89PNG....", "image/png"))])
+    assert r.status_code == 422 and "'files'" in r.json()["detail"]
+    r = client.post("/api/predict", data={"files": "not a file"})  # urlencoded form
+    assert r.status_code == 415 and "multipart/form-data" in r.json()["detail"]
+    r = client.post("/api/predict", content=b"\x89PNG", headers={"content-type": "image/png"})
+    assert r.status_code == 415
+    r = client.post("/api/predict", content=b"garbage", headers={"content-type": "multipart/form-data; boundary=x"})
+    assert r.status_code in (400, 422) and r.json()["detail"]
+    r = client.post("/api/predict", content=b"", headers={"content-type": "multipart/form-data"})
+    assert r.status_code == 400 and "boundary" in r.json()["detail"]
+
+
+def test_file_names_are_sanitised_labels():
+    assert safe_name("../../etc/passwd.png", 1) == "passwd.png"
+    assert safe_name("C:\\Users\\x\\scan 1.dcm", 1) == "scan 1.dcm"
+    assert safe_name("a\x00b\nc\u202e.png", 1) == "abc.png"
+    assert safe_name("", 3) == "upload-3" and safe_name("...", 2) == "upload-2"
+    long = safe_name("x" * 500 + ".nii.gz", 1)
+    assert len(long) == 120 and long.endswith(".nii.gz")
+
+
+# ------------------------------------------------------------------------------------ health, model
+def test_health(client):
+    r = client.get("/api/health")
+    assert r.status_code == 200
+    d = r.json()
+    assert d["status"] == "ok" and d["model_loaded"] is True and d["disclaimer"] == DISCLAIMER
+
+
+def test_model_info(client, ckpt):
+    r = client.get("/api/model")
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
+    d = r.json()
+    assert d["disclaimer"] == DISCLAIMER
+    assert d["sha256"] == file_sha256(ckpt) == d["model"]["sha256"]
+    assert d["classes"] == ["glioma", "meningioma", "notumor", "pituitary"]
+    assert d["preprocessing"]["size"] == 64 and "crop" in d["preprocessing"]
+    assert d["calibration"]["temperature"] > 0
+    assert 0 <= d["abstention"]["threshold"] <= 1
+    assert d["refusal"]["enabled"] is True and d["refusal"]["feature_distance"]["threshold"] > 0
+    assert "means" not in d["refusal"]["feature_distance"]  # no feature statistics in the answer
+    assert "val_accuracy" in d["metrics"] and d["version"]
+    assert d["limits"]["max_upload_mb"] == 20
+    assert len(r.content) < 20_000
+
+
+def test_openapi_docs(client):
+    assert client.get("/docs").status_code == 200
+    spec = client.get("/openapi.json").json()
+    assert {"/api/predict", "/api/health", "/api/model"} <= set(spec["paths"])
+    assert "files" in json.dumps(spec["paths"]["/api/predict"]["post"]["requestBody"])
+
+
+# -------------------------------------------------------------------------------------------- page
+def test_page_is_self_contained_with_the_disclaimer(client):
+    r = client.get("/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    html = r.text
+    assert "Research use only - not a medical device" in html
+    csp = r.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "script-src 'self'" in csp
+    refs = re.findall(r'(?:src|href)="([^"]*)"', html)
+    assert refs and all(u.startswith(("/", "#")) and not u.startswith("//") for u in refs), refs
+    assets = {u: client.get(u) for u in ("/static/app.js", "/static/app.css")}
+    for u, a in assets.items():
+        assert a.status_code == 200, u
+    for text in [html] + [a.text for a in assets.values()]:
+        assert not re.search(r"https?:|@import|url\(\s*['\"]?//", text, re.I)
+    assert assets["/static/app.js"].headers["content-type"].startswith("text/javascript")
+    assert 'type="file"' in html and "multiple" in html and 'for="files"' in html
+    assert 'type="range"' in html
+    assert client.get("/static/../serve.py").status_code == 404
+    assert client.get("/static/index.html").status_code == 404  # only the fixed routes exist
+
+
+# ------------------------------------------------------------------------------------------ privacy
+def test_uploads_touch_no_disk_and_no_log(answering, inputs, tmp_path, monkeypatch, caplog):
+    """Watching folders is not enough: Starlette's UploadFile rolls parts over 1 MB into an *unlinked*
+    temporary file, invisible to a listing. So tempfile's constructors are made to fail as well (they
+    would fail Starlette's form parser), and the folders are compared before and after."""
+    private_tmp = tmp_path / "tmp"
+    work = tmp_path / "cwd"
+    private_tmp.mkdir()
+    work.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private_tmp))
+    monkeypatch.chdir(work)
+
+    def forbidden(*a, **k):
+        raise AssertionError("a temporary file was opened during a request")
+
+    for name in ("SpooledTemporaryFile", "NamedTemporaryFile", "TemporaryFile", "mkstemp", "mkdtemp"):
+        monkeypatch.setattr(tempfile, name, forbidden)
+    import starlette.formparsers as fp
+
+    if hasattr(fp, "SpooledTemporaryFile"):
+        monkeypatch.setattr(fp, "SpooledTemporaryFile", forbidden)
+    big = dicom_bytes(phantom("meningioma", 2, 1024).astype(np.uint16) * 10, wc=1280.0, ww=2560.0)  # 2 MB
+    assert len(big) > 2_000_000
+    secret = "Doe_Jane_1970-01-01"
+    caplog.set_level(logging.DEBUG)
+    before = {p: sorted(os.listdir(p)) for p in (private_tmp, work, tempfile.gettempdir())}
+    uploads = {f"{secret}.dcm": big, f"{secret}.png": inputs["b.png"], f"{secret}-cut.png": inputs["b.png"][:400]}
+    r = answering.post("/api/predict?explain=true", files=_files(uploads))
+    assert r.status_code == 200, r.text
+    assert [d["status"] in ("ok", "uncertain") for d in r.json()] == [True, True, False]
+    assert all(d["path"].startswith(secret) for d in r.json())
+    assert {p: sorted(os.listdir(p)) for p in before} == before
+    assert os.listdir(private_tmp) == [] and os.listdir(work) == []
+    assert secret not in caplog.text
+
+
+# --------------------------------------------------------------------------------------------- CLI
+def test_serve_cli_warns_off_loopback(monkeypatch, capsys, ckpt):
+    import tumorlens.serve as serve
+    from tumorlens.cli_serve import add_parsers
+
+    calls = []
+    monkeypatch.setattr(serve, "run_server", lambda *a, **k: calls.append((a, k)))
+    p = argparse.ArgumentParser()
+    add_parsers(p.add_subparsers(dest="command"))
+    a = p.parse_args(["serve", "--model", str(ckpt)])
+    assert (a.host, a.port, a.max_upload_mb) == ("127.0.0.1", 8000, 20.0)
+    assert a.func(a) == 0
+    err = capsys.readouterr().err
+    assert "WARNING" not in err and DISCLAIMER in err
+    a = p.parse_args(["serve", "--model", str(ckpt), "--host", "0.0.0.0", "--port", "8123", "--max-upload-mb", "5"])
+    assert a.func(a) == 0
+    err = capsys.readouterr().err
+    assert "WARNING" in err and "0.0.0.0" in err and "other machines" in err
+    assert calls[-1] == ((str(ckpt),), {"host": "0.0.0.0", "port": 8123, "max_upload_mb": 5.0, "log_level": "warning"})
+    assert serve.is_loopback("::1") and serve.is_loopback("localhost") and not serve.is_loopback("192.168.1.5")
+
+
+def test_nifti_slices_and_the_slice_parameter(answering):
+    from predict_helpers import nifti_bytes
+
+    vol = np.stack([phantom(i=k, size=64).astype(np.float32) for k in range(6)], -1)
+    data = nifti_bytes(vol, gz=True)
+    recs = answering.post("/api/predict", files=_files({"v.nii.gz": data})).json()
+    assert len(recs) > 1 and all("slice" in d and d["path"] == "v.nii.gz" for d in recs)
+    one = answering.post("/api/predict?explain=true&slice=3", files=_files({"v.nii.gz": data})).json()
+    assert [d["slice"] for d in one] == [3] and PNG_KEYS <= set(one[0])
+    assert answering.post("/api/predict?slice=-1", files=_files({"v.nii.gz": data})).status_code == 422
