@@ -64,6 +64,15 @@ def main() -> int:
         train(cfg, parts["train"], parts["val"], run, resume=(run / STATE_FILE).exists(), meta=meta,
               on_epoch=lambda r: print(f"epoch {r['epoch']}: train {r['train_acc']:.4f} val {r['val_acc']:.4f} "
                                        f"({r['seconds']:.1f}s)", file=sys.stderr, flush=True))
+    # the shipped file stores float16 weights: round first, then fit and measure everything on them
+    ck = load_checkpoint(ckpt)
+    shipped = out / "model-fp16.safetensors"
+    meta = dict(ck.meta)
+    # a run started with `tumorlens train --split out/split.csv` records the strategy as "file"
+    meta["split"] = {**meta.get("split", {}), "strategy": "clean", "groups": "groups-figshare-fold.csv",
+                     "seed": a.seed}
+    save_checkpoint(shipped, ck.model, ck.config, meta, tuple(ck.classes), half=True)
+    ckpt = shipped
     finalize_checkpoint(ckpt, parts["train"].x[:, 0].numpy(), parts["val"].x[:, 0].numpy(),
                         parts["val"].y.numpy(), y_train=parts["train"].y.numpy())
     t0 = time.perf_counter()
@@ -78,7 +87,7 @@ def main() -> int:
     ck = load_checkpoint(ckpt)
     meta = dict(ck.meta)
     meta["test_metrics"] = m
-    save_checkpoint(ckpt, ck.model, ck.config, meta, tuple(ck.classes))
+    save_checkpoint(ckpt, ck.model, ck.config, meta, tuple(ck.classes), half=True)
     summary = {k: m[k] for k in ("accuracy", "accuracy_ci", "balanced_accuracy", "macro_f1")}
     summary.update(macro_auc=m["roc_auc"]["macro"], ece_after=m["calibration"]["ece_after"],
                    selective=m["selective"], refused_test=m["refused_test"],

@@ -55,13 +55,20 @@ def versions() -> dict[str, str]:
 
 
 def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, config: TrainConfig,
-                    meta: dict[str, Any] | None = None, classes: tuple[str, ...] = CLASSES) -> Path:
-    """Write weights + metadata atomically to one safetensors file."""
+                    meta: dict[str, Any] | None = None, classes: tuple[str, ...] = CLASSES,
+                    half: bool = False) -> Path:
+    """Write weights + metadata atomically to one safetensors file.
+
+    half: store floating-point weights as float16 (half the size; they load back into float32). The
+    bundled model is stored so, and evaluated after the rounding, so its numbers are those of the file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"format": FORMAT_VERSION, "classes": list(classes), "config": config.to_dict(),
            "versions": versions(), **(meta or {})}
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if half:
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
     try:
