@@ -30,12 +30,11 @@ maximum, so they lie in [0, 1] and an all-zero map stays zero):
   layercam    Jiang et al. 2021: ReLU(sum_c ReLU(G_c) * A_c) on the block before the CAM layer (S/4 x S/4).
   multilayer  the normalised mean of LayerCAM on the last three blocks (S/8, S/4, S/2): coarse evidence
               sharpened by finer layers.
-The default, `DEFAULT_METHOD`, is to be chosen by `tumorlens localize` on the final model (pointing game
-and energy in mask on the figshare tumour masks; see localize.py); until then it is 'gradcam'. Measured so
-far (pointing-game hit rates): a tiny CNN-LSTM on 60 held-out tumour phantoms gave gradcam 0.28,
-multilayer 0.43, a random map 0.05; a preliminary Kaggle model (6 epochs on 2,000 images) on 200 slices of
-its held-out figshare fold 1 gave gradcam 0.10, hirescam 0.04, layercam 0.13, multilayer 0.17, random map
-0.04, centred prior 0.28. So multilayer leads on both, but the preliminary model does not localise at all.
+The default, `DEFAULT_METHOD`, is 'multilayer', chosen with `tumorlens localize` on the bundled model
+(570 slices of its held-out figshare fold 1, benchmarks/localization-bundled.json): pointing game gradcam
+0.151, hirescam 0.160, layercam 0.356, multilayer 0.412 (random map 0.035, centred prior 0.258); energy
+in mask multilayer 0.050 = 3.1x the mean mask fraction 0.016. The coarse 8x8 Grad-CAM does no better than
+a centred prior here, so the finer combination is the only one above every baseline.
 
 Research use only - not a medical device.
 """
@@ -61,7 +60,7 @@ from .data import resize
 log = logging.getLogger(__name__)
 
 METHODS: tuple[str, ...] = ("gradcam", "hirescam", "layercam", "multilayer")
-DEFAULT_METHOD = "gradcam"
+DEFAULT_METHOD = "multilayer"
 
 
 # ------------------------------------------------------------------------------------------- layers
