@@ -294,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("demo", help="whole pipeline on generated phantoms: data, split, train, evaluate, report")
     s.add_argument("--out", default="tumorlens-demo")
     s.add_argument("--n-per-class", type=int, default=200)
-    s.add_argument("--epochs", type=int, default=10)
+    s.add_argument("--epochs", type=int, default=30)
     s.set_defaults(func=cmd_demo)
 
     from .cli_explain import add_parsers as _explain_parsers

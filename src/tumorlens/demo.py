@@ -19,11 +19,11 @@ from .train import CKPT_FILE, STATE_FILE, select, split_manifest, train
 log = logging.getLogger(__name__)
 
 # small and quick: the phantoms are easier than real scans and the demo must finish in minutes
-DEMO_CONFIG = TrainConfig(epochs=10, batch_size=64, lr=3e-3, patience=5,
+DEMO_CONFIG = TrainConfig(epochs=30, batch_size=32, lr=3e-3, patience=8,
                           model=ModelConfig(channels=(16, 32, 64, 128), lstm_hidden=64, dense=64))
 
 
-def run_demo(out: Path, n_per_class: int = 200, epochs: int = 10, seed: int = 0,
+def run_demo(out: Path, n_per_class: int = 200, epochs: int = 30, seed: int = 0,
              log: Callable[[str], None] = log.info) -> Path:
     """Run the whole pipeline into `out`; returns `out`."""
     from .evaluate import evaluate
