@@ -159,7 +159,7 @@ def main() -> None:
     load = os.getloadavg()
     lines = ["# Prediction speed", "", f"{DISCLAIMER}", "",
              f"Measured by `benchmarks/predict_speed.py` on {platform.machine()} with {os.cpu_count()} CPU cores "
-             f"(load average {load[0]:.1f} at the end: the machine was shared with a training job), "
+             f"(load average {load[0]:.1f} at the end), "
              f"torch {torch.__version__}, Python {platform.python_version()}; model: "
              f"{'`' + a.model + '`' if a.model else 'default architecture (channels 32-64-128-128, biLSTM 128), untrained'}.",
              "", f"## {a.n} PNG slices end to end (256x256, decode -> refusal checks -> model -> JSON)", "",
