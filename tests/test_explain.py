@@ -17,6 +17,7 @@ from PIL import Image
 from tumorlens.config import CLASSES, DISCLAIMER, ModelConfig, Preprocess, TrainConfig, TumorlensError
 from tumorlens.data import preprocess_array
 from tumorlens.explain import (
+    DEFAULT_METHOD,
     METHODS,
     Explainer,
     _normalize,
@@ -359,7 +360,7 @@ def test_explain_cli_skips_bad_inputs_and_explains_the_rest(trained, tmp_path, c
         assert heat.min() >= 0 and heat.max() <= 1
         assert (out / f"{name}.png").read_bytes().startswith(PNG_MAGIC)
         doc = json.loads((out / f"{name}.json").read_text())
-        assert doc["disclaimer"] == DISCLAIMER and doc["method"] == "gradcam"
+        assert doc["disclaimer"] == DISCLAIMER and doc["method"] == DEFAULT_METHOD
         assert set(doc["probabilities"]) == set(CLASSES)
         assert doc["explained_class"] == doc["label"] and doc["heatmap_shape"] == list(img.shape)
         assert doc["status"] in ("ok", "uncertain")
