@@ -73,28 +73,45 @@ def read_gray(path: str | os.PathLike, draft: int | None = None) -> np.ndarray:
         raise TumorlensError(f"{path}: cannot read ({e.strerror or e})") from None
     if size == 0:
         raise TumorlensError(f"{path}: empty file (0 bytes)")
+    return decode_image(path, str(path), draft)
+
+
+def decode_image(src, name: str, draft: int | None = None, inspect=None) -> np.ndarray:
+    """Pillow decode of a path or file object with the size checks, draft mode and gray conversion that
+    every image input shares (training, the CLI, the web app). `inspect(im, mode, size)`, if given, sees
+    the loaded image with its mode and size as stored (before draft) while it is still open."""
     try:
-        with Image.open(path) as im:
+        with Image.open(src) as im:
             w, h = im.size
             if w * h > MAX_PIXELS:
-                raise TumorlensError(f"{path}: image claims {w}x{h} pixels, over the {MAX_PIXELS:,} limit")
+                raise TumorlensError(f"{name}: image claims {w}x{h} pixels, over the {MAX_PIXELS:,} limit")
             if w < 8 or h < 8:
-                raise TumorlensError(f"{path}: image is only {w}x{h} pixels")
+                raise TumorlensError(f"{name}: image is only {w}x{h} pixels")
+            mode = im.mode
             if draft and im.format == "JPEG":
-                im.draft("L" if im.mode in ("L", "RGB") else im.mode, (draft, draft))
+                im.draft("L" if mode in ("L", "RGB") else mode, (draft, draft))
             if getattr(im, "n_frames", 1) > 1:
                 im.seek(0)
             im.load()
-            return _to_gray_array(im)
-    except TumorlensError:
-        raise
-    except UnidentifiedImageError:
-        raise TumorlensError(f"{path}: not an image file (format not recognised)") from None
-    except Image.DecompressionBombError as e:
-        raise TumorlensError(f"{path}: image too large ({e})") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as e:
-        msg = str(e) or type(e).__name__
-        raise TumorlensError(f"{path}: corrupt or truncated image ({msg})") from None
+            gray = _to_gray_array(im)
+            if inspect is not None:
+                inspect(im, mode, (w, h))
+            return gray
+    except Exception as e:  # noqa: BLE001 - mapped to one-line errors below, the rest re-raised
+        raise image_error(name, e) from None
+
+
+def image_error(name: str, e: Exception) -> Exception:
+    """The one-line TumorlensError for a Pillow failure (other exceptions are returned unchanged)."""
+    if isinstance(e, TumorlensError):
+        return e
+    if isinstance(e, UnidentifiedImageError):
+        return TumorlensError(f"{name}: not an image file (format not recognised)")
+    if isinstance(e, Image.DecompressionBombError):
+        return TumorlensError(f"{name}: image too large ({e})")
+    if isinstance(e, (OSError, ValueError, SyntaxError, EOFError)):
+        return TumorlensError(f"{name}: corrupt or truncated image ({str(e) or type(e).__name__})")
+    return e
 
 
 # ------------------------------------------------------------------------------------ preprocessing

@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from .config import TumorlensError
-from .data import MAX_PIXELS, _to_gray_array, resize
+from .data import MAX_PIXELS, decode_image, image_error, resize
 
 log = logging.getLogger(__name__)
 
@@ -112,49 +112,35 @@ def _nifti_kind(head: bytes, name: str) -> str | None:
 
 # ----------------------------------------------------------------------------------- 2-D images
 def _read_image(src: str | os.PathLike | bytes, name: str, draft: int | None) -> Frame:
-    """Pillow decode with exactly `data.read_gray`'s checks and conversion, plus colour information."""
+    """Pillow decode through `data.decode_image` (the same checks and conversion), plus colour information."""
     fp = io.BytesIO(src) if isinstance(src, (bytes, bytearray, memoryview)) else src
-    try:
-        with Image.open(fp) as im:
-            w, h = im.size
-            if w * h > MAX_PIXELS:
-                raise TumorlensError(f"{name}: image claims {w}x{h} pixels, over the {MAX_PIXELS:,} limit")
-            if w < 8 or h < 8:
-                raise TumorlensError(f"{name}: image is only {w}x{h} pixels")
-            fmt, mode = im.format, im.mode
-            colour_src = mode in ("RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "P", "PA", "LAB", "HSV")
-            info: dict[str, Any] = {"format": fmt or "image", "mode": mode, "size": [w, h]}
-            jpeg_draft = bool(draft and fmt == "JPEG")
-            if jpeg_draft:
-                im.draft("L" if mode in ("L", "RGB") else mode, (draft, draft))
-            if getattr(im, "n_frames", 1) > 1:
-                im.seek(0)
-            im.load()
-            gray = _to_gray_array(im)
-            colour = dict(_GREY)
-            if colour_src and not (jpeg_draft and mode == "RGB"):
-                thumb = im.copy()
-                thumb.thumbnail((COLOUR_SAMPLE * 2, COLOUR_SAMPLE * 2))
-                colour = colour_stats(np.asarray(thumb.convert("RGB")))
-        if jpeg_draft and mode == "RGB":
-            # the draft decode above went straight to luma; the chroma comes from a 1/8-scale decode (fast)
-            if not isinstance(fp, (str, os.PathLike)):
-                fp.seek(0)
+    info: dict[str, Any] = {}
+    colour = dict(_GREY)
+
+    def inspect(im: Image.Image, mode: str, size: tuple[int, int]) -> None:
+        info.update({"format": im.format or "image", "mode": mode, "size": list(size),
+                     "colour": mode in _COLOUR_MODES})
+        if info["colour"] and not (draft and im.format == "JPEG" and mode == "RGB"):
+            thumb = im.copy()
+            thumb.thumbnail((COLOUR_SAMPLE * 2, COLOUR_SAMPLE * 2))
+            colour.update(colour_stats(np.asarray(thumb.convert("RGB"))))
+
+    gray = decode_image(fp, name, draft, inspect)
+    if draft and info["format"] == "JPEG" and info["mode"] == "RGB":
+        # the draft decode went straight to luma; the chroma comes from a 1/8-scale decode (fast)
+        if not isinstance(fp, (str, os.PathLike)):
+            fp.seek(0)
+        try:
             with Image.open(fp) as im2:
                 im2.draft("RGB", (COLOUR_SAMPLE, COLOUR_SAMPLE))
-                colour = colour_stats(np.asarray(im2.convert("RGB")))
-        info["colour"] = bool(colour_src)
-        info.update(colour)
-        return Frame(gray, {}, info)
-    except TumorlensError:
-        raise
-    except UnidentifiedImageError:
-        raise TumorlensError(f"{name}: not an image file (format not recognised)") from None
-    except Image.DecompressionBombError as e:
-        raise TumorlensError(f"{name}: image too large ({e})") from None
-    except (OSError, ValueError, SyntaxError, EOFError) as e:
-        msg = str(e) or type(e).__name__
-        raise TumorlensError(f"{name}: corrupt or truncated image ({msg})") from None
+                colour.update(colour_stats(np.asarray(im2.convert("RGB"))))
+        except Exception as e:  # noqa: BLE001 - same one-line errors as the first decode
+            raise image_error(name, e) from None
+    info.update(colour)
+    return Frame(gray, {}, info)
+
+
+_COLOUR_MODES = ("RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "P", "PA", "LAB", "HSV")
 
 
 # ---------------------------------------------------------------------------------------- DICOM
