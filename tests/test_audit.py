@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 from collections import defaultdict
 
-import numpy as np
 import pytest
 
 from tumorlens.audit import find_duplicates
