@@ -148,6 +148,17 @@ def _metrics_section(m: dict[str, Any], title: str) -> list[str]:
         ci = o.get("ci") or [None, None]
         out.append(f"- tumour called 'no tumour' (miss rate): {_pct(o.get('rate'))} "
                    f"({o.get('count')}/{o.get('n')}; 95 % CI {_pct(ci[0])} - {_pct(ci[1])})")
+    cal = m.get("calibration")
+    if isinstance(cal, dict) and isinstance(cal.get("ece_before"), (int, float)):
+        out.append(f"- ECE before / after temperature scaling: {cal['ece_before']:.4f} / {cal['ece_after']:.4f}")
+    sel = (m.get("selective") or {}).get("at_threshold")
+    if isinstance(sel, dict) and isinstance(sel.get("accuracy"), (int, float)):
+        out.append(f"- at the abstention threshold {sel['threshold']:.3f}: {_pct(sel['coverage'])} answered, "
+                   f"{_pct(sel['accuracy'])} of them correct")
+    ref = m.get("refused_test")
+    if isinstance(ref, dict) and ref.get("n"):
+        out.append(f"- refused as not brain MRI: {ref['rejected']}/{ref['n']} ({_pct(ref['rate'])}) of these "
+                   f"real MRI slices, through the full file path")
     rep = m.get("report")
     names = m.get("class_names") or []
     if isinstance(rep, dict) and names:
