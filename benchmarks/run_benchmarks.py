@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tumorlens.audit import atomic_write_text, find_duplicates
+from tumorlens.audit import find_duplicates
+from tumorlens.fileio import atomic_write_text
 from tumorlens.config import TrainConfig
 from tumorlens.data import load_dataset
 from tumorlens.evaluate import score

@@ -37,31 +37,6 @@ TARGET_P95_MS = 150.0
 TARGET_RSS_GROWTH_MB = 50.0
 
 
-def default_checkpoint(d: Path) -> Path:
-    import torch
-
-    from tumorlens.checkpoint import save_checkpoint
-    from tumorlens.config import CLASSES, TrainConfig
-    from tumorlens.data import preprocess_array
-    from tumorlens.model import build_model
-    from tumorlens.refusal import finalize_checkpoint
-    from tumorlens.synthetic import _slice_rng, make_slice
-
-    cfg = TrainConfig()
-    torch.manual_seed(0)
-    ck = save_checkpoint(d / "model.safetensors", build_model(cfg.model, cfg.preprocess.size).eval(), cfg,
-                         {"calibration": {"temperature": 1.0}})
-    xs, ys = [], []
-    for ci, label in enumerate(CLASSES):
-        for i in range(40):
-            xs.append(preprocess_array(make_slice(label, _slice_rng(1, ci, i), 128)[0].astype(np.float32),
-                                       cfg.preprocess)[0])
-            ys.append(ci)
-    x, y = np.stack(xs), np.array(ys)
-    finalize_checkpoint(ck, x[::2], x[1::2], y[1::2], y_train=y[::2])
-    return ck
-
-
 def phantom_jpeg(ckpt: Path) -> tuple[bytes, str]:
     """A 512x512 phantom JPEG the model answers (not rejected), so every request runs Grad-CAM too."""
     from tumorlens.predict import Predictor
@@ -190,6 +165,8 @@ def main() -> int:
         ckpt, model_desc = BUNDLED, f"the bundled model `{BUNDLED.name}`"
     else:
         print("bundled model missing: building an untrained model of the default architecture", file=sys.stderr)
+        from predict_speed import default_checkpoint  # same folder: the benchmarks share one untrained model
+
         ckpt = default_checkpoint(Path(tmp.name))
         model_desc = "default architecture, untrained (the bundled model is not built yet; the compute is the same)"
     from tumorlens.checkpoint import read_metadata

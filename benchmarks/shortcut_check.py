@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from tumorlens.audit import atomic_write_text
+from tumorlens.fileio import atomic_write_text
 from tumorlens.data import preprocess_array, read_gray
 from tumorlens.metrics import wilson_ci
 from tumorlens.predict import Predictor

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tumorlens import metrics as M
-from tumorlens import plots
+from tumorlens import fileio, plots
 from tumorlens.config import CLASSES, DISCLAIMER, TumorlensError
 from tumorlens.report import build_report, table_html, write_html_report
 
@@ -63,7 +63,7 @@ def test_every_plot_writes_a_valid_png(tmp_path, data):
     plots.plot_confusion(cm, CLASSES, out / "cm.png", normalize=True)
     _check_png(out / "cm.png", out)
     # permissions as a plain open() would give, not mkstemp's private 0o600
-    assert (paths[0].stat().st_mode & 0o777) == plots._FILE_MODE
+    assert (paths[0].stat().st_mode & 0o777) == fileio._FILE_MODE
     uri = plots.png_to_data_uri(paths[0])
     assert uri.startswith("data:image/png;base64,iVBORw0KGgo")
 

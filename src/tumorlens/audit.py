@@ -19,7 +19,6 @@ import hashlib
 import io
 import logging
 import os
-import tempfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 
 from .config import CLASSES
 from .data import Dataset
+from .fileio import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -168,20 +168,6 @@ class AuditResult:
                 w.writerow([gi, self.paths[i], self.splits[i] or "", self.labels[i], self.kind[i]])
         atomic_write_text(path, buf.getvalue())
         return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write a text file so that a crash leaves either the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def find_duplicates(ds: Dataset, max_distance: int = 8, min_correlation: float = 0.99,

@@ -8,18 +8,18 @@ from __future__ import annotations
 import json
 import os
 import platform
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from . import __version__
 from .config import CLASSES, ModelConfig, Preprocess, TrainConfig, TumorlensError
 from .data import file_sha256
+from .fileio import atomic_write_bytes
 from .model import TumorNet, build_model
 
 META_KEY = "tumorlens"
@@ -69,15 +69,7 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, config: Tra
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if half:
         tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={META_KEY: json.dumps(doc, sort_keys=True)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_bytes(path, save(tensors, metadata={META_KEY: json.dumps(doc, sort_keys=True)}))
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:

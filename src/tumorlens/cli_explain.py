@@ -104,7 +104,7 @@ def _progress(desc: str):
 def cmd_explain(a: argparse.Namespace) -> int:
     from .explain import DEFAULT_METHOD, overlay_png
     from .metrics import jsonable
-    from .plots import atomic_write_bytes
+    from .fileio import atomic_write_bytes
     from .predict import Predictor, expand_inputs
 
     pred = Predictor(a.model, refuse=not a.no_refuse)

@@ -288,7 +288,7 @@ def cmd_model_card(a: argparse.Namespace) -> int:
     meta = {k: v for k, v in doc.items() if k not in ("config", "classes")}
     text = model_card(meta, list(doc.get("classes", [])), doc.get("config", {}), str(path), file_sha256(path))
     out = Path(a.out)
-    from .audit import atomic_write_text
+    from .fileio import atomic_write_text
 
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, text)

@@ -8,10 +8,10 @@ settings, so a second pass over a dataset reads small arrays instead of decoding
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import re
-import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from .config import CLASSES, Preprocess, TumorlensError
+from .fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -233,18 +234,6 @@ def decode_file(path: str | os.PathLike, pre: Preprocess) -> Decoded:
     return Decoded(image, dhash256(gray), dhash256(gray[:, ::-1]), tuple(gray.shape))
 
 
-def _atomic_save_npz(path: Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def load_cached(path: str, pre: Preprocess, use_cache: bool = True) -> tuple[str, Decoded | str]:
     """(sha256, Decoded) for one file, or (sha256, error message). Reads and fills the cache."""
     try:
@@ -264,8 +253,9 @@ def load_cached(path: str, pre: Preprocess, use_cache: bool = True) -> tuple[str
         return sha, str(e)
     if use_cache:
         try:
-            _atomic_save_npz(cp, image=d.image, dhash=d.dhash, dhash_mirror=d.dhash_mirror,
-                             shape=np.array(d.orig_shape))
+            buf = io.BytesIO()
+            np.savez(buf, image=d.image, dhash=d.dhash, dhash_mirror=d.dhash_mirror, shape=np.array(d.orig_shape))
+            atomic_write_bytes(cp, buf.getvalue(), fsync=False)  # rebuildable: a damaged entry is re-decoded
         except OSError as e:  # a read-only cache must not stop the run
             log.warning("cannot write cache %s: %s", cp, e)
     return sha, d

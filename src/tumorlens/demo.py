@@ -10,7 +10,8 @@ import logging
 from pathlib import Path
 from typing import Callable
 
-from .audit import atomic_write_text, find_duplicates
+from .audit import find_duplicates
+from .fileio import atomic_write_text
 from .config import ModelConfig, TrainConfig, TumorlensError
 from .data import load_dataset
 from .split import make_split, split_table, write_split

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .audit import atomic_write_text
+from .fileio import atomic_write_bytes, atomic_write_text
 from .config import CLASSES, DISCLAIMER, TumorlensError
 from .data import load_dataset
 from .predict import Predictor
@@ -140,7 +140,6 @@ def gallery_png(predictor: Predictor, x: np.ndarray, y: np.ndarray, probs: np.nd
     from matplotlib.figure import Figure
 
     from .explain import DEFAULT_METHOD, explain_batch
-    from .plots import atomic_write_bytes
 
     rng = np.random.default_rng(seed)
     pred = probs.argmax(1)

@@ -364,7 +364,7 @@ def overlay_png(gray_orig: np.ndarray, heat_orig: np.ndarray, path: str | os.Pat
     from matplotlib.colors import Normalize
     from matplotlib.figure import Figure
 
-    from .plots import atomic_write_bytes
+    from .fileio import atomic_write_bytes
 
     g = np.asarray(gray_orig, dtype=np.float32)
     heat = np.asarray(heat_orig, dtype=np.float32)

@@ -51,7 +51,7 @@ from .config import DISCLAIMER, TumorlensError
 from .data import map_box, preprocess_array, read_gray
 from .explain import DEFAULT_METHOD, METHODS, explain_batch, overlay_png, paste_cam
 from .metrics import jsonable, wilson_ci
-from .plots import atomic_write_bytes
+from .fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

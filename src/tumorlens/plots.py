@@ -12,7 +12,6 @@ import base64
 import io
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -22,6 +21,7 @@ from matplotlib.figure import Figure
 
 from . import metrics as M
 from .config import DISCLAIMER, TumorlensError
+from .fileio import atomic_write_bytes
 
 DPI = 110
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -31,38 +31,6 @@ def _new_figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), dpi=DPI)
     FigureCanvasAgg(fig)
     return fig
-
-
-def _file_mode() -> int:
-    """Permissions for new files: 0o666 minus the umask, as open() would give (mkstemp gives 0o600)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-_FILE_MODE = _file_mode()  # read once at import: os.umask is process-wide, so never toggle it later
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write `data` to a temporary file beside `path`, fsync it, then `os.replace` it into place, so
-    readers only ever see the old file or the complete new one. Parent folders are created."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
 
 
 def _save(fig: Figure, path: str | os.PathLike) -> Path:

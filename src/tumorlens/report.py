@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from .config import DISCLAIMER, TumorlensError
-from .plots import atomic_write_bytes, png_to_data_uri
+from .fileio import atomic_write_bytes
+from .plots import png_to_data_uri
 
 _CSS = """
 :root { --fg:#1d2330; --muted:#5b6475; --line:#d8dde6; --accent:#2f5d9e; --warn-bg:#fff4e5; --warn:#8a4b00; }

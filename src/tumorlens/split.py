@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .audit import AuditResult, UnionFind, atomic_write_text
+from .audit import AuditResult, UnionFind
+from .fileio import atomic_write_text
 from .config import CLASSES, TumorlensError
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from .audit import atomic_write_text
+from .fileio import atomic_write_bytes, atomic_write_text
 from .augment import augment
 from .checkpoint import save_checkpoint
 from .config import CLASSES, TrainConfig, TumorlensError
@@ -70,14 +69,9 @@ def select(ds: Dataset, rows: list[SplitRow], side: str, check_sha: bool = True)
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def lr_at(step: int, total: int, warmup: int, base: float) -> float:
