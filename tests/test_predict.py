@@ -233,3 +233,65 @@ def test_heavy_modules_are_imported_lazily():
             "print(','.join(m for m in ('matplotlib', 'scipy', 'pydicom', 'nibabel') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""
+
+
+def _same_records(a: list[Record], b: list[Record], atol: float = 1e-5) -> None:
+    assert [(r.path, r.status, r.label, r.reason if r.status in ("error", "rejected") else None,
+             r.to_dict().get("frame"), r.to_dict().get("slice")) for r in a] == \
+           [(r.path, r.status, r.label, r.reason if r.status in ("error", "rejected") else None,
+             r.to_dict().get("frame"), r.to_dict().get("slice")) for r in b]
+    for x, y in zip(a, b):
+        if x.probabilities:
+            assert np.allclose(list(x.probabilities.values()), list(y.probabilities.values()), atol=atol)
+
+
+def test_worker_processes_give_the_same_records_in_the_same_order(ckpt, files, tmp_path):
+    (tmp_path / "zero.png").write_bytes(b"")
+    (tmp_path / "note.png").write_bytes(b"not an image at all")
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / "blank.png")  # refused by the statistics
+    for i in range(20):
+        Image.fromarray(phantom(["glioma", "notumor"][i % 2], 10 + i)).save(tmp_path / f"p{i:02d}.png")
+    inputs = [str(files), str(tmp_path), str(tmp_path / "nothere.png")]
+    p = Predictor(ckpt, backend="torch")
+    inline = list(p.predict_paths(inputs, batch=8, workers=0))
+    pooled = list(p.predict_paths(inputs, batch=8, workers=2))
+    assert len(inline) > 23 + 1  # the folder of every format gives one record per frame and slice
+    assert {r.status for r in inline} >= {"error", "rejected"} and inline[-1].status == "error"
+    _same_records(pooled, inline, atol=0)
+
+
+@pytest.mark.parametrize("n", [1, 7, 64])
+def test_onnx_runtime_path_matches_pytorch(ckpt, n):
+    pytest.importorskip("onnxruntime")
+    x = np.random.default_rng(n).random((n, 64, 64), dtype=np.float32)
+    zt, ft = Predictor(ckpt, backend="torch").logits_and_features(x)
+    po = Predictor(ckpt, backend="onnx")
+    zo, fo = po.logits_and_features(x)
+    assert po._ort, "the ONNX Runtime path should be on"
+    assert np.abs(zo - zt).max() < 1e-4 and np.abs(fo - ft).max() < 1e-4
+
+
+def test_auto_backend_uses_onnx_only_for_large_batches_and_falls_back_to_torch(ckpt, files, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    paths = [str(files / "b.png")] * 20
+    torch_recs = list(Predictor(ckpt, backend="torch").predict_paths(paths, workers=0))
+    p = Predictor(ckpt)
+    p.predict_file(files / "b.png")
+    assert p._ort is None  # one image: no export
+    _same_records(list(p.predict_paths(paths, workers=0)), torch_recs, atol=1e-5)
+    assert p._ort
+    import tumorlens.runtime as rt
+
+    monkeypatch.setattr(rt, "PARITY_ATOL", -1.0)  # any difference now counts as a mismatch
+    p2 = Predictor(ckpt)
+    _same_records(list(p2.predict_paths(paths, workers=0)), torch_recs, atol=0)
+    assert p2._ort is False
+    monkeypatch.setitem(__import__("sys").modules, "onnxruntime", None)  # not installed
+    p3 = Predictor(ckpt)
+    _same_records(list(p3.predict_paths(paths, workers=0)), torch_recs, atol=0)
+    assert p3._ort is False
+
+
+def test_unknown_backend_is_refused(ckpt):
+    with pytest.raises(ValueError, match="backend"):
+        Predictor(ckpt, backend="tensorrt")

@@ -76,7 +76,9 @@ def _overlay_name(rec: dict[str, Any], used: set[str]) -> str:
 def cmd_predict(a: argparse.Namespace) -> int:
     from .predict import Predictor
 
-    predictor = Predictor(a.model)
+    if a.workers is not None and a.workers < 0:
+        raise TumorlensError(f"--workers must be 0 or more, not {a.workers}")
+    predictor = Predictor(a.model, backend=a.backend)
     explain_dir = Path(a.explain) if a.explain else None
     overlay = None
     if explain_dir is not None:
@@ -94,7 +96,8 @@ def cmd_predict(a: argparse.Namespace) -> int:
     first = True
     if a.format == "json":
         out.write("[")
-    for rec in predictor.predict_paths(a.inputs, explain=explain_dir is not None, slice=a.slice):
+    for rec in predictor.predict_paths(a.inputs, explain=explain_dir is not None, slice=a.slice,
+                                       workers=a.workers):
         d = rec.to_dict()
         any_error |= rec.status == "error"
         if overlay is not None and rec.heatmap is not None and rec.image is not None:
@@ -307,6 +310,11 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--format", choices=["table", "json", "jsonl", "csv"], default="table")
     s.add_argument("--explain", metavar="DIR", help="write a Grad-CAM overlay PNG per answered slice into DIR")
     s.add_argument("--slice", type=int, help="NIfTI: classify this axial slice only (0 = most inferior)")
+    s.add_argument("--workers", type=int, default=None,
+                   help="processes that read and preprocess files while the model runs (default: one per core "
+                        "for 128 or more files, else none; 0: none)")
+    s.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
+                   help="model runtime: ONNX Runtime for large batches when installed (auto), or one of them")
     s.set_defaults(func=cmd_predict)
 
     s = sub.add_parser("model-card", help="write a model card (Markdown) from a checkpoint's metadata")

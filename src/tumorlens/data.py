@@ -21,6 +21,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from .config import CLASSES, Preprocess, TumorlensError
 from .fileio import atomic_write_bytes
+from .numeric import percentile
 
 log = logging.getLogger(__name__)
 
@@ -125,8 +126,8 @@ def head_box(gray: np.ndarray, pre: Preprocess) -> tuple[int, int, int]:
     if not pre.crop:
         side = max(h, w)
         return (h - side) // 2, (w - side) // 2, side
-    hi = float(np.percentile(gray, 99.0))
-    lo = float(np.percentile(gray, 1.0))
+    # = float(np.percentile(gray, 99.0)) and (gray, 1.0), bit for bit, in one faster pass (numeric.py)
+    hi, lo = percentile(gray, 99.0, 1.0)
     fg = gray > lo + pre.fg_threshold * (hi - lo) if hi > lo else np.zeros_like(gray, dtype=bool)
     # rows/columns need a few foreground pixels, so scanner text and specks do not stretch the box
     rows = np.flatnonzero(fg.sum(1) >= max(2, 0.02 * w))
@@ -170,7 +171,7 @@ def preprocess_array(gray: np.ndarray, pre: Preprocess) -> tuple[np.ndarray, tup
     x = resize(crop_square(gray, box), pre.size)
     if pre.normalize:
         inside = x[x > pre.fg_threshold * float(x.max())] if x.max() > 0 else x
-        scale = float(np.percentile(inside, pre.norm_percentile)) if inside.size else 0.0
+        scale = percentile(inside, pre.norm_percentile) if inside.size else 0.0
     else:
         scale = float(gray.max())
     x = np.clip(x / scale, 0.0, 1.0) if scale > 0 else np.zeros_like(x)

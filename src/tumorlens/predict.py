@@ -79,12 +79,18 @@ class Predictor:
     checkpoint holds one (rejected), and the abstention threshold (uncertain below it, else ok). Rejected
     records carry no label and no probabilities, only the reason. `refuse=False` switches the refusal
     layers off (evaluation on known MRI test sets).
+
+    backend: 'torch', 'onnx' (ONNX Runtime, see runtime.py) or 'auto' (ONNX Runtime for batches of at least
+    `ORT_MIN_BATCH` when it is installed and matches PyTorch on the first such batch, else PyTorch).
     """
+
+    ORT_MIN_BATCH = 16
 
     explain_method: str | None = None  # heatmap method (None: explain.DEFAULT_METHOD); set by `tumorlens explain`
     explain_target: int | None = None  # class index the heatmaps explain (None: the predicted class)
 
-    def __init__(self, checkpoint: Checkpoint | str | os.PathLike | None = None, refuse: bool = True):
+    def __init__(self, checkpoint: Checkpoint | str | os.PathLike | None = None, refuse: bool = True,
+                 backend: str = "auto"):
         self.ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
         self.model = self.ckpt.model.eval()
         self.pre = self.ckpt.preprocess
@@ -98,28 +104,56 @@ class Predictor:
             from .refusal import FeatureOOD
 
             self.ood = FeatureOOD.from_meta(ood)
+        if backend not in ("auto", "torch", "onnx"):
+            raise ValueError(f"backend must be auto, torch or onnx, not {backend!r}")
+        self.backend = backend
+        self._ort: Any = None  # runtime.OrtModel once built; False once it failed or mismatched
+        self._ort_threads: int | None = None  # None: torch's thread count
 
     # ---------------------------------------------------------------------------------- arrays
     @torch.no_grad()
-    def logits(self, x: np.ndarray, batch: int = 512) -> np.ndarray:
-        """Preprocessed inputs (N, S, S) -> raw logits (N, K)."""
+    def _torch_logits_and_features(self, x: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
         t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(1)  # (N, 1, S, S)
-        out = [self.model(t[i:i + batch].contiguous(memory_format=torch.channels_last))
-               for i in range(0, len(t), batch)]
-        return torch.cat(out).numpy() if out else np.zeros((0, len(self.classes)), np.float32)
-
-    @torch.no_grad()
-    def logits_and_features(self, x: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
-        """Preprocessed inputs (N, S, S) -> raw logits (N, K) and mean-pooled last feature maps (N, C)."""
-        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(1)
         zs, fs = [], []
         for i in range(0, len(t), batch):
             f = self.model.forward_features(t[i:i + batch].contiguous(memory_format=torch.channels_last))
-            zs.append(self.model.forward_head(f))
-            fs.append(f.mean((2, 3)))
-        if not zs:
-            return np.zeros((0, len(self.classes)), np.float32), np.zeros((0, 0), np.float32)
+            zs.append(self.model.forward_head(f))  # (B, K)
+            fs.append(f.mean((2, 3)))  # (B, C, H, W) -> (B, C)
         return torch.cat(zs).numpy(), torch.cat(fs).numpy()
+
+    def _ort_model(self, x: np.ndarray) -> Any:
+        """The ONNX Runtime copy, built and checked against PyTorch on `x` the first time (None: use PyTorch)."""
+        if self._ort is None:
+            from .runtime import PARITY_ATOL, try_build
+
+            ort = try_build(self.model, self.pre.size, self._ort_threads or torch.get_num_threads())
+            if ort is not None:
+                probe = x[:8]
+                z0, f0 = self._torch_logits_and_features(probe)
+                z1, f1 = ort.run(probe)
+                err = max(float(np.abs(z0 - z1).max()), float(np.abs(f0 - f1).max()))
+                if err > PARITY_ATOL:
+                    log.warning("ONNX Runtime differs from PyTorch by %.2g (> %g); using PyTorch", err, PARITY_ATOL)
+                    ort = None
+                else:
+                    log.info("ONNX Runtime path on (max difference from PyTorch %.2g)", err)
+            self._ort = ort if ort is not None else False
+        return self._ort or None
+
+    def logits_and_features(self, x: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
+        """Preprocessed inputs (N, S, S) -> raw logits (N, K) and mean-pooled last feature maps (N, C)."""
+        if len(x) == 0:
+            return np.zeros((0, len(self.classes)), np.float32), np.zeros((0, 0), np.float32)
+        if self.backend == "onnx" or (self.backend == "auto" and len(x) >= self.ORT_MIN_BATCH):
+            ort = self._ort_model(x)
+            if ort is not None:
+                zs, fs = zip(*(ort.run(x[i:i + batch]) for i in range(0, len(x), batch)))
+                return np.concatenate(zs), np.concatenate(fs)
+        return self._torch_logits_and_features(x, batch)
+
+    def logits(self, x: np.ndarray, batch: int = 512) -> np.ndarray:
+        """Preprocessed inputs (N, S, S) -> raw logits (N, K)."""
+        return self.logits_and_features(x, batch)[0]
 
     def _softmax(self, z: np.ndarray) -> np.ndarray:
         z = z / self.temperature
@@ -147,38 +181,36 @@ class Predictor:
     def classify_frames(self, items: list[tuple[str, Any]], explain: bool = False,
                         method: str | None = None) -> list[Record]:
         """(path, readers.Frame) pairs -> one record each, in order; the model runs once on the batch."""
-        from .refusal import check_image
+        from .prepare import prepare_frame
 
-        recs: list[Record | None] = [None] * len(items)
-        xs, boxes, todo = [], [], []
-        for i, (path, fr) in enumerate(items):
-            if self.refuse:
-                reason = check_image(fr.gray, fr.info)
-                if reason:
-                    recs[i] = Record(path, "rejected", reason=reason, **fr.where)
-                    continue
-            try:
-                x, box = self.preprocess(fr.gray)
-            except TumorlensError as e:
-                recs[i] = Record(path, "error", reason=f"{path}: {e}", **fr.where)
-                continue
-            xs.append(x)
-            boxes.append(box)
-            todo.append(i)
+        prepared = [prepare_frame(path, fr, self.pre, self.refuse) for path, fr in items]
+        return self.classify_prepared(prepared, [fr for _, fr in items] if explain else None, method)
+
+    def classify_prepared(self, prepared: list[Any], frames: list[Any] | None = None,
+                          method: str | None = None) -> list[Record]:
+        """`prepare.Prepared` frames -> records, in order: the model, the feature-distance refusal and the
+        abstention threshold. With `frames` (the matching readers.Frame objects) records carry heatmaps."""
+        recs: list[Record | None] = [None] * len(prepared)
+        todo = []
+        for i, p in enumerate(prepared):
+            if p.status is not None:
+                recs[i] = Record(p.path, p.status, reason=p.reason, **p.where)
+            else:
+                todo.append(i)
         if todo:
-            z, feats = self.logits_and_features(np.stack(xs))
+            z, feats = self.logits_and_features(np.stack([prepared[i].x for i in todo]))
             probs = self._softmax(z)
             scores = self.ood.score(feats) if (self.refuse and self.ood is not None) else None
             for j, i in enumerate(todo):
-                path, fr = items[i]
+                p = prepared[i]
                 if scores is not None and scores[j] > self.ood.threshold:
-                    recs[i] = Record(path, "rejected", reason=(
+                    recs[i] = Record(p.path, "rejected", reason=(
                         f"unlike the brain MRI slices the model was trained on [feature distance "
-                        f"{scores[j]:.3g} > {self.ood.threshold:.3g}]"), **fr.where)
+                        f"{scores[j]:.3g} > {self.ood.threshold:.3g}]"), **p.where)
                     continue
-                rec = self.record_from_probs(path, probs[j], **fr.where)
-                if explain:
-                    rec = self._explain(rec, fr, xs[j], boxes[j], int(probs[j].argmax()), method)
+                rec = self.record_from_probs(p.path, probs[j], **p.where)
+                if frames is not None:
+                    rec = self._explain(rec, frames[i], p.x, p.box, int(probs[j].argmax()), method)
                 recs[i] = rec
         return [r for r in recs if r is not None]
 
@@ -236,11 +268,36 @@ class Predictor:
         return self.classify_frames([(name, f) for f in frames], explain=explain)
 
     def predict_paths(self, inputs: Iterable[str], explain: bool = False, slice: int | None = None,
-                      batch: int = 64) -> Iterator[Record]:
+                      batch: int = 64, workers: int | None = None) -> Iterator[Record]:
         """Records for files, folders and globs; a bad input yields an error record and the rest go on.
 
         Frames of consecutive files are classified together, `batch` at a time; order is kept.
+        workers: processes that read, check and preprocess files while this one runs the model (None: by the
+        number of files, `prepare.auto_workers`; 0: all in this process). Heatmaps are made in this process.
         """
+        from .prepare import Prepared, auto_workers, pool, prepare_in_worker
+
+        listed = list(expand_inputs(inputs))
+        if workers is None:
+            workers = 0 if explain else auto_workers(len(listed))
+        if workers <= 0 or explain:
+            yield from self._predict_listed(listed, explain, slice, batch)
+            return
+        pending: list[Any] = []
+        if self._ort is None:
+            self._ort_threads = 1  # the workers keep the cores busy; more model threads only contend (measured)
+        with pool(workers, self.pre, self.refuse, slice) as workers_pool:
+            paths = [p for p, err in listed if not err]
+            done = workers_pool.imap(prepare_in_worker, paths, chunksize=8)
+            for path, err in listed:
+                pending.extend([Prepared(path, status="error", reason=err)] if err else next(done))
+                if len(pending) >= batch:
+                    yield from self.classify_prepared(pending)
+                    pending = []
+        yield from self.classify_prepared(pending)
+
+    def _predict_listed(self, listed: list[tuple[str, str | None]], explain: bool, slice: int | None,
+                        batch: int) -> Iterator[Record]:
         pending: list[Record | tuple[str, Any]] = []
         n_frames = 0
 
@@ -252,7 +309,7 @@ class Predictor:
                 yield p if isinstance(p, Record) else next(done)
             pending, n_frames = [], 0
 
-        for path, err in expand_inputs(inputs):
+        for path, err in listed:
             if err:
                 pending.append(Record(path, "error", reason=err))
             else:

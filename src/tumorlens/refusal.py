@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from .config import TumorlensError
+from .numeric import percentile, percentiles
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,7 @@ def image_stats(gray: np.ndarray, info: dict[str, Any] | None = None) -> dict[st
     info = info or {}
     raw = np.asarray(gray, dtype=np.float32)
     g = np.nan_to_num(_thumb(raw), nan=0.0, posinf=0.0, neginf=0.0)
-    lo, hi = (float(v) for v in np.percentile(g, [0.5, 99.5]))
+    lo, hi = percentiles(g, [0.5, 99.5])  # = np.percentile, bit for bit, faster (numeric.py)
     span = hi - lo
     out: dict[str, float] = {"span": span, "colour_fraction": float(info.get("colour_fraction", 0.0) or 0.0),
                              "std": float(g.std())}
@@ -131,7 +132,7 @@ def image_stats(gray: np.ndarray, info: dict[str, Any] | None = None) -> dict[st
     n = np.clip((g - lo) / span, 0.0, 1.0)
     dy, dx = np.diff(n, axis=0), np.diff(n, axis=1)
     gm = np.hypot(dy[:, :-1], dx[:-1, :])
-    out["sharpness"] = float(np.percentile(gm, 99.0))
+    out["sharpness"] = percentile(gm, 99.0)
     fg = n > FG
     h, w = fg.shape
     out["aspect"] = float(max(h, w) / max(1, min(h, w)))
