@@ -18,8 +18,11 @@ def _u(n: int, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:
     return lo + (hi - lo) * torch.rand(n, generator=g)
 
 
-def augment(x: torch.Tensor, g: torch.Generator, strength: float = 1.0) -> torch.Tensor:
+def augment(x: torch.Tensor, g: torch.Generator, strength: float = 1.0, masks: torch.Tensor | None = None):
     """(B, 1, S, S) in [0, 1] -> augmented batch of the same shape, values in [0, 1].
+
+    masks: tumour masks (B, 1, S, S) that get the same geometry (no intensity changes); then returns
+    (images, masks). The random draws are the same with or without masks.
 
     10% of the images turn by any angle (up to 180 degrees) and 10% flip vertically; the rest turn by
     at most 10 degrees. Rotating every image by any angle cost 25 points of validation accuracy
@@ -44,6 +47,8 @@ def augment(x: torch.Tensor, g: torch.Generator, strength: float = 1.0) -> torch
     theta[:, :, 2] = shift
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if masks is not None:
+        masks = F.grid_sample(masks, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     # --- intensity: gamma, contrast around the mean, brightness (other scanners, sequences, windows)
     gamma = torch.exp(_u(b, -0.3, 0.3, g) * strength).view(b, 1, 1, 1)
     x = x.clamp(0, 1) ** gamma
@@ -56,4 +61,4 @@ def augment(x: torch.Tensor, g: torch.Generator, strength: float = 1.0) -> torch
     x = torch.where(blur, F.conv2d(x, k, padding=1), x)
     sigma = _u(b, 0.0, 0.03, g).view(b, 1, 1, 1) * (torch.rand(b, generator=g) < 0.3).view(b, 1, 1, 1)
     x = x + sigma * torch.randn(x.shape, generator=g)
-    return x.clamp(0, 1)
+    return x.clamp(0, 1) if masks is None else (x.clamp(0, 1), masks.clamp(0, 1))

@@ -61,6 +61,12 @@ class ModelConfig:
     dense: int = 128
     dropout: float = 0.3
     num_classes: int = 4
+    # 1x1-conv tumour-mask heads on the last `seg_blocks` conv blocks, trained with `TrainConfig.seg_weight`
+    # (0: none). They shape the features that Grad-CAM reads; predictions never use them.
+    seg_blocks: int = 0
+    # multiply the last feature map by a learned tumour map, sigmoid(1x1 conv), before the LSTM; trained
+    # against tumour masks with `TrainConfig.seg_weight` (model.py, TumourGate)
+    gate: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # 0: torch's default
     augment: bool = True
+    seg_weight: float = 0.0  # weight of the mask-guidance loss (masks.py); needs model.seg_blocks > 0 or model.gate
     model: ModelConfig = field(default_factory=ModelConfig)
     preprocess: Preprocess = field(default_factory=Preprocess)
 

@@ -73,6 +73,8 @@ def block_layers(model: nn.Module) -> list[str]:
             relus = [n for n, m in blk.named_children() if isinstance(m, nn.ReLU)]
             if relus:
                 names.append(f"features.{i}.{relus[-1]}")
+        if names and getattr(model, "gate", None) is not None:
+            names[-1] = "gate"  # the gated last map is what the LSTM reads
         if names:
             return names
     return [model.cam_layer]

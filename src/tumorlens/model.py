@@ -27,6 +27,23 @@ class ConvBlock(nn.Sequential):
         super().__init__(*layers)
 
 
+class TumourGate(nn.Module):
+    """f -> f * sigmoid(w . f + b) per position: the last feature map restricted to where a 1x1 conv, trained
+    against tumour masks, sees tumour. The LSTM then reads tumour evidence only, so the gradients Grad-CAM
+    weighs the activations with live where the tumour is. A no-tumour slice gives a near-empty map, which is
+    itself the evidence for `notumor`."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, 1, 1)
+
+    def score(self, f: torch.Tensor) -> torch.Tensor:
+        return self.conv(f)  # (B, C, H, W) -> tumour logits (B, 1, H, W)
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return f * torch.sigmoid(self.score(f))  # (B, C, H, W), broadcast over channels
+
+
 class TumorNet(nn.Module):
     """CNN -> (rows as a sequence) -> LSTM -> dense. `cam_layer` names the module Grad-CAM hooks."""
 
@@ -38,8 +55,10 @@ class TumorNet(nn.Module):
         self.features = nn.Sequential(*[ConvBlock(chans[i], chans[i + 1], pool=i < n - 1) for i in range(n)])
         self.map_size = image_size // 2 ** (n - 1)
         c = chans[-1]
-        # the ReLU of the last block: gradients of the class score w.r.t. its output give Grad-CAM
-        self.cam_layer = f"features.{n - 1}.2"
+        # the ReLU of the last block (gated, when there is a gate): gradients of the class score w.r.t. its
+        # output give Grad-CAM
+        self.gate = TumourGate(c) if cfg.gate else None
+        self.cam_layer = "gate" if cfg.gate else f"features.{n - 1}.2"
         if cfg.head == "lstm":
             self.lstm = nn.LSTM(c * self.map_size, cfg.lstm_hidden, batch_first=True,
                                 bidirectional=cfg.bidirectional)
@@ -51,10 +70,16 @@ class TumorNet(nn.Module):
             raise ValueError(f"unknown head {cfg.head!r} (lstm or pool)")
         self.head = nn.Sequential(nn.Dropout(cfg.dropout), nn.Linear(d, cfg.dense), nn.ReLU(),
                                   nn.Dropout(cfg.dropout), nn.Linear(cfg.dense, cfg.num_classes))
+        k = int(cfg.seg_blocks)
+        if not 0 <= k <= n:
+            raise ValueError(f"seg_blocks must be between 0 and {n}, got {k}")
+        # mask-guidance heads (training only): one tumour logit per position of each of the last k blocks
+        self.seg = nn.ModuleList([nn.Conv2d(chans[i + 1], 1, 1) for i in range(n - k, n)]) if k else None
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 1, S, S) in [0, 1] -> last feature map (B, C, H, W)."""
-        return self.features(x)
+        """(B, 1, S, S) in [0, 1] -> last feature map (B, C, H, W) (gated, when there is a gate)."""
+        f = self.features(x)
+        return f if self.gate is None else self.gate(f)
 
     def forward_head(self, f: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> logits (B, num_classes)."""
@@ -67,6 +92,26 @@ class TumorNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+    def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Logits and, with mask heads, one tumour-logit map (B, 1, h_i, w_i) per guided block (finest first).
+
+        Each head reads its block's ReLU output before pooling: the layers the multilayer CAM reads.
+        """
+        if self.seg is None and self.gate is None:
+            return self.forward(x), []
+        first = len(self.features) - (len(self.seg) if self.seg is not None else 0)
+        outs = []
+        for i, block in enumerate(self.features):
+            r = block[2](block[1](block[0](x)))  # conv -> BN -> ReLU: (B, C_i, h_i, w_i)
+            if self.seg is not None and i >= first:
+                outs.append(self.seg[i - first](r))  # (B, 1, h_i, w_i)
+            x = block[3](r) if len(block) > 3 else r  # 2x2 max-pool halves h_i, w_i (all but the last block)
+        if self.gate is not None:
+            s = self.gate.score(x)  # (B, 1, H, W) tumour logits, supervised like the heads
+            outs.append(s)
+            x = x * torch.sigmoid(s)
+        return self.forward_head(x), outs
 
     def get_cam_module(self) -> nn.Module:
         return self.get_submodule(self.cam_layer)

@@ -41,10 +41,15 @@ class SplitData:
     x: torch.Tensor
     y: torch.Tensor
     paths: list[str]
+    masks: torch.Tensor | None = None  # (N, 1, S, S) tumour masks in [0, 1] (masks.py), for mask guidance
+    known: torch.Tensor | None = None  # (N,) bool: which images have a mask
 
 
-def select(ds: Dataset, rows: list[SplitRow], side: str, check_sha: bool = True) -> SplitData:
-    """The images of `ds` that `rows` put on `side`; a missing or changed file is an error."""
+def select(ds: Dataset, rows: list[SplitRow], side: str, check_sha: bool = True,
+           masks: tuple[Any, Any] | None = None) -> SplitData:
+    """The images of `ds` that `rows` put on `side`; a missing or changed file is an error.
+
+    masks: (masks (N, S, S), known (N,)) for all of `ds` (masks.dataset_masks), to attach to the selection."""
     idx = ds.index()
     chosen = [r for r in rows if r.split == side]
     take, missing, changed = [], [], []
@@ -65,7 +70,10 @@ def select(ds: Dataset, rows: list[SplitRow], side: str, check_sha: bool = True)
     labels = [r.label for r in chosen]
     x = torch.from_numpy(ds.images[take]).unsqueeze(1)  # (N, S, S) -> (N, 1, S, S)
     y = torch.tensor([CLASSES.index(l) for l in labels], dtype=torch.long)
-    return SplitData(x, y, [ds.entries[i].path for i in take])
+    if masks is None:
+        return SplitData(x, y, [ds.entries[i].path for i in take])
+    m = torch.from_numpy(masks[0][take]).unsqueeze(1)  # (N, S, S) -> (N, 1, S, S)
+    return SplitData(x, y, [ds.entries[i].path for i in take], m, torch.from_numpy(masks[1][take]))
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
@@ -96,6 +104,24 @@ def _evaluate(model, data: SplitData) -> tuple[float, float]:
     return loss, acc
 
 
+def mask_loss(seg: list[torch.Tensor], masks: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Mean over heads of the per-position binary cross-entropy between each head's tumour logits and the
+    mask area-averaged to its resolution, over the images with a known mask (no-tumour: all zero).
+
+    Deeply supervised features (Lee et al. 2015) that mark the tumour are what LayerCAM multiplies by the
+    class gradient, so the classifier's evidence can be located where the tumour is.
+    """
+    w = known.float().view(-1, 1, 1, 1)
+    if w.sum() == 0:
+        return seg[0].sum() * 0.0
+    total = seg[0].new_zeros(())
+    for s in seg:
+        t = F.adaptive_avg_pool2d(masks, s.shape[-2:])  # (B, 1, S, S) -> (B, 1, h, w), soft targets
+        bce = F.binary_cross_entropy_with_logits(s, t, reduction="none")
+        total = total + (bce * w).sum() / (w.sum() * s.shape[-1] * s.shape[-2])
+    return total / len(seg)
+
+
 def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7919) % (2**63)
 
@@ -120,6 +146,10 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
         raise TumorlensError(f"{out}: holds an unfinished run; continue it with --resume or choose another --out")
     if len(train_data.y) == 0:
         raise TumorlensError("the split has no training images")
+    guided = cfg.seg_weight > 0
+    if guided and ((cfg.model.seg_blocks <= 0 and not cfg.model.gate) or train_data.masks is None):
+        raise TumorlensError("seg_weight > 0 needs model.seg_blocks > 0 or model.gate, and tumour masks for the "
+                             "training images")
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, cfg.preprocess.size).to(memory_format=torch.channels_last)
@@ -157,13 +187,18 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
         for b in range(steps_per_epoch):
             idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             x, y = train_data.x[idx], train_data.y[idx]
-            if cfg.augment:
+            m = train_data.masks[idx] if guided else None
+            if cfg.augment and m is None:
                 x = augment(x, g)
+            elif cfg.augment:
+                x, m = augment(x, g, masks=m)  # the masks follow the images' geometry
             x = x.contiguous(memory_format=torch.channels_last)
             for group in opt.param_groups:
                 group["lr"] = lr_at(epoch * steps_per_epoch + b, total, warmup, cfg.lr)
-            logits = model(x)
+            logits, seg = model.forward_train(x)
             loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            if guided:
+                loss = loss + cfg.seg_weight * mask_loss(seg, m, train_data.known[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)

@@ -1,0 +1,114 @@
+"""Tumour masks for the Kaggle training images, borrowed from the figshare set they were copied from.
+
+The Kaggle set ships no masks, but 4,750 of its 5,023 tumour images are (possibly mirrored) copies of
+figshare slices, which have expert masks; `KAGGLE_TO_FIGSHARE.csv` beside the dataset names the slice and
+the orientation (its README: "borrow tumor masks (flip them left-right for mirrored_lr rows)"). A no-tumour
+image's mask is empty by definition. Tumour images without a confident match get no mask (weight 0).
+
+Masks go through the image's own crop box and resize, so mask and network input stay aligned; the result
+is a soft mask in [0, 1] at the network's input size. Used by training's optional mask-guidance loss
+(`TrainConfig.seg_weight`), never at prediction time.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .config import Preprocess, TumorlensError
+from .data import Dataset, cache_dir, crop_square, head_box, map_box, read_gray, resize
+from .fileio import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+MAP_FILE = "KAGGLE_TO_FIGSHARE.csv"
+MIN_CORRELATION = 0.97  # as groups-figshare-fold.csv (the dataset README): matches are bimodal around it
+
+
+def find_figshare(data_root: Path) -> Path | None:
+    """The figshare folder: `$TUMORLENS_FIGSHARE_DIR`, else `figshare-brain-tumor` beside the dataset."""
+    env = os.environ.get("TUMORLENS_FIGSHARE_DIR")
+    cand = Path(env) if env else data_root.parent / "figshare-brain-tumor"
+    return cand if (cand / "metadata.csv").exists() else None
+
+
+def read_mapping(data_root: Path) -> dict[str, tuple[str, bool]]:
+    """Kaggle relative path -> (figshare index, mirrored) for confident, label-consistent matches."""
+    path = data_root / MAP_FILE
+    out: dict[str, tuple[str, bool]] = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            try:
+                ok = float(r["correlation"]) >= MIN_CORRELATION and r.get("label_agrees", "1") == "1"
+            except (KeyError, ValueError):
+                raise TumorlensError(f"{path}: unexpected columns or values (row {r})") from None
+            if ok:
+                out[r["kaggle_path"]] = (r["figshare_index"], r["orientation_vs_figshare_jpg"] == "mirrored_lr")
+    return out
+
+
+def _one_mask(image_path: Path, mask_path: Path, mirrored: bool, pre: Preprocess) -> np.ndarray:
+    gray = read_gray(image_path, draft=4 * pre.size)  # as data.decode_file: the same crop box
+    with Image.open(image_path) as im:
+        full_w, full_h = im.size
+    g = gray - float(gray.min())
+    box = map_box(head_box(g, pre), full_h / gray.shape[0])
+    with Image.open(mask_path) as m:
+        m = m.convert("L")
+        if mirrored:
+            m = m.transpose(Image.FLIP_LEFT_RIGHT)
+        if m.size != (full_w, full_h):
+            m = m.resize((full_w, full_h), Image.NEAREST)
+        mask = (np.asarray(m) > 0).astype(np.float32)
+    return np.clip(resize(crop_square(mask, box), pre.size), 0.0, 1.0)
+
+
+def dataset_masks(ds: Dataset, pre: Preprocess) -> tuple[np.ndarray, np.ndarray]:
+    """(masks (N, S, S) float32 in [0, 1], known (N,) bool) for the images of `ds`, cached.
+
+    Raises TumorlensError when the mapping file or the figshare folder is missing.
+    """
+    root = Path(ds.root)
+    fig = find_figshare(root)
+    if not (root / MAP_FILE).exists() or fig is None:
+        raise TumorlensError(f"{root}: mask guidance needs {MAP_FILE} beside the dataset and the figshare set "
+                             f"(figshare-brain-tumor/ beside it, or TUMORLENS_FIGSHARE_DIR)")
+    mapping = read_mapping(root)
+    key = hashlib.sha256(("\n".join(ds.sha256) + pre.key() + (root / MAP_FILE).read_text()).encode()).hexdigest()
+    cp = cache_dir() / "masks" / f"{key[:32]}.npz"
+    if cp.exists():
+        try:
+            with np.load(cp) as z:
+                return z["masks"], z["known"]
+        except Exception:  # noqa: BLE001 - rebuilt, never trusted
+            log.warning("rebuilding damaged mask cache %s", cp)
+    n, s = len(ds.entries), pre.size
+    masks = np.zeros((n, s, s), np.float32)
+    known = np.zeros(n, bool)
+    for i, e in enumerate(ds.entries):
+        if e.label == "notumor":
+            known[i] = True
+            continue
+        hit = mapping.get(e.path)
+        if hit is None:
+            continue
+        try:
+            masks[i] = _one_mask(root / e.path, fig / "masks" / f"{hit[0]}.png", hit[1], pre)
+            known[i] = True
+        except (TumorlensError, OSError) as err:
+            log.warning("no mask for %s: %s", e.path, err)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, masks=masks, known=known)
+    try:
+        atomic_write_bytes(cp, buf.getvalue(), fsync=False)
+    except OSError as err:
+        log.warning("cannot write mask cache %s: %s", cp, err)
+    log.info("masks: %d of %d images (%d tumour masks)", int(known.sum()), n,
+             int(sum(1 for i, e in enumerate(ds.entries) if known[i] and e.label != "notumor")))
+    return masks, known
