@@ -23,6 +23,7 @@ from tumorlens.checkpoint import BUNDLED, load_checkpoint, save_checkpoint
 from tumorlens.config import TrainConfig
 from tumorlens.data import load_dataset
 from tumorlens.evaluate import evaluate
+from tumorlens.masks import training_masks
 from tumorlens.predict import Predictor
 from tumorlens.refusal import finalize_checkpoint
 from tumorlens.split import make_split, read_groups_csv, read_split, split_table, write_split
@@ -52,14 +53,16 @@ def main() -> int:
         rows = make_split(ds.paths, [e.label for e in ds.entries], [e.split for e in ds.entries], ds.sha256,
                           find_duplicates(ds), "clean", seed=a.seed, groups=groups)
         write_split(rows, split_csv)
-    parts = {s: select(ds, rows, s) for s in ("train", "val", "test")}
+    masks, guidance = training_masks(ds, cfg.preprocess, cfg.seg_weight)
+    parts = {s: select(ds, rows, s, masks=masks if s == "train" else None) for s in ("train", "val", "test")}
     run = out / "run"
     ckpt = run / CKPT_FILE
     if not ckpt.exists() or (run / STATE_FILE).exists():
         meta = {"data": {"name": Path(a.data).resolve().name, "n_images": len(ds.entries),
                          "skipped": len(ds.skipped)},
                 "split": {"strategy": "clean", "groups": "groups-figshare-fold.csv", "seed": a.seed,
-                          "manifest": split_manifest(rows), "table": split_table(rows)}}
+                          "manifest": split_manifest(rows), "table": split_table(rows)},
+                "mask_guidance": guidance}
         train(cfg, parts["train"], parts["val"], run, resume=(run / STATE_FILE).exists(), meta=meta,
               on_epoch=lambda r: print(f"epoch {r['epoch']}: train {r['train_acc']:.4f} val {r['val_acc']:.4f} "
                                        f"({r['seconds']:.1f}s)", file=sys.stderr, flush=True))

@@ -23,6 +23,7 @@ from tumorlens.fileio import atomic_write_text
 from tumorlens.config import TrainConfig
 from tumorlens.data import load_dataset
 from tumorlens.evaluate import score
+from tumorlens.masks import training_masks
 from tumorlens.metrics import mcnemar
 from tumorlens.predict import Predictor
 from tumorlens.split import make_split, read_groups_csv, read_split, write_split
@@ -55,8 +56,10 @@ def run_one(r: dict, ds, audit, groups, runs_dir: Path, threads: int) -> dict:
     run = out / "run"
     ckpt = run / CKPT_FILE
     if not ckpt.exists() or (run / STATE_FILE).exists():
-        meta = {"split": {"strategy": r["strategy"], "manifest": split_manifest(rows)}}
-        train(cfg, select(ds, rows, "train"), select(ds, rows, "val"), run, resume=(run / STATE_FILE).exists(),
+        masks, guidance = training_masks(ds, cfg.preprocess, cfg.seg_weight)
+        meta = {"split": {"strategy": r["strategy"], "manifest": split_manifest(rows)}, "mask_guidance": guidance}
+        train(cfg, select(ds, rows, "train", masks=masks), select(ds, rows, "val"), run,
+              resume=(run / STATE_FILE).exists(),
               meta=meta, on_epoch=lambda e: print(f"  {r['name']} epoch {e['epoch']} val {e['val_acc']:.4f}",
                                                   file=sys.stderr, flush=True))
     pr = Predictor(ckpt, refuse=False)

@@ -127,10 +127,14 @@ def test_all_zero_map_stays_zero_and_nan_becomes_zero():
 
 def test_methods_read_the_documented_layers():
     model = _model()
-    assert method_layers(model, "gradcam") == [model.cam_layer] == ["features.3.2"]
-    assert method_layers(model, "hirescam") == ["features.3.2"]
+    assert method_layers(model, "gradcam") == [model.cam_layer] == ["gate"]  # the gated last conv map
+    assert method_layers(model, "hirescam") == ["gate"]
     assert method_layers(model, "layercam") == ["features.2.2"]
-    assert method_layers(model, "multilayer") == ["features.3.2", "features.2.2", "features.1.2"]
+    assert method_layers(model, "multilayer") == ["gate", "features.2.2", "features.1.2"]
+    assert method_layers(model, "fused") == ["gate", "features.0.2"]
+    plain = build_model(ModelConfig(channels=(8, 16, 16, 32), lstm_hidden=16, dense=16, gate=False))
+    assert method_layers(plain, "gradcam") == [plain.cam_layer] == ["features.3.2"]
+    assert method_layers(plain, "multilayer") == ["features.3.2", "features.2.2", "features.1.2"]
     assert method_layers(model, "layercam", layer="features.1.2") == ["features.1.2"]
     with pytest.raises(TumorlensError):
         method_layers(model, "guided-backprop")
@@ -472,3 +476,19 @@ def test_cli_module_is_light_and_lists_the_same_methods():
     code = "import sys, tumorlens.cli_explain; print(','.join(m for m in ('torch', 'matplotlib') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == ""
+
+
+def test_fused_map_is_the_product_of_gradcam_and_first_block_layercam():
+    model = _model(3)
+    x = torch.from_numpy(make_arrays(2, size=64, seed=5)[0][:6]).unsqueeze(1)
+    fused, _ = explain_batch(model, x, None, "fused")
+    g, _ = explain_batch(model, x, None, "gradcam")
+    l0, _ = explain_batch(model, x, None, "layercam", layer="features.0.2")
+    assert fused.shape == (6, 64, 64) and fused.min() >= 0 and fused.max() <= 1
+    for i in range(6):
+        prod = g[i] * l0[i]
+        if prod.max() > 0:
+            np.testing.assert_allclose(fused[i], prod / prod.max(), atol=1e-5)
+        else:  # no shared positive pixel: the mean of the two is shown
+            mean = (g[i] + l0[i]) / 2
+            np.testing.assert_allclose(fused[i], mean / mean.max() if mean.max() > 0 else mean, atol=1e-5)

@@ -132,9 +132,27 @@ def test_guided_training_lowers_the_mask_loss_of_the_gate(tmp_path):
     assert l1 < 0.5 * l0
 
 
-def test_guidance_without_masks_is_refused(tmp_path):
+def test_guidance_without_masks_trains_unguided_and_says_so(tmp_path):
+    from tumorlens.checkpoint import read_metadata
+
     x, y, _ = make_arrays(2, size=64, seed=0)
     d = SplitData(torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y), [])
-    cfg = TrainConfig(epochs=1, threads=1, seg_weight=1.0, model=ModelConfig(gate=True))
-    with pytest.raises(TumorlensError, match="masks"):
-        train(cfg, d, d, tmp_path / "run")
+    tiny = ModelConfig(channels=(8, 16, 16, 32), lstm_hidden=16, dense=16, gate=True)
+    ck = train(TrainConfig(epochs=1, batch_size=4, threads=1, seg_weight=1.0, model=tiny), d, d, tmp_path / "run")
+    assert read_metadata(ck)["mask_guidance"]["used"] is False
+    with pytest.raises(TumorlensError, match="mask head"):
+        train(TrainConfig(epochs=1, threads=1, seg_weight=1.0, model=ModelConfig(gate=False)), d, d, tmp_path / "r2")
+
+
+def test_phantom_mask_folder_is_found_and_lines_up(tmp_path):
+    from tumorlens.masks import training_masks
+    from tumorlens.synthetic import make_dataset
+
+    data = make_dataset(tmp_path / "ph", n_per_class=3, size=128, seed=0)
+    pre = Preprocess()
+    ds = load_dataset(data, pre, workers=1)
+    mk, note = training_masks(ds, pre, 1.0)
+    assert note["used"] and note["source"] == "mask folder" and mk[1].all()
+    labels = np.array([e.label for e in ds.entries])
+    assert (mk[0][labels == "notumor"].max() == 0) and (mk[0][labels != "notumor"].reshape(-1, 64 * 64).max(1) > 0.5).all()
+    assert training_masks(ds, pre, 0.0) == (None, {"used": False, "reason": "seg_weight is 0"})

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from tumorlens.config import ModelConfig
-from tumorlens.model import build_model
+from tumorlens.model import TumourGate, build_model
 
 SMALL = ModelConfig(channels=(8, 16, 16, 32), lstm_hidden=16, dense=16)
 
@@ -29,10 +29,13 @@ def test_every_parameter_gets_a_gradient():
     assert not missing
 
 
-def test_cam_layer_names_the_relu_after_the_last_convolution():
-    m = build_model(SMALL)
+@pytest.mark.parametrize("gate", [False, True])
+def test_cam_layer_names_the_relu_after_the_last_convolution_or_its_gate(gate):
+    from dataclasses import replace
+
+    m = build_model(replace(SMALL, gate=gate))
     mod = m.get_cam_module()
-    assert isinstance(mod, torch.nn.ReLU)
+    assert isinstance(mod, TumourGate if gate else torch.nn.ReLU)
     seen = {}
     h = mod.register_forward_hook(lambda _m, _i, o: seen.update(shape=o.shape))  # returns None
     m(torch.rand(2, 1, 64, 64))

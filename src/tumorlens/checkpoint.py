@@ -88,6 +88,10 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
         raise TumorlensError(f"{path}: not a tumorlens checkpoint (no tumorlens metadata)") from None
 
 
+LEGACY_MODEL_DEFAULTS = {"gate": False, "seg_blocks": 0}
+LEGACY_TRAIN_DEFAULTS = {"seg_weight": 0.0}
+
+
 def load_checkpoint(path: str | os.PathLike | None = None) -> Checkpoint:
     """Load a checkpoint (default: the bundled model) in eval mode."""
     path = Path(path) if path else BUNDLED
@@ -99,7 +103,12 @@ def load_checkpoint(path: str | os.PathLike | None = None) -> Checkpoint:
     if doc.get("format", 0) > FORMAT_VERSION:
         raise TumorlensError(f"{path}: checkpoint format {doc['format']} is newer than this tumorlens")
     try:
-        config = TrainConfig.from_dict(doc["config"])
+        cfg_doc = dict(doc["config"])
+        # settings added after a checkpoint was written take the value that reproduces its model, not
+        # today's default (checkpoints from before mask guidance have no gate and no mask heads)
+        cfg_doc["model"] = {**LEGACY_MODEL_DEFAULTS, **(cfg_doc.get("model") or {})}
+        cfg_doc = {**LEGACY_TRAIN_DEFAULTS, **cfg_doc}
+        config = TrainConfig.from_dict(cfg_doc)
         classes = tuple(doc["classes"])
         model = build_model(config.model, config.preprocess.size)
         state = load_file(str(path))

@@ -129,7 +129,13 @@ def cmd_train(a: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     if not (a.resume and (out / "split.csv").exists()):
         write_split(rows, out / "split.csv")
-    parts = {side: select(ds, rows, side) for side in ("train", "val")}
+    from .masks import training_masks
+
+    masks, guidance = training_masks(ds, cfg.preprocess, cfg.seg_weight)
+    parts = {"train": select(ds, rows, "train", masks=masks), "val": select(ds, rows, "val")}
+    if cfg.seg_weight > 0:
+        print("mask guidance: " + (f"{guidance['tumour_masks']} tumour masks ({guidance['source']})"
+                                   if guidance["used"] else f"off ({guidance['reason']})"), file=sys.stderr)
     print(f"training on {len(parts['train'].y)} images, validating on {len(parts['val'].y)} "
           f"({Path(a.data_dir).name}); run folder {out}", file=sys.stderr)
     print(_table(split_table(rows)), file=sys.stderr)
@@ -151,7 +157,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     meta = {"data": {"name": Path(a.data_dir).resolve().name, "n_images": len(ds.entries),
                      "skipped": len(ds.skipped)},
             "split": {"strategy": "file" if a.split else a.strategy, "manifest": split_manifest(rows),
-                      "table": split_table(rows)}}
+                      "table": split_table(rows)}, "mask_guidance": guidance}
     try:
         ckpt = train(cfg, parts["train"], parts["val"], out, resume=a.resume, meta=meta,
                      on_batch=on_batch, on_epoch=on_epoch)

@@ -66,7 +66,7 @@ class ModelConfig:
     seg_blocks: int = 0
     # multiply the last feature map by a learned tumour map, sigmoid(1x1 conv), before the LSTM; trained
     # against tumour masks with `TrainConfig.seg_weight` (model.py, TumourGate)
-    gate: bool = False
+    gate: bool = True
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # 0: torch's default
     augment: bool = True
-    seg_weight: float = 0.0  # weight of the mask-guidance loss (masks.py); needs model.seg_blocks > 0 or model.gate
+    seg_weight: float = 1.0  # weight of the mask-guidance loss (masks.py); needs model.seg_blocks > 0 or model.gate
     model: ModelConfig = field(default_factory=ModelConfig)
     preprocess: Preprocess = field(default_factory=Preprocess)
 

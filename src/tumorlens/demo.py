@@ -53,9 +53,14 @@ def run_demo(out: Path, n_per_class: int = 200, epochs: int = 30, seed: int = 0,
         ckpt = run / CKPT_FILE
     else:
         log(f"training a CNN-LSTM for up to {cfg.epochs} epochs" + (" (resuming)" if resume else ""))
+        from .masks import training_masks
+
+        masks, guidance = training_masks(ds, cfg.preprocess, cfg.seg_weight)
         meta = {"data": {"name": "phantoms", "n_images": len(ds.entries), "skipped": len(ds.skipped)},
-                "split": {"strategy": "clean", "manifest": split_manifest(rows), "table": split_table(rows)}}
-        ckpt = train(cfg, select(ds, rows, "train"), select(ds, rows, "val"), run, resume=resume, meta=meta,
+                "split": {"strategy": "clean", "manifest": split_manifest(rows), "table": split_table(rows)},
+                "mask_guidance": guidance}
+        ckpt = train(cfg, select(ds, rows, "train", masks=masks), select(ds, rows, "val"), run, resume=resume,
+                     meta=meta,
                      on_epoch=lambda r: log(f"epoch {r['epoch']}: train acc {r['train_acc']:.3f}, "
                                             f"val acc {r.get('val_acc', float('nan')):.3f}"))
     ev = evaluate(data, rows, out / "report", model=ckpt)

@@ -1,6 +1,9 @@
-"""Tumour masks for the Kaggle training images, borrowed from the figshare set they were copied from.
+"""Tumour masks for training images: a mask folder beside the dataset, or borrowed from figshare.
 
-The Kaggle set ships no masks, but 4,750 of its 5,023 tumour images are (possibly mirrored) copies of
+Two sources, tried in order:
+* `<dataset>_masks/<same relative path, .png>` beside the dataset folder (what `synthetic.make_dataset` writes
+  for the phantoms; any dataset laid out the same way works);
+* for the Kaggle set: the Kaggle set ships no masks, but 4,750 of its 5,023 tumour images are (possibly mirrored) copies of
 figshare slices, which have expert masks; `KAGGLE_TO_FIGSHARE.csv` beside the dataset names the slice and
 the orientation (its README: "borrow tumor masks (flip them left-right for mirrored_lr rows)"). A no-tumour
 image's mask is empty by definition. Tumour images without a confident match get no mask (weight 0).
@@ -53,6 +56,24 @@ def read_mapping(data_root: Path) -> dict[str, tuple[str, bool]]:
     return out
 
 
+def mask_folder(data_root: Path) -> Path | None:
+    """`<dataset>_masks` beside the dataset folder, if it exists."""
+    cand = data_root.absolute().parent / f"{data_root.absolute().name}_masks"
+    return cand if cand.is_dir() else None
+
+
+def available(data_root: str | os.PathLike) -> str | None:
+    """Why masks cannot be had for this dataset, or None when a source exists."""
+    root = Path(data_root)
+    if mask_folder(root) is not None:
+        return None
+    if not (root / MAP_FILE).exists():
+        return f"no mask folder ({root.name}_masks beside the dataset) and no {MAP_FILE}"
+    if find_figshare(root) is None:
+        return f"{MAP_FILE} found, but not the figshare set (figshare-brain-tumor/ beside it, or TUMORLENS_FIGSHARE_DIR)"
+    return None
+
+
 def _one_mask(image_path: Path, mask_path: Path, mirrored: bool, pre: Preprocess) -> np.ndarray:
     gray = read_gray(image_path, draft=4 * pre.size)  # as data.decode_file: the same crop box
     with Image.open(image_path) as im:
@@ -72,15 +93,17 @@ def _one_mask(image_path: Path, mask_path: Path, mirrored: bool, pre: Preprocess
 def dataset_masks(ds: Dataset, pre: Preprocess) -> tuple[np.ndarray, np.ndarray]:
     """(masks (N, S, S) float32 in [0, 1], known (N,) bool) for the images of `ds`, cached.
 
-    Raises TumorlensError when the mapping file or the figshare folder is missing.
+    Raises TumorlensError when no mask source exists (`available` says why).
     """
     root = Path(ds.root)
-    fig = find_figshare(root)
-    if not (root / MAP_FILE).exists() or fig is None:
-        raise TumorlensError(f"{root}: mask guidance needs {MAP_FILE} beside the dataset and the figshare set "
-                             f"(figshare-brain-tumor/ beside it, or TUMORLENS_FIGSHARE_DIR)")
-    mapping = read_mapping(root)
-    key = hashlib.sha256(("\n".join(ds.sha256) + pre.key() + (root / MAP_FILE).read_text()).encode()).hexdigest()
+    why = available(root)
+    if why:
+        raise TumorlensError(f"{root}: mask guidance needs tumour masks: {why}")
+    folder = mask_folder(root)
+    fig = None if folder else find_figshare(root)
+    mapping = {} if folder else read_mapping(root)
+    source = f"folder:{folder}" if folder else (root / MAP_FILE).read_text()
+    key = hashlib.sha256(("\n".join(ds.sha256) + pre.key() + source).encode()).hexdigest()
     cp = cache_dir() / "masks" / f"{key[:32]}.npz"
     if cp.exists():
         try:
@@ -92,15 +115,20 @@ def dataset_masks(ds: Dataset, pre: Preprocess) -> tuple[np.ndarray, np.ndarray]
     masks = np.zeros((n, s, s), np.float32)
     known = np.zeros(n, bool)
     for i, e in enumerate(ds.entries):
-        if e.label == "notumor":
-            known[i] = True
-            continue
-        hit = mapping.get(e.path)
-        if hit is None:
-            continue
         try:
-            masks[i] = _one_mask(root / e.path, fig / "masks" / f"{hit[0]}.png", hit[1], pre)
-            known[i] = True
+            if folder is not None:
+                mp = (folder / e.path).with_suffix(".png")
+                if mp.exists():
+                    masks[i] = _one_mask(root / e.path, mp, False, pre)
+                    known[i] = True
+                elif e.label == "notumor":
+                    known[i] = True
+            elif e.label == "notumor":
+                known[i] = True
+            elif e.path in mapping:
+                idx, mirrored = mapping[e.path]
+                masks[i] = _one_mask(root / e.path, fig / "masks" / f"{idx}.png", mirrored, pre)
+                known[i] = True
         except (TumorlensError, OSError) as err:
             log.warning("no mask for %s: %s", e.path, err)
     buf = io.BytesIO()
@@ -112,3 +140,21 @@ def dataset_masks(ds: Dataset, pre: Preprocess) -> tuple[np.ndarray, np.ndarray]
     log.info("masks: %d of %d images (%d tumour masks)", int(known.sum()), n,
              int(sum(1 for i, e in enumerate(ds.entries) if known[i] and e.label != "notumor")))
     return masks, known
+
+
+def training_masks(ds: Dataset, pre: Preprocess, seg_weight: float) -> tuple[tuple[np.ndarray, np.ndarray] | None, dict]:
+    """Masks for mask-guided training when the recipe asks for them and the dataset has them.
+
+    Returns (masks or None, a note for the checkpoint: whether guidance was used and why not). A dataset
+    without masks trains unguided (logged, and recorded in the checkpoint) rather than failing.
+    """
+    if seg_weight <= 0:
+        return None, {"used": False, "reason": "seg_weight is 0"}
+    why = available(ds.root)
+    if why:
+        log.warning("training without mask guidance: %s", why)
+        return None, {"used": False, "reason": why}
+    m, k = dataset_masks(ds, pre)
+    n_t = int(sum(1 for i, e in enumerate(ds.entries) if k[i] and e.label != "notumor"))
+    return (m, k), {"used": True, "seg_weight": seg_weight, "images_with_mask": int(k.sum()),
+                    "tumour_masks": n_t, "source": "mask folder" if mask_folder(Path(ds.root)) else MAP_FILE}

@@ -93,6 +93,14 @@ class TumorNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
+    def forward_with_pooled(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (B, K) and the last conv map averaged over positions (B, C), taken before the gate: the
+        feature-distance refusal needs what the image looks like, not only its tumour evidence (a gated
+        map is near zero both for a no-tumour slice and for a photograph)."""
+        f = self.features(x)  # (B, C, H, W)
+        g = f if self.gate is None else self.gate(f)
+        return self.forward_head(g), f.mean((2, 3))
+
     def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits and, with mask heads, one tumour-logit map (B, 1, h_i, w_i) per guided block (finest first).
 

@@ -116,9 +116,9 @@ class Predictor:
         t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(1)  # (N, 1, S, S)
         zs, fs = [], []
         for i in range(0, len(t), batch):
-            f = self.model.forward_features(t[i:i + batch].contiguous(memory_format=torch.channels_last))
-            zs.append(self.model.forward_head(f))  # (B, K)
-            fs.append(f.mean((2, 3)))  # (B, C, H, W) -> (B, C)
+            z, f = self.model.forward_with_pooled(t[i:i + batch].contiguous(memory_format=torch.channels_last))
+            zs.append(z)  # (B, K)
+            fs.append(f)  # (B, C): the last conv map averaged over positions
         return torch.cat(zs).numpy(), torch.cat(fs).numpy()
 
     def _ort_model(self, x: np.ndarray) -> Any:
@@ -141,7 +141,8 @@ class Predictor:
         return self._ort or None
 
     def logits_and_features(self, x: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
-        """Preprocessed inputs (N, S, S) -> raw logits (N, K) and mean-pooled last feature maps (N, C)."""
+        """Preprocessed inputs (N, S, S) -> raw logits (N, K) and mean-pooled last conv maps (N, C), before
+        the gate when the model has one (`TumorNet.forward_with_pooled`)."""
         if len(x) == 0:
             return np.zeros((0, len(self.classes)), np.float32), np.zeros((0, 0), np.float32)
         if self.backend == "onnx" or (self.backend == "auto" and len(x) >= self.ORT_MIN_BATCH):

@@ -13,7 +13,7 @@ a confident "glioma". Three independent layers turn such inputs into `rejected` 
    handful of them) and the probe images of `tests/probes.py` (constant, gradients, noise, colour photos,
    documents, textures, chest CT, ultrasound, nuclear medicine).
 3. **Feature-space distance** (`FeatureOOD`): the Mahalanobis distance of the model's pooled last feature
-   map (global average of `forward_features`, 128-d) to the nearest class mean, with one shared covariance
+   map (global average of the last conv map, before the gate if any; 128-d) to the nearest class mean, with one shared covariance
    (Lee et al. 2018, "A simple unified framework for detecting out-of-distribution samples", NeurIPS),
    shrunk towards its mean eigenvalue (Ledoit-Wolf style) and stored in low-rank form. It is fitted on the
    training images and its threshold is the 99.5th percentile of the validation images' scores, so it
@@ -264,7 +264,7 @@ class FeatureOOD:
 
     def to_meta(self, digits: int = 5) -> dict[str, Any]:
         r = lambda a: [float(f"{v:.{digits}g}") for v in np.asarray(a, dtype=np.float64).ravel()]  # noqa: E731
-        return {"method": "mahalanobis-shared-lowrank", "features": "mean-pooled forward_features",
+        return {"method": "mahalanobis-shared-lowrank", "features": "mean-pooled last conv map (before the gate)",
                 "dim": int(self.basis.shape[1]), "rank": int(self.basis.shape[0]),
                 "means": [r(m) for m in self.means], "basis": [r(b) for b in self.basis], "lam": r(self.lam),
                 "sigma2": float(f"{self.sigma2:.{digits}g}"), "threshold": float(f"{self.threshold:.{digits}g}")}

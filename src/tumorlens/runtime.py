@@ -29,8 +29,7 @@ class _Both(torch.nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f = self.model.forward_features(x)  # (B, C, H, W)
-        return self.model.forward_head(f), f.mean((2, 3))  # (B, K), (B, C)
+        return self.model.forward_with_pooled(x)  # (B, K), (B, C)
 
 
 class OrtModel:

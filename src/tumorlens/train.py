@@ -146,10 +146,13 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
         raise TumorlensError(f"{out}: holds an unfinished run; continue it with --resume or choose another --out")
     if len(train_data.y) == 0:
         raise TumorlensError("the split has no training images")
-    guided = cfg.seg_weight > 0
-    if guided and ((cfg.model.seg_blocks <= 0 and not cfg.model.gate) or train_data.masks is None):
-        raise TumorlensError("seg_weight > 0 needs model.seg_blocks > 0 or model.gate, and tumour masks for the "
-                             "training images")
+    if cfg.seg_weight > 0 and cfg.model.seg_blocks <= 0 and not cfg.model.gate:
+        raise TumorlensError("seg_weight > 0 needs a mask head: model.seg_blocks > 0 or model.gate=true")
+    guided = cfg.seg_weight > 0 and train_data.masks is not None
+    meta = dict(meta or {})
+    if cfg.seg_weight > 0 and not guided:
+        log.warning("no tumour masks given: training without mask guidance")
+        meta.setdefault("mask_guidance", {"used": False, "reason": "no tumour masks for this dataset"})
 
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, cfg.preprocess.size).to(memory_format=torch.channels_last)
@@ -232,7 +235,6 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
 
     model.load_state_dict(best["state"])
     model.eval()
-    meta = dict(meta or {})
     meta.update({"history": history, "best_epoch": best["epoch"], "train_seconds": round(train_seconds, 1),
                  "threads": torch.get_num_threads()})
     if use_val:
