@@ -138,6 +138,38 @@ def cold_start(ckpt: Path, image: Path, runs: int = 5, threads: int = 1) -> dict
             "heavy_modules_loaded": next((ln[8:] for ln in lazy.stdout.splitlines() if ln.startswith("modules:")), "?")}
 
 
+def explain_speed(ckpt: Path, folder: Path, threads: int, repeats: int = 5) -> dict:
+    """Heatmaps (the default method) for a batch of 64 preprocessed slices: median seconds."""
+    from tumorlens.explain import DEFAULT_METHOD, explain_batch
+    from tumorlens.predict import Predictor
+
+    torch.set_num_threads(threads)
+    pr = Predictor(ckpt)
+    paths = sorted(folder.glob("*.png"))[:64]
+    x = torch.from_numpy(np.stack([pr.preprocess(np.asarray(Image.open(p), dtype=np.float32))[0]
+                                   for p in paths])).unsqueeze(1)
+    explain_batch(pr.model, x)  # warm-up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        explain_batch(pr.model, x)
+        times.append(time.perf_counter() - t)
+    return {"threads": threads, "method": DEFAULT_METHOD, "median_s": statistics.median(times), "min_s": min(times)}
+
+
+def explain_cold(ckpt: Path, image: Path, out: Path, runs: int = 3, threads: int = 1) -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    times = []
+    for i in range(runs):
+        t = time.perf_counter()
+        r = subprocess.run([sys.executable, "-m", "tumorlens", "explain", "--model", str(ckpt), str(image),
+                            "--out", str(out / f"x{i}")], capture_output=True, text=True, env=env, cwd=ROOT)
+        times.append(time.perf_counter() - t)
+        if r.returncode != 0:
+            raise SystemExit(f"explain cold start failed: {r.stderr}")
+    return {"runs": runs, "median_s": statistics.median(times), "min_s": min(times)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model")
@@ -160,6 +192,8 @@ def main() -> None:
         rows += [end_to_end(ckpt, td / "in", t, 0, "auto") for t in a.threads]
         rows += [end_to_end(ckpt, td / "in", 1, w, "auto") for w in a.workers]
         cold = cold_start(ckpt, one)
+        expl = [explain_speed(ckpt, td / "in", t) for t in a.threads]
+        expl_cold = explain_cold(ckpt, one, td)
     load = os.getloadavg()
     lines = ["# Prediction speed", "", f"{DISCLAIMER}", "",
              f"Measured by `benchmarks/predict_speed.py` on {platform.machine()} with {os.cpu_count()} CPU cores "
@@ -187,7 +221,13 @@ def main() -> None:
               f"- of which `import torch` alone: {cold['import_torch_median_s']:.2f} s (median of 3)",
               f"- heavy optional modules loaded for a JPEG: `{cold['heavy_modules_loaded'] or 'none'}` "
               f"(matplotlib, scipy, pydicom and nibabel are imported only when needed)",
-              "", "Target: <= 2 s.", ""]
+              "", "Target: <= 2 s.", "",
+              "## Heatmaps", "",
+              *[f"- a batch of 64 slices, method `{e['method']}`, {e['threads']} torch thread(s): "
+                f"**{e['median_s']:.3f} s** (median of 5; min {e['min_s']:.3f} s)" for e in expl],
+              f"- cold start of `tumorlens explain --model CKPT one.jpg --out DIR` (overlay PNG, map NPY, record "
+              f"JSON): **{expl_cold['median_s']:.2f} s** (median of {expl_cold['runs']}), OMP_NUM_THREADS=1",
+              "", "Targets: <= 0.5 s per batch of 64; <= 3 s cold start.", ""]
     Path(a.out).write_text("\n".join(lines))
     print("\n".join(lines))
 

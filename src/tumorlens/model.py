@@ -2,8 +2,10 @@
 
     image (B, 1, S, S)
       -> conv blocks (conv3x3 + BatchNorm + ReLU, then 2x2 max-pool), one per entry of `channels`;
-         the last block is not pooled and its ReLU output is the named CAM layer
+         the last block is not pooled; its ReLU output (gated, with the gate) is the named CAM layer
       -> feature map (B, C, H, W), H = W = S / 2**(len(channels) - 1)
+      -> tumour gate (default): f * sigmoid(1x1 conv(f)), (B, C, H, W); the 1x1 conv is trained against tumour
+         masks (TrainConfig.seg_weight, masks.py), so the LSTM reads tumour evidence and Grad-CAM finds it
       -> rows as time steps: (B, H, C * W)          [the LSTM reads the slice top to bottom]
       -> (bi)LSTM -> mean over time steps (B, D)    [mean, not the last state: a last-state LSTM makes
                                                       Grad-CAM glow on the last rows it reads]

@@ -150,6 +150,10 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
         raise TumorlensError("seg_weight > 0 needs a mask head: model.seg_blocks > 0 or model.gate=true")
     guided = cfg.seg_weight > 0 and train_data.masks is not None
     meta = dict(meta or {})
+    if guided:
+        k = train_data.known
+        meta["mask_guidance"] = {**meta.get("mask_guidance", {}), "train_images_with_mask": int(k.sum()),
+                                 "train_tumour_masks": int((k & (train_data.y != CLASSES.index("notumor"))).sum())}
     if cfg.seg_weight > 0 and not guided:
         log.warning("no tumour masks given: training without mask guidance")
         meta.setdefault("mask_guidance", {"used": False, "reason": "no tumour masks for this dataset"})
