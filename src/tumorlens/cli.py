@@ -207,8 +207,13 @@ def cmd_info(a: argparse.Namespace) -> int:
     print(f"checkpoint   {path}")
     print(f"sha256       {file_sha256(path)}")
     mc = cfg["model"]
-    print(f"architecture CNN {mc['channels']} -> {'bi' if mc['bidirectional'] else ''}LSTM({mc['lstm_hidden']})"
-          if mc["head"] == "lstm" else f"architecture CNN {mc['channels']} -> global pooling (ablation)")
+    gate = " -> tumour gate" if mc.get("gate") else ""  # absent in checkpoints from before the gate
+    print(f"architecture CNN {mc['channels']}{gate} -> {'bi' if mc['bidirectional'] else ''}LSTM({mc['lstm_hidden']})"
+          if mc["head"] == "lstm" else f"architecture CNN {mc['channels']}{gate} -> global pooling (ablation)")
+    g = doc.get("mask_guidance")
+    if mc.get("gate") and g:
+        print("guidance     " + (f"gate trained against tumour masks ({g.get('source')}), weight {g.get('seg_weight')}"
+                                 if g.get("used") else f"none ({g.get('reason')})"))
     print(f"classes      {', '.join(doc['classes'])}")
     print(f"preprocess   {json.dumps(cfg['preprocess'])}")
     data = doc.get("data", {})

@@ -35,11 +35,12 @@ maximum, so they lie in [0, 1] and an all-zero map stays zero):
               Grad-CAM (Selvaraju et al. 2017, Grad-CAM x guided backpropagation), with LayerCAM's
               gradient-weighted activations in place of guided backpropagation's modified ReLU gradients.
               Where the two maps share no positive pixel, their normalised mean is shown instead.
-The default, `DEFAULT_METHOD`, is 'multilayer', chosen with `tumorlens localize` on the bundled model
-(570 slices of its held-out figshare fold 1, benchmarks/localization-bundled.json): pointing game gradcam
-0.151, hirescam 0.160, layercam 0.356, multilayer 0.412 (random map 0.035, centred prior 0.258); energy
-in mask multilayer 0.050 = 3.1x the mean mask fraction 0.016. The coarse 8x8 Grad-CAM does no better than
-a centred prior here, so the finer combination is the only one above every baseline.
+The default, `DEFAULT_METHOD`, is 'fused', chosen with `tumorlens localize` on the bundled model (the
+gated CNN-LSTM; 570 slices of its held-out figshare fold 1, benchmarks/localization-bundled.json): pointing
+game fused 0.588, multilayer 0.493, gradcam 0.428, hirescam 0.288, layercam 0.281 (random map 0.035,
+centred prior 0.258); energy in mask fused 0.242 = 15x the mean mask fraction 0.016. On the earlier model
+without the tumour gate, fused scored 0.381 and multilayer 0.412: the product needs a CAM layer whose
+evidence sits on the tumour, which is what the mask-trained gate provides.
 
 Research use only - not a medical device.
 """
