@@ -295,3 +295,15 @@ def test_auto_backend_uses_onnx_only_for_large_batches_and_falls_back_to_torch(c
 def test_unknown_backend_is_refused(ckpt):
     with pytest.raises(ValueError, match="backend"):
         Predictor(ckpt, backend="tensorrt")
+
+
+def test_cli_workers_and_backend_give_the_same_records_and_bad_counts_are_refused(ckpt, files, capsys):
+    ins = [str(files / "a.jpg"), str(files / "b.png"), str(files / "c.dcm")]
+    assert _main(["predict", "--model", str(ckpt), "--format", "json", *ins]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert _main(["predict", "--model", str(ckpt), "--format", "json", "--workers", "2", "--backend", "torch",
+                  *ins]) == 0
+    pooled = json.loads(capsys.readouterr().out)
+    assert [(r["path"], r["status"], r["label"]) for r in pooled] == [(r["path"], r["status"], r["label"])
+                                                                       for r in plain]
+    assert _main(["predict", "--model", str(ckpt), "--workers", "-1", *ins]) == 2
