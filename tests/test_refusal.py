@@ -14,7 +14,7 @@ from probes import mri_like_bytes, probes
 from tumorlens.checkpoint import load_checkpoint, read_metadata
 from tumorlens.config import CLASSES
 from tumorlens.readers import read_frames
-from tumorlens.refusal import (FeatureOOD, check_header, check_image, finalize_checkpoint, fit_abstention,
+from tumorlens.refusal import (OOD_QUANTILE, FeatureOOD, check_header, check_image, finalize_checkpoint, fit_abstention,
                                image_stats)
 from tumorlens.synthetic import _slice_rng, make_slice
 
@@ -116,7 +116,7 @@ def test_finalize_is_idempotent_and_stores_abstention_and_refusal(tmp_path_facto
     m1 = read_metadata(ck)
     ab, ref = m1["abstention"], m1["refusal"]
     assert 0.9 - 1e-9 <= ab["coverage"] <= 1.0 and ab["fitted_on"] == "val"
-    assert ref["ood"]["dim"] == 32 and ref["ood_quantile"] == 0.995
+    assert ref["ood"]["dim"] == 32 and ref["ood_quantile"] == OOD_QUANTILE == 0.998
     X, y = tiny_data(24, 0)
     Xv, yv = tiny_data(8, 1)
     out = tmp_path_factory.mktemp("again") / "m.safetensors"

@@ -296,8 +296,10 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
           "post-operative anatomy) may be answered confidently and wrongly; refusal catches only some of them.",
           "- A grayscale photograph or an MRI-like image can pass the statistical checks; the feature-space "
           "check is the last line of defence.",
-          "- Grad-CAM heatmaps are coarse (8x8 feature map) and show what influenced the score, not where the "
-          "tumour is.", "", f"**{DISCLAIMER}**", ""]
+          "- Heatmaps show what influenced the score, not a segmentation: the class evidence comes from an 8x8 "
+          "feature map (sharpened by the first layer in the default `fused` method), and on held-out slices "
+          "with expert masks their peak misses the tumour in a sizeable share of cases; measure a model with "
+          "`tumorlens localize`.", "", f"**{DISCLAIMER}**", ""]
     return "\n".join(L)
 
 
