@@ -113,3 +113,27 @@ def test_config_overrides_parse_and_reject_unknown_keys():
         TrainConfig().with_overrides(["model.depth=3"])
     with pytest.raises(TumorlensError, match="key=value"):
         TrainConfig().with_overrides(["epochs"])
+
+
+def test_mask_guided_run_is_deterministic_and_resumes_to_the_same_weights(tmp_path):
+    x, y, masks = make_arrays(6, size=64, seed=2)
+    t = torch.from_numpy(x).unsqueeze(1)
+    mk = torch.from_numpy(masks.astype(np.float32)).unsqueeze(1)
+    tr = SplitData(t, torch.from_numpy(y), [], mk, torch.ones(len(y), dtype=torch.bool))
+    va = SplitData(t[::3], torch.from_numpy(y)[::3], [])
+    cfg = TINY.with_overrides(["seg_weight=1.0", "model.gate=true"])
+    full = train(cfg, tr, va, tmp_path / "full")
+    again = train(cfg, tr, va, tmp_path / "again")
+
+    def stop_after_first(row):
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tr, va, tmp_path / "cut", on_epoch=stop_after_first)
+    resumed = train(cfg, tr, va, tmp_path / "cut", resume=True)
+    wa = load_file(str(full))
+    for other in (again, resumed):
+        wb = load_file(str(other))
+        assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert read_metadata(full)["mask_guidance"]["train_images_with_mask"] == len(y)

@@ -134,7 +134,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     masks, guidance = training_masks(ds, cfg.preprocess, cfg.seg_weight)
     parts = {"train": select(ds, rows, "train", masks=masks), "val": select(ds, rows, "val")}
     if cfg.seg_weight > 0:
-        print("mask guidance: " + (f"{guidance['tumour_masks']} tumour masks ({guidance['source']})"
+        print("mask guidance: " + (f"on, masks for {guidance['tumour_masks']} tumour images of the dataset "
+                                   f"({guidance['source']}; the training part's are used)"
                                    if guidance["used"] else f"off ({guidance['reason']})"), file=sys.stderr)
     print(f"training on {len(parts['train'].y)} images, validating on {len(parts['val'].y)} "
           f"({Path(a.data_dir).name}); run folder {out}", file=sys.stderr)

@@ -152,7 +152,7 @@ def training_masks(ds: Dataset, pre: Preprocess, seg_weight: float) -> tuple[tup
         return None, {"used": False, "reason": "seg_weight is 0"}
     why = available(ds.root)
     if why:
-        log.warning("training without mask guidance: %s", why)
+        log.info("training without mask guidance: %s", why)  # the caller reports it; the checkpoint records it
         return None, {"used": False, "reason": why}
     m, k = dataset_masks(ds, pre)
     n_t = int(sum(1 for i, e in enumerate(ds.entries) if k[i] and e.label != "notumor"))
