@@ -371,6 +371,9 @@ def _read_nifti(src: str | os.PathLike | bytes, name: str, kind: str, slice_: in
 
 
 # ------------------------------------------------------------------------------------------ entry
+IN_MEMORY_LIMIT = 64 * 1024 * 1024  # image files up to this size are read whole before decoding
+
+
 def read_frames(src: str | os.PathLike | bytes, name: str | None = None, slice: int | None = None,
                 draft: int | None = None) -> list[Frame]:
     """Frames of one input: a path, or the bytes of an upload together with its file name.
@@ -406,6 +409,14 @@ def read_frames(src: str | os.PathLike | bytes, name: str | None = None, slice: 
         return _read_nifti(src, name, kind, slice)
     if low.endswith((".dcm", ".dicom")):
         return _read_dicom(src, name, force=True)
+    if not is_bytes and size <= IN_MEMORY_LIMIT:
+        # one read, then decode from memory: Pillow's many small reads of a PNG's chunks from a file cost
+        # ~0.3 ms of a 256-px slice's ~2.5 ms (measured); the pixels are the same
+        try:
+            with open(p, "rb") as f:
+                src = f.read()
+        except OSError as e:
+            raise TumorlensError(f"{name}: cannot read ({e.strerror or e})") from None
     try:
         return [_read_image(src, name, draft)]
     except TumorlensError as e:
