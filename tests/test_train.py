@@ -136,4 +136,5 @@ def test_mask_guided_run_is_deterministic_and_resumes_to_the_same_weights(tmp_pa
     for other in (again, resumed):
         wb = load_file(str(other))
         assert all(torch.equal(wa[k], wb[k]) for k in wa)
-    assert read_metadata(full)["mask_guidance"]["train_images_with_mask"] == len(y)
+    g = read_metadata(full)["mask_guidance"]
+    assert g["used"] is True and g["seg_weight"] == 1.0 and g["train_images_with_mask"] == len(y)

@@ -63,7 +63,8 @@ def _init_worker(pre: Preprocess, refuse: bool, slice: int | None) -> None:
     _JOB.update(pre=pre, refuse=refuse, slice=slice)
 
 
-def _prepare_in_worker(path: str) -> list[Prepared]:
+def prepare_in_worker(path: str) -> list[Prepared]:
+    """`prepare_file` with the settings the pool's initializer stored; never raises."""
     try:
         return prepare_file(path, _JOB["pre"], _JOB["refuse"], _JOB["slice"])
     except Exception as e:  # noqa: BLE001 - a worker must answer for every file; the batch goes on
@@ -89,5 +90,3 @@ def pool(workers: int, pre: Preprocess, refuse: bool, slice: int | None):
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
     return ctx.Pool(workers, initializer=_init_worker, initargs=(pre, refuse, slice))
 
-
-prepare_in_worker = _prepare_in_worker

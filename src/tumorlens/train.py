@@ -152,10 +152,11 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
     meta = dict(meta or {})
     if guided:
         k = train_data.known
-        meta["mask_guidance"] = {**meta.get("mask_guidance", {}), "train_images_with_mask": int(k.sum()),
+        meta["mask_guidance"] = {"used": True, "seg_weight": cfg.seg_weight, **meta.get("mask_guidance", {}),
+                                 "train_images_with_mask": int(k.sum()),
                                  "train_tumour_masks": int((k & (train_data.y != CLASSES.index("notumor"))).sum())}
     if cfg.seg_weight > 0 and not guided:
-        log.warning("no tumour masks given: training without mask guidance")
+        log.info("no tumour masks given: training without mask guidance")  # recorded in the checkpoint
         meta.setdefault("mask_guidance", {"used": False, "reason": "no tumour masks for this dataset"})
 
     torch.manual_seed(cfg.seed)
