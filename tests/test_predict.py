@@ -307,3 +307,28 @@ def test_cli_workers_and_backend_give_the_same_records_and_bad_counts_are_refuse
     assert [(r["path"], r["status"], r["label"]) for r in pooled] == [(r["path"], r["status"], r["label"])
                                                                        for r in plain]
     assert _main(["predict", "--model", str(ckpt), "--workers", "-1", *ins]) == 2
+
+
+def test_a_crash_inside_a_worker_becomes_an_error_record_and_the_batch_goes_on(ckpt, files, monkeypatch):
+    import tumorlens.prepare as prep
+
+    real = prep.prepare_file
+
+    def flaky(path, *a, **k):
+        if path.endswith("b.png"):
+            raise RuntimeError("decoder exploded")
+        return real(path, *a, **k)
+
+    monkeypatch.setattr(prep, "prepare_file", flaky)  # forked workers inherit the patched module
+    ins = [str(files / "a.jpg"), str(files / "b.png"), str(files / "c.dcm")]
+    recs = list(Predictor(ckpt, backend="torch").predict_paths(ins, workers=2))
+    assert [r.path for r in recs] == [ins[0], ins[1], ins[2], ins[2]]
+    assert recs[1].status == "error" and "decoder exploded" in recs[1].reason and recs[1].reason.startswith(ins[1])
+    assert all(r.status != "error" for r in recs[:1] + recs[2:])
+
+
+def test_worker_count_follows_the_number_of_files():
+    from tumorlens.prepare import auto_workers
+
+    assert auto_workers(10) == 0 and auto_workers(127) == 0
+    assert 1 <= auto_workers(1000) <= 4
