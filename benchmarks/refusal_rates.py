@@ -49,18 +49,25 @@ def main() -> None:
     for name, data, fn in probes():
         fr = read_frames(data, name=fn)[0]
         stat = check_image(fr.gray, fr.info)
-        end = None
+        end = feat = None
         if pr is not None:
             recs = pr.predict_bytes(data, fn)
             end = "rejected" if all(r.status == "rejected" for r in recs) else ",".join(sorted({r.status for r in recs}))
-        rows.append((name, stat, end))
+            if pr.ood is not None:  # the feature distance on its own, as if the statistics checks were off
+                feat = bool(pr.ood.score(pr.logits_and_features(pr.preprocess(fr.gray)[0][None])[1])[0]
+                            > pr.ood.threshold)
+        rows.append((name, stat, end, feat))
     n_stat = sum(r[1] is not None for r in rows)
     L += ["## Non-MRI probes", "", f"- refused by header/statistics checks: **{n_stat} / {len(rows)}**"]
     if pr is not None:
         n_end = sum(r[2] == "rejected" for r in rows)
         L.append(f"- refused end to end (statistics + feature distance): **{n_end} / {len(rows)}**")
-    L += ["", "| probe | statistics / header reason | end to end |", "|---|---|---|"]
-    L += [f"| {n} | {s or '**passed**'} | {e or ''} |" for n, s, e in rows]
+        if pr.ood is not None:
+            n_feat = sum(bool(r[3]) for r in rows)
+            L.append(f"- refused by the feature distance alone (statistics checks off): **{n_feat} / {len(rows)}**")
+    L += ["", "| probe | statistics / header reason | end to end | feature distance alone |", "|---|---|---|---|"]
+    L += [f"| {n} | {s or '**passed**'} | {e or ''} | {'' if f is None else ('refused' if f else '**passed**')} |"
+          for n, s, e, f in rows]
     # ---- Kaggle
     paths = sorted(glob.glob(os.path.join(a.data, "*", "*", "*.jpg")))
     L += ["", "## Real MRI: Kaggle brain-tumour MRI dataset", ""]

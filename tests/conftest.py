@@ -1,4 +1,5 @@
-"""Shared test set-up: one thread (measured faster for tiny models on 2 cores), a private cache dir."""
+"""Shared test set-up: one thread (measured faster for tiny models on 2 cores), a private cache dir, and the
+tiny trained checkpoint (`ckpt`) that the predict / serve tests share."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,6 +12,20 @@ torch.set_num_threads(1)
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 KAGGLE = SHARED / "brain-tumor-mri-dataset"
 FIGSHARE = SHARED / "figshare-brain-tumor"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Every test starts on one thread, whatever an earlier test (a training run with `threads`) set."""
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    """The tiny phantom-trained checkpoint of `predict_helpers.tiny_checkpoint` (built once per session)."""
+    from predict_helpers import tiny_checkpoint
+
+    return tiny_checkpoint(tmp_path_factory.mktemp("ck"))
 
 
 @pytest.fixture(autouse=True)

@@ -30,7 +30,6 @@ from tumorlens.model import build_model
 from tumorlens.plots import PNG_MAGIC
 from tumorlens.synthetic import make_phantom
 
-torch.set_num_threads(1)
 
 TINY = ModelConfig(channels=(8, 16, 32, 32), lstm_hidden=32, dense=32, dropout=0.1)
 PRE = Preprocess(size=64)

@@ -17,11 +17,6 @@ from tumorlens.synthetic import make_arrays
 from tumorlens.train import SplitData, mask_loss, train
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
-
-
 def _blob_image(size: int, cy: int, cx: int, r: int) -> tuple[np.ndarray, np.ndarray]:
     yy, xx = np.mgrid[0:size, 0:size]
     head = ((yy - size / 2) ** 2 + (xx - size / 2) ** 2) < (0.42 * size) ** 2

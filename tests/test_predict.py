@@ -8,10 +8,9 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from predict_helpers import dicom_bytes, encode, nifti_bytes, phantom, png_bomb, tiny_checkpoint
+from predict_helpers import dicom_bytes, encode, nifti_bytes, phantom, png_bomb
 from tumorlens.checkpoint import load_checkpoint
 from tumorlens.config import DISCLAIMER
 from tumorlens.data import preprocess_array, read_gray
@@ -19,16 +18,6 @@ from tumorlens.predict import Predictor, Record
 
 pytest.importorskip("pydicom")
 pytest.importorskip("nibabel")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    return tiny_checkpoint(tmp_path_factory.mktemp("ck"))
 
 
 @pytest.fixture(scope="module")

@@ -21,11 +21,6 @@ from tumorlens.synthetic import _slice_rng, make_slice
 KAGGLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "brain-tumor-mri-dataset"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
-
-
 @pytest.fixture(scope="module")
 def probe_frames():
     out = []

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 pytest.importorskip("fastapi")
@@ -21,7 +20,7 @@ pytest.importorskip("python_multipart")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
-from predict_helpers import dicom_bytes, encode, phantom, tiny_checkpoint  # noqa: E402
+from predict_helpers import dicom_bytes, encode, phantom  # noqa: E402
 from tumorlens.checkpoint import file_sha256  # noqa: E402
 from tumorlens.config import DISCLAIMER  # noqa: E402
 from tumorlens.predict import Predictor  # noqa: E402
@@ -29,16 +28,6 @@ from tumorlens.serve import create_app, encode_png, safe_name  # noqa: E402
 
 RECORD_KEYS = {"path", "status", "label", "probabilities", "confidence", "reason"}
 PNG_KEYS = {"overlay_png", "image_png", "heatmap_png"}
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    return tiny_checkpoint(tmp_path_factory.mktemp("ck"))
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from .fileio import atomic_write_bytes, atomic_write_text
 from .augment import augment
 from .checkpoint import save_checkpoint
 from .config import CLASSES, TrainConfig, TumorlensError
-from .data import Dataset, load_dataset
+from .data import Dataset
 from .model import build_model
 from .split import SplitRow
 
@@ -268,9 +268,3 @@ def _write_history(history: list[dict], path: Path) -> None:
 def split_manifest(rows: list[SplitRow]) -> list[list[str]]:
     """Compact manifest stored in the checkpoint: [path, label, split, group, sha256] per image."""
     return [[r.path, r.label, r.split, r.group, r.sha256] for r in rows]
-
-
-def load_split_data(data_dir: str | os.PathLike, rows: list[SplitRow], cfg: TrainConfig,
-                    progress=None) -> tuple[Dataset, dict[str, SplitData]]:
-    ds = load_dataset(data_dir, cfg.preprocess, progress=progress)
-    return ds, {side: select(ds, rows, side) for side in ("train", "val", "test")}
