@@ -29,7 +29,7 @@ from .config import DISCLAIMER, TumorlensError
 
 # explain.METHODS, repeated so that building the `tumorlens` parser does not import torch (1.9 s);
 # tests/test_explain.py checks that the two agree. The default method is looked up when a command runs.
-METHODS: tuple[str, ...] = ("gradcam", "hirescam", "layercam", "multilayer", "fused")
+METHODS: tuple[str, ...] = ("gradcam", "hirescam", "layercam", "multilayer", "fused", "gated")
 
 
 # ----------------------------------------------------------------------------------------- naming

@@ -67,6 +67,9 @@ class ModelConfig:
     # multiply the last feature map by a learned tumour map, sigmoid(1x1 conv), before the LSTM; trained
     # against tumour masks with `TrainConfig.seg_weight` (model.py, TumourGate)
     gate: bool = True
+    # compute the gate's tumour map at 4x the last map's resolution with a small top-down decoder over the
+    # last three blocks (model.py, FineGate), then pool it back to gate the last map
+    fine_gate: bool = False
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ from .data import resize
 
 log = logging.getLogger(__name__)
 
-METHODS: tuple[str, ...] = ("gradcam", "hirescam", "layercam", "multilayer", "fused")
+METHODS: tuple[str, ...] = ("gradcam", "hirescam", "layercam", "multilayer", "fused", "gated")
 DEFAULT_METHOD = "fused"
 
 
@@ -106,6 +106,10 @@ def method_layers(model: nn.Module, method: str, layer: str | None = None) -> li
         return [blocks[-2] if len(blocks) >= 2 else cam]
     if method == "fused":
         return [cam, blocks[0]] if blocks[0] != cam else [cam]
+    if method == "gated":
+        if getattr(model, "gate", None) is None:
+            raise TumorlensError("method 'gated' needs a model with a tumour gate (ModelConfig.gate)")
+        return [blocks[0]]
     return blocks[-3:][::-1]  # multilayer: last block first
 
 
@@ -330,6 +334,13 @@ def explain_batch(model: nn.Module, x: torch.Tensor | np.ndarray, targets: Any =
                     empty = cam.flatten(1).amax(1) == 0
                     if bool(empty.any()):
                         cam[empty] = _normalize((maps[0][empty] + maps[1][empty]) / 2)
+            elif method == "gated":  # the gate's tumour map x LayerCAM on the first block
+                lc = _normalize(_up(_combine("layercam", acts[0], grads[0]), size))
+                tumour = _normalize(_up(model.tumour_map(x), size))
+                cam = _normalize(tumour * lc)
+                empty = cam.flatten(1).amax(1) == 0  # no shared positive pixel: show the mean, as for fused
+                if bool(empty.any()):
+                    cam[empty] = _normalize((tumour[empty] + lc[empty]) / 2)
             else:
                 maps = [_normalize(_up(_combine(method, a, g), size)) for a, g in zip(acts, grads)]
                 cam = maps[0] if len(maps) == 1 else _normalize(torch.stack(maps).mean(0))

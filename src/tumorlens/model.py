@@ -15,6 +15,7 @@ The ablation (`head='pool'`) replaces rows->LSTM by global average pooling over 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .config import ModelConfig
@@ -46,6 +47,46 @@ class TumourGate(nn.Module):
         return f * torch.sigmoid(self.score(f))  # (B, C, H, W), broadcast over channels
 
 
+class FineGate(nn.Module):
+    """The tumour gate with a finer map (`ModelConfig.fine_gate`): a small top-down decoder (feature-pyramid
+    style, Lin et al. 2017) computes tumour logits at 4x the last map's resolution from the last map and the
+    ReLU outputs of the two blocks before it; the tumour probabilities are pooled back to the last map's grid
+    with a log-sum-exp (a soft maximum, so a tumour smaller than a cell still opens its cell) and multiply it.
+    The classifier's gradient then reaches the fine map, which `explain` reads for its finer methods."""
+
+    SHARPNESS = 8.0  # log-sum-exp pooling: 0 would be the mean, infinity the maximum
+
+    def __init__(self, c_last: int, c_mid: int, c_early: int, width: int = 32):
+        super().__init__()
+        half = width // 2
+        self.top = nn.Conv2d(c_last, width, 1)
+        self.lat_mid = nn.Conv2d(c_mid, width, 1)
+        self.mid = nn.Sequential(nn.Conv2d(width, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                                 nn.ReLU(inplace=False), nn.Conv2d(width, half, 1))
+        self.lat_early = nn.Conv2d(c_early, half, 1)
+        self.fine = nn.Sequential(nn.Conv2d(half, half, 3, padding=1, bias=False), nn.BatchNorm2d(half),
+                                  nn.ReLU(inplace=False))
+        self.out = nn.Conv2d(half, 1, 1)
+
+    def score(self, f: torch.Tensor, mid: torch.Tensor, early: torch.Tensor) -> torch.Tensor:
+        """Last map f (B, C, H, W), block outputs mid (B, C_m, 2H, 2W) and early (B, C_e, 4H, 4W) ->
+        tumour logits (B, 1, 4H, 4W)."""
+        t = F.interpolate(self.top(f), scale_factor=2.0, mode="nearest")  # (B, width, 2H, 2W)
+        t = self.mid(F.relu(t + self.lat_mid(mid)))  # (B, width/2, 2H, 2W)
+        t = F.interpolate(t, scale_factor=2.0, mode="nearest")  # (B, width/2, 4H, 4W)
+        return self.out(self.fine(F.relu(t + self.lat_early(early))))  # (B, 1, 4H, 4W)
+
+    def apply(self, f: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        """Gate the last map f (B, C, H, W) with the fine logits s (B, 1, 4H, 4W)."""
+        r = self.SHARPNESS
+        p = torch.sigmoid(s)
+        g = torch.log(F.avg_pool2d(torch.exp(r * p), 4)) / r  # (B, 1, H, W), between mean and max of p
+        return f * g  # broadcast over channels
+
+    def forward(self, f: torch.Tensor, mid: torch.Tensor, early: torch.Tensor) -> torch.Tensor:
+        return self.apply(f, self.score(f, mid, early))
+
+
 class TumorNet(nn.Module):
     """CNN -> (rows as a sequence) -> LSTM -> dense. `cam_layer` names the module Grad-CAM hooks."""
 
@@ -59,7 +100,9 @@ class TumorNet(nn.Module):
         c = chans[-1]
         # the ReLU of the last block (gated, when there is a gate): gradients of the class score w.r.t. its
         # output give Grad-CAM
-        self.gate = TumourGate(c) if cfg.gate else None
+        if cfg.fine_gate and (not cfg.gate or n < 3):
+            raise ValueError("fine_gate needs gate=True and at least 3 conv blocks")
+        self.gate = (FineGate(c, chans[-2], chans[-3]) if cfg.fine_gate else TumourGate(c)) if cfg.gate else None
         self.cam_layer = "gate" if cfg.gate else f"features.{n - 1}.2"
         if cfg.head == "lstm":
             self.lstm = nn.LSTM(c * self.map_size, cfg.lstm_hidden, batch_first=True,
@@ -78,10 +121,31 @@ class TumorNet(nn.Module):
         # mask-guidance heads (training only): one tumour logit per position of each of the last k blocks
         self.seg = nn.ModuleList([nn.Conv2d(chans[i + 1], 1, 1) for i in range(n - k, n)]) if k else None
 
+    def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(B, 1, S, S) -> last map before the gate (B, C, H, W) and, for the fine gate, the ReLU outputs of the
+        two blocks before it, [(B, C_e, 4H, 4W), (B, C_m, 2H, 2W)] (empty otherwise)."""
+        if not isinstance(self.gate, FineGate):
+            return self.features(x), []
+        skips = []
+        n = len(self.features)
+        for i, block in enumerate(self.features):
+            if i >= n - 3 and i < n - 1:
+                x = block[2](block[1](block[0](x)))  # conv -> BN -> ReLU: (B, C_i, h_i, w_i)
+                skips.append(x)
+                x = block[3](x)  # 2x2 max-pool
+            else:
+                x = block(x)
+        return x, skips
+
+    def _gate(self, f: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+        if self.gate is None:
+            return f
+        return self.gate(f, skips[1], skips[0]) if skips else self.gate(f)
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, S, S) in [0, 1] -> last feature map (B, C, H, W) (gated, when there is a gate)."""
-        f = self.features(x)
-        return f if self.gate is None else self.gate(f)
+        f, skips = self._encode(x)
+        return self._gate(f, skips)
 
     def forward_head(self, f: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> logits (B, num_classes)."""
@@ -99,9 +163,8 @@ class TumorNet(nn.Module):
         """Logits (B, K) and the last conv map averaged over positions (B, C), taken before the gate: the
         feature-distance refusal needs what the image looks like, not only its tumour evidence (a gated
         map is near zero both for a no-tumour slice and for a photograph)."""
-        f = self.features(x)  # (B, C, H, W)
-        g = f if self.gate is None else self.gate(f)
-        return self.forward_head(g), f.mean((2, 3))
+        f, skips = self._encode(x)  # (B, C, H, W)
+        return self.forward_head(self._gate(f, skips)), f.mean((2, 3))
 
     def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits and, with mask heads, one tumour-logit map (B, 1, h_i, w_i) per guided block (finest first).
@@ -110,18 +173,35 @@ class TumorNet(nn.Module):
         """
         if self.seg is None and self.gate is None:
             return self.forward(x), []
-        first = len(self.features) - (len(self.seg) if self.seg is not None else 0)
-        outs = []
+        n = len(self.features)
+        first = n - (len(self.seg) if self.seg is not None else 0)
+        outs, skips = [], []
         for i, block in enumerate(self.features):
             r = block[2](block[1](block[0](x)))  # conv -> BN -> ReLU: (B, C_i, h_i, w_i)
             if self.seg is not None and i >= first:
                 outs.append(self.seg[i - first](r))  # (B, 1, h_i, w_i)
+            if n - 3 <= i < n - 1:
+                skips.append(r)
             x = block[3](r) if len(block) > 3 else r  # 2x2 max-pool halves h_i, w_i (all but the last block)
-        if self.gate is not None:
+        if isinstance(self.gate, FineGate):
+            s = self.gate.score(x, skips[1], skips[0])  # (B, 1, 4H, 4W) tumour logits, supervised
+            outs.append(s)
+            x = self.gate.apply(x, s)
+        elif self.gate is not None:
             s = self.gate.score(x)  # (B, 1, H, W) tumour logits, supervised like the heads
             outs.append(s)
             x = x * torch.sigmoid(s)
         return self.forward_head(x), outs
+
+    @torch.no_grad()
+    def tumour_map(self, x: torch.Tensor) -> torch.Tensor:
+        """The gate's tumour probabilities (B, h, w): (B, 1, S, S) -> (B, S/8, S/8) with the plain gate,
+        (B, S/2, S/2) with the fine gate. Only for a model with a gate."""
+        if self.gate is None:
+            raise ValueError("this model has no tumour gate")
+        f, skips = self._encode(x)
+        s = self.gate.score(f, skips[1], skips[0]) if skips else self.gate.score(f)
+        return torch.sigmoid(s)[:, 0]
 
     def get_cam_module(self) -> nn.Module:
         return self.get_submodule(self.cam_layer)
