@@ -131,3 +131,14 @@ def test_gated_method_reads_the_first_block_and_needs_a_gate():
     coarse = build_model(replace(FINE, fine_gate=False)).eval()
     cams, _ = explain_batch(coarse, torch.rand(2, 1, 64, 64), None, "gated")  # the 8x8 gate works too
     assert cams.shape == (2, 64, 64)
+
+
+def test_default_method_falls_back_for_a_model_without_a_gate(monkeypatch):
+    import tumorlens.explain as ex
+
+    plain = build_model(replace(FINE, gate=False, fine_gate=False)).eval()
+    monkeypatch.setattr(ex, "DEFAULT_METHOD", "gated")
+    assert ex.default_method(_model()) == "gated"
+    assert ex.default_method(plain) == ex.FALLBACK_METHOD
+    cams, _ = explain_batch(plain, torch.rand(2, 1, 64, 64))  # no method named: the fallback, no error
+    assert cams.shape == (2, 64, 64)

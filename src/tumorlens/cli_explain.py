@@ -102,13 +102,13 @@ def _progress(desc: str):
 
 # ----------------------------------------------------------------------------------------- explain
 def cmd_explain(a: argparse.Namespace) -> int:
-    from .explain import DEFAULT_METHOD, overlay_png
+    from .explain import default_method, overlay_png
     from .metrics import jsonable
     from .fileio import atomic_write_bytes
     from .predict import Predictor, expand_inputs
 
     pred = Predictor(a.model, refuse=not a.no_refuse)
-    method = a.method or DEFAULT_METHOD
+    method = a.method or default_method(pred.model)
     target = None
     if a.target_class is not None:
         t = a.target_class.strip().lower()
@@ -182,10 +182,9 @@ def cmd_explain(a: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------- localize
 def cmd_localize(a: argparse.Namespace) -> int:
-    from .explain import DEFAULT_METHOD
     from .localize import localize, parse_folds
 
-    methods = a.methods or list(dict.fromkeys([DEFAULT_METHOD, *METHODS]))
+    methods = a.methods
     update, close = _progress("localizing")
     try:
         doc = localize(a.model, a.data, a.out, folds=parse_folds(a.folds), methods=methods, target=a.target,

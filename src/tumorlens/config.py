@@ -70,6 +70,8 @@ class ModelConfig:
     # compute the gate's tumour map at 4x the last map's resolution with a small top-down decoder over the
     # last three blocks (model.py, FineGate), then pool it back to gate the last map
     fine_gate: bool = False
+    # conv3x3 layers per block, one entry per entry of `channels` (empty: one each)
+    block_convs: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,9 @@ class TrainConfig:
         d = dict(d)
         model = d.pop("model", {}) or {}
         pre = d.pop("preprocess", {}) or {}
-        if "channels" in model:
-            model["channels"] = tuple(model["channels"])
+        for k in ("channels", "block_convs"):
+            if k in model:
+                model[k] = tuple(model[k])
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:

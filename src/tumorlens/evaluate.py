@@ -139,7 +139,7 @@ def gallery_png(predictor: Predictor, x: np.ndarray, y: np.ndarray, probs: np.nd
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from .explain import DEFAULT_METHOD, explain_batch
+    from .explain import explain_batch
 
     rng = np.random.default_rng(seed)
     pred = probs.argmax(1)
@@ -156,7 +156,7 @@ def gallery_png(predictor: Predictor, x: np.ndarray, y: np.ndarray, probs: np.nd
     cams = {}
     if flat:
         maps, _ = explain_batch(predictor.model, torch.from_numpy(x[flat]).unsqueeze(1),
-                                [int(pred[i]) for i in flat], method=DEFAULT_METHOD)
+                                [int(pred[i]) for i in flat], method=None)
         cams = dict(zip(flat, maps))
     ncol = 2 * per_kind
     fig = Figure(figsize=(1.9 * ncol, 2.05 * len(names) + 0.4), dpi=100)

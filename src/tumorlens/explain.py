@@ -67,6 +67,16 @@ log = logging.getLogger(__name__)
 
 METHODS: tuple[str, ...] = ("gradcam", "hirescam", "layercam", "multilayer", "fused", "gated")
 DEFAULT_METHOD = "fused"
+FALLBACK_METHOD = "fused"  # for a model that cannot use DEFAULT_METHOD (e.g. 'gated' needs a tumour gate)
+
+
+def default_method(model: nn.Module) -> str:
+    """The method used when none is asked for: DEFAULT_METHOD where `model` supports it, else FALLBACK_METHOD."""
+    try:
+        method_layers(model, DEFAULT_METHOD)
+    except TumorlensError:
+        return FALLBACK_METHOD
+    return DEFAULT_METHOD
 
 
 # ------------------------------------------------------------------------------------------- layers
@@ -301,7 +311,7 @@ def _up(cam: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def explain_batch(model: nn.Module, x: torch.Tensor | np.ndarray, targets: Any = None,
-                  method: str = DEFAULT_METHOD, layer: str | None = None,
+                  method: str | None = None, layer: str | None = None,
                   disable_cudnn: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Heatmaps for a batch: x (B, 1, S, S) in [0, 1] -> (cams (B, S, S) float32 in [0, 1], probs (B, K)).
 
@@ -314,6 +324,7 @@ def explain_batch(model: nn.Module, x: torch.Tensor | np.ndarray, targets: Any =
     if x.ndim != 4 or x.shape[1] != 1:
         raise TumorlensError(f"expected a batch of shape (B, 1, S, S), got {tuple(x.shape)}")
     size = x.shape[-1]
+    method = method or default_method(model)
     layers = method_layers(model, method, layer)
     try:
         dev = next(model.parameters()).device
@@ -379,7 +390,7 @@ def explain_slice(model: nn.Module, x: np.ndarray, box: tuple[int, int, int], or
     if x.ndim != 2:
         raise TumorlensError(f"explain_slice expects one (S, S) slice, got shape {x.shape}")
     cams, _ = explain_batch(model, torch.from_numpy(x)[None, None], None if target is None else [int(target)],
-                            method or DEFAULT_METHOD)
+                            method)
     return paste_cam(cams[0], box, orig_shape)
 
 

@@ -49,7 +49,7 @@ from PIL import Image
 
 from .config import DISCLAIMER, TumorlensError
 from .data import map_box, preprocess_array, read_gray
-from .explain import DEFAULT_METHOD, METHODS, explain_batch, overlay_png, paste_cam
+from .explain import METHODS, default_method, explain_batch, method_layers, overlay_png, paste_cam
 from .metrics import jsonable, wilson_ci
 from .fileio import atomic_write_bytes
 
@@ -291,6 +291,14 @@ def summarize(values: dict[str, np.ndarray], rng: np.random.Generator) -> dict[s
 
 
 # ---------------------------------------------------------------------------------------- baselines
+def _supports(model: torch.nn.Module, method: str) -> bool:
+    try:
+        method_layers(model, method)
+    except TumorlensError:
+        return False
+    return True
+
+
 def randomized_copy(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """The same architecture with every parameter (and BatchNorm statistic) re-initialised, seeded.
 
@@ -319,7 +327,7 @@ def _region(box: tuple[int, int, int], shape: tuple[int, int]) -> tuple[slice, s
 
 
 def localize(checkpoint: Any, data_dir: str | os.PathLike, out_dir: str | os.PathLike,
-             folds: Sequence[int] | None = None, methods: Sequence[str] = METHODS, target: str = "predicted",
+             folds: Sequence[int] | None = None, methods: Sequence[str] | None = None, target: str = "predicted",
              limit: int | None = None, n_examples: int = 6, seed: int = 0, batch: int = 64,
              progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Measure how well each method's maps localise the masked tumours; write the results to `out_dir`.
@@ -327,19 +335,25 @@ def localize(checkpoint: Any, data_dir: str | os.PathLike, out_dir: str | os.Pat
     checkpoint: a `Predictor`, a `Checkpoint` or a checkpoint path. folds: None takes the test folds of the
     checkpoint's split (an error if it names none). target: 'predicted' explains each image's predicted
     class (what users see), 'true' its labelled class. limit: use at most this many images (spread evenly
-    over the selected ones; for quick runs). Returns the JSON document written to localization.json.
+    over the selected ones; for quick runs). methods: None takes every method the model supports, its
+    default first. Returns the JSON document written to localization.json.
     """
     from .predict import Predictor
 
     t_start = time.perf_counter()
-    methods = list(dict.fromkeys(methods))
-    bad = [m for m in methods if m not in METHODS]
-    if bad or not methods:
-        raise TumorlensError(f"unknown method(s) {', '.join(bad) or '(none)'} (expected {', '.join(METHODS)})")
+    if methods is not None:
+        methods = list(dict.fromkeys(methods))
+        bad = [m for m in methods if m not in METHODS]
+        if bad or not methods:
+            raise TumorlensError(f"unknown method(s) {', '.join(bad) or '(none)'} (expected {', '.join(METHODS)})")
     if target not in ("predicted", "true"):
         raise TumorlensError(f"target must be 'predicted' or 'true', got {target!r}")
     pred = checkpoint if isinstance(checkpoint, Predictor) else Predictor(checkpoint)
     model, pre, classes = pred.model, pred.pre, list(pred.classes)
+    if methods is None:
+        methods = list(dict.fromkeys([default_method(model), *(m for m in METHODS if _supports(model, m))]))
+    for m in methods:
+        method_layers(model, m)  # a method the model cannot use is an error now, not after the first batch
     size = pre.size
     out = Path(out_dir)
 
@@ -514,7 +528,7 @@ def localize(checkpoint: Any, data_dir: str | os.PathLike, out_dir: str | os.Pat
                                       f"< {SANITY_MAX_RANK_CORRELATION}", "methods": sanity_out},
         "targets": {**TARGETS, "above_all_baselines": True},
         "recommended_method": best,
-        "default_method": DEFAULT_METHOD,
+        "default_method": default_method(model),
         "verdicts": verdicts,
         "seconds": 0.0,
     }

@@ -22,12 +22,26 @@ from .config import ModelConfig
 
 
 class ConvBlock(nn.Sequential):
-    def __init__(self, cin: int, cout: int, pool: bool):
-        layers: list[nn.Module] = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
-                                   nn.ReLU(inplace=False)]
+    """`convs` x (conv3x3 + BatchNorm + ReLU), then an optional 2x2 max-pool (the last module)."""
+
+    def __init__(self, cin: int, cout: int, pool: bool, convs: int = 1):
+        layers: list[nn.Module] = []
+        for k in range(convs):
+            layers += [nn.Conv2d(cin if k == 0 else cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
+                       nn.ReLU(inplace=False)]
         if pool:
             layers.append(nn.MaxPool2d(2))
         super().__init__(*layers)
+        self.pooled = pool
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        """The block up to its last ReLU (before pooling)."""
+        for m in list(self)[:-1] if self.pooled else self:
+            x = m(x)
+        return x
+
+    def pool(self, x: torch.Tensor) -> torch.Tensor:
+        return self[-1](x) if self.pooled else x
 
 
 class TumourGate(nn.Module):
@@ -95,7 +109,9 @@ class TumorNet(nn.Module):
         self.cfg = cfg
         chans = (1,) + tuple(cfg.channels)
         n = len(cfg.channels)
-        self.features = nn.Sequential(*[ConvBlock(chans[i], chans[i + 1], pool=i < n - 1) for i in range(n)])
+        self.features = nn.Sequential(*[ConvBlock(chans[i], chans[i + 1], pool=i < n - 1,
+                                                convs=cfg.block_convs[i] if cfg.block_convs else 1)
+                                      for i in range(n)])
         self.map_size = image_size // 2 ** (n - 1)
         c = chans[-1]
         # the ReLU of the last block (gated, when there is a gate): gradients of the class score w.r.t. its
@@ -130,9 +146,9 @@ class TumorNet(nn.Module):
         n = len(self.features)
         for i, block in enumerate(self.features):
             if i >= n - 3 and i < n - 1:
-                x = block[2](block[1](block[0](x)))  # conv -> BN -> ReLU: (B, C_i, h_i, w_i)
+                x = block.body(x)  # conv -> BN -> ReLU: (B, C_i, h_i, w_i)
                 skips.append(x)
-                x = block[3](x)  # 2x2 max-pool
+                x = block.pool(x)  # 2x2 max-pool
             else:
                 x = block(x)
         return x, skips
@@ -177,12 +193,12 @@ class TumorNet(nn.Module):
         first = n - (len(self.seg) if self.seg is not None else 0)
         outs, skips = [], []
         for i, block in enumerate(self.features):
-            r = block[2](block[1](block[0](x)))  # conv -> BN -> ReLU: (B, C_i, h_i, w_i)
+            r = block.body(x)  # conv -> BN -> ReLU: (B, C_i, h_i, w_i)
             if self.seg is not None and i >= first:
                 outs.append(self.seg[i - first](r))  # (B, 1, h_i, w_i)
             if n - 3 <= i < n - 1:
                 skips.append(r)
-            x = block[3](r) if len(block) > 3 else r  # 2x2 max-pool halves h_i, w_i (all but the last block)
+            x = block.pool(r)  # 2x2 max-pool halves h_i, w_i (all but the last block)
         if isinstance(self.gate, FineGate):
             s = self.gate.score(x, skips[1], skips[0])  # (B, 1, 4H, 4W) tumour logits, supervised
             outs.append(s)

@@ -305,6 +305,8 @@ class _Service:
         return out
 
     def model_info(self, max_upload_mb: float, max_files: int) -> dict[str, Any]:
+        from .explain import default_method
+
         p = self.predictor
         ck = p.ckpt
         meta = ck.meta
@@ -330,7 +332,7 @@ class _Service:
             "refusal": {"enabled": bool(p.refuse), **_small(refusal),
                         "feature_distance": None if not ood else _small({k: v for k, v in ood.items()
                                                                          if k not in ("means", "basis", "lam")})},
-            "explain": {"method": p.explain_method or "gradcam", "target": "predicted class"},
+            "explain": {"method": p.explain_method or default_method(p.model), "target": "predicted class"},
             "limits": {"max_upload_mb": max_upload_mb, "max_files": max_files, "render_max_side": RENDER_MAX},
         }
 
