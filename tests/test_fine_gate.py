@@ -57,11 +57,12 @@ def test_every_parameter_of_the_fine_gate_model_gets_a_gradient():
     assert not missing
 
 
-def test_fine_gate_needs_the_gate_and_three_blocks():
-    with pytest.raises(ValueError):
-        build_model(replace(FINE, gate=False))
-    with pytest.raises(ValueError):
-        build_model(replace(FINE, channels=(8, 16)))
+def test_fine_gate_needs_three_blocks_and_is_ignored_without_the_gate():
+    assert build_model(replace(FINE, gate=False)).gate is None
+    with pytest.raises(TumorlensError, match="3 conv blocks"):
+        replace(FINE, channels=(8, 16), block_convs=())
+    with pytest.raises(TumorlensError, match="one count"):
+        replace(FINE, block_convs=(1, 2))
 
 
 def test_checkpoint_without_the_setting_loads_as_the_plain_gate(tmp_path):

@@ -103,7 +103,8 @@ def test_randomized_copy_changes_every_weight_but_not_the_model_or_global_rng():
     assert torch.equal(torch.random.get_rng_state(), state)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())
     learned = [n for n, m in model.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear, torch.nn.LSTM))]
-    assert len(learned) == 4 + 1 + 1 + 2  # four convs, the gate's 1x1 conv, the LSTM, two dense layers
+    # six block convs (block_convs 1, 1, 2, 2), the fine gate's seven convs, the LSTM, two dense layers
+    assert len(learned) == 6 + 7 + 1 + 2
     for n in learned:
         for pn, p in model.get_submodule(n).named_parameters():
             if "weight" in pn:

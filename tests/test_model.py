@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from tumorlens.config import ModelConfig
-from tumorlens.model import TumourGate, build_model
+from tumorlens.model import FineGate, TumourGate, build_model
 
 SMALL = ModelConfig(channels=(8, 16, 16, 32), lstm_hidden=16, dense=16)
 
@@ -29,13 +29,13 @@ def test_every_parameter_gets_a_gradient():
     assert not missing
 
 
-@pytest.mark.parametrize("gate", [False, True])
-def test_cam_layer_names_the_relu_after_the_last_convolution_or_its_gate(gate):
+@pytest.mark.parametrize("gate,fine", [(False, False), (True, False), (True, True)])
+def test_cam_layer_names_the_relu_after_the_last_convolution_or_its_gate(gate, fine):
     from dataclasses import replace
 
-    m = build_model(replace(SMALL, gate=gate))
+    m = build_model(replace(SMALL, gate=gate, fine_gate=fine))
     mod = m.get_cam_module()
-    assert isinstance(mod, TumourGate if gate else torch.nn.ReLU)
+    assert isinstance(mod, (FineGate if fine else TumourGate) if gate else torch.nn.ReLU)
     seen = {}
     h = mod.register_forward_hook(lambda _m, _i, o: seen.update(shape=o.shape))  # returns None
     m(torch.rand(2, 1, 64, 64))

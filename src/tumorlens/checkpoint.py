@@ -88,7 +88,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
         raise TumorlensError(f"{path}: not a tumorlens checkpoint (no tumorlens metadata)") from None
 
 
-LEGACY_MODEL_DEFAULTS = {"gate": False, "seg_blocks": 0, "fine_gate": False}
+LEGACY_MODEL_DEFAULTS = {"gate": False, "seg_blocks": 0, "fine_gate": False, "block_convs": []}
 LEGACY_TRAIN_DEFAULTS = {"seg_weight": 0.0}
 
 

@@ -116,8 +116,8 @@ class TumorNet(nn.Module):
         c = chans[-1]
         # the ReLU of the last block (gated, when there is a gate): gradients of the class score w.r.t. its
         # output give Grad-CAM
-        if cfg.fine_gate and (not cfg.gate or n < 3):
-            raise ValueError("fine_gate needs gate=True and at least 3 conv blocks")
+        if cfg.gate and cfg.fine_gate and n < 3:
+            raise ValueError("fine_gate needs at least 3 conv blocks")
         self.gate = (FineGate(c, chans[-2], chans[-3]) if cfg.fine_gate else TumourGate(c)) if cfg.gate else None
         self.cam_layer = "gate" if cfg.gate else f"features.{n - 1}.2"
         if cfg.head == "lstm":
