@@ -1,11 +1,14 @@
 """Build the bundled model: clean split -> train (default recipe) -> abstention/refusal -> evaluate -> install.
 
     python benchmarks/build_model.py [--data ../shared/data/brain-tumor-mri-dataset] [--out runs/bundled]
-                                     [--install]
+                                     [--install] [--reuse-run RUN_DIR]
 
 Resumable: an interrupted training continues where it stopped; finished steps are not redone.
 --install copies the checkpoint (with its test metrics) into src/tumorlens/models/ and regenerates
-MODEL_CARD.md. Research use only - not a medical device.
+MODEL_CARD.md. --reuse-run takes the weights of a finished run (e.g. runs/bench/clean-lstm-s0/run of
+run_benchmarks.py) instead of training again, after checking that it trained this exact recipe on this exact
+split: training is deterministic, so the weights are the ones this script would train.
+Research use only - not a medical device.
 """
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--install", action="store_true")
+    ap.add_argument("--reuse-run", help="a finished run of the same recipe and split whose weights to take")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     out = Path(a.out)
@@ -57,6 +61,22 @@ def main() -> int:
     parts = {s: select(ds, rows, s, masks=masks if s == "train" else None) for s in ("train", "val", "test")}
     run = out / "run"
     ckpt = run / CKPT_FILE
+    if a.reuse_run and (not ckpt.exists() or (run / STATE_FILE).exists()):
+        src = load_checkpoint(Path(a.reuse_run) / CKPT_FILE)
+        if (Path(a.reuse_run) / STATE_FILE).exists():
+            sys.exit(f"{a.reuse_run}: that run has not finished")
+        if src.config.to_dict() != cfg.to_dict():
+            sys.exit(f"{a.reuse_run}: trained with another recipe than the default one")
+        if src.meta.get("split", {}).get("manifest") != split_manifest(rows):
+            sys.exit(f"{a.reuse_run}: trained on another split than {split_csv}")
+        meta = {**src.meta, "data": {"name": Path(a.data).resolve().name, "n_images": len(ds.entries),
+                                     "skipped": len(ds.skipped)},
+                "split": {**src.meta["split"], "strategy": "clean", "groups": "groups-figshare-fold.csv",
+                          "seed": a.seed, "table": split_table(rows)},
+                "reused_from": str(a.reuse_run)}
+        run.mkdir(parents=True, exist_ok=True)
+        save_checkpoint(ckpt, src.model, src.config, meta, tuple(src.classes))
+        print(f"took the weights of {a.reuse_run} (same recipe, same split)", file=sys.stderr)
     if not ckpt.exists() or (run / STATE_FILE).exists():
         meta = {"data": {"name": Path(a.data).resolve().name, "n_images": len(ds.entries),
                          "skipped": len(ds.skipped)},

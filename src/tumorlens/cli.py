@@ -208,7 +208,10 @@ def cmd_info(a: argparse.Namespace) -> int:
     print(f"checkpoint   {path}")
     print(f"sha256       {file_sha256(path)}")
     mc = cfg["model"]
-    gate = " -> tumour gate" if mc.get("gate") else ""  # absent in checkpoints from before the gate
+    # absent in checkpoints from before the gate
+    gate = (" -> fine tumour gate" if mc.get("fine_gate") else " -> tumour gate") if mc.get("gate") else ""
+    if mc.get("block_convs"):
+        gate = f" (convs per block {mc['block_convs']})" + gate
     print(f"architecture CNN {mc['channels']}{gate} -> {'bi' if mc['bidirectional'] else ''}LSTM({mc['lstm_hidden']})"
           if mc["head"] == "lstm" else f"architecture CNN {mc['channels']}{gate} -> global pooling (ablation)")
     g = doc.get("mask_guidance")
