@@ -101,9 +101,13 @@ def main() -> None:
                      f"({100 * st['rejected'] / n:.2f} %)** - {dict(why)}; statuses {dict(st)} ({dt:.0f} s)")
             ood = pr.ckpt.meta.get("refusal", {})
             if ood:
+                pooled = ood.get("ood_threshold_on") == "train+val"
+                scores = (f"{ood['n_train']} training and {ood['n_val']} validation scores together" if pooled
+                          else f"{ood['n_val']} validation scores")
                 L.append(f"- feature-distance threshold: {ood['ood']['threshold']:.4g} = the "
-                         f"{100 * ood['ood_quantile']:.1f}th percentile of {ood['n_val']} validation scores "
-                         f"(val refusal {100 * ood['ood_val_refusal_rate']:.2f} %)")
+                         f"{100 * ood['ood_quantile']:.1f}th percentile of {scores} "
+                         f"(val refusal {100 * ood['ood_val_refusal_rate']:.2f} %"
+                         + (f", train refusal {100 * ood['ood_train_refusal_rate']:.2f} %" if pooled else "") + ")")
     Path(a.out).write_text("\n".join(L) + "\n")
     print("\n".join(L))
 
