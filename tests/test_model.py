@@ -48,3 +48,13 @@ def test_unidirectional_lstm_and_unknown_head():
     assert m(torch.rand(2, 1, 64, 64)).shape == (2, 4)
     with pytest.raises(ValueError):
         build_model(ModelConfig(**{**SMALL.__dict__, "head": "transformer"}))
+
+
+def test_pool_skip_feeds_the_pooled_map_beside_the_lstm_and_every_parameter_learns():
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    m = build_model(replace(SMALL, pool_skip=True))
+    assert m.head[1].in_features == 2 * 16 + 32  # biLSTM(16) + 32 channels
+    m(torch.rand(4, 1, 64, 64)).logsumexp(1).sum().backward()
+    assert not [n for n, p in m.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]

@@ -88,7 +88,8 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
         raise TumorlensError(f"{path}: not a tumorlens checkpoint (no tumorlens metadata)") from None
 
 
-LEGACY_MODEL_DEFAULTS = {"gate": False, "seg_blocks": 0, "fine_gate": False, "block_convs": []}
+LEGACY_MODEL_DEFAULTS = {"gate": False, "seg_blocks": 0, "fine_gate": False, "block_convs": [],
+                         "pool_skip": False}
 LEGACY_TRAIN_DEFAULTS = {"seg_weight": 0.0}
 
 

@@ -123,7 +123,7 @@ class TumorNet(nn.Module):
         if cfg.head == "lstm":
             self.lstm = nn.LSTM(c * self.map_size, cfg.lstm_hidden, batch_first=True,
                                 bidirectional=cfg.bidirectional)
-            d = cfg.lstm_hidden * (2 if cfg.bidirectional else 1)
+            d = cfg.lstm_hidden * (2 if cfg.bidirectional else 1) + (c if cfg.pool_skip else 0)
         elif cfg.head == "pool":
             self.lstm = None
             d = c
@@ -170,7 +170,10 @@ class TumorNet(nn.Module):
         b, c, h, w = f.shape
         seq = f.permute(0, 2, 1, 3).reshape(b, h, c * w)  # (B, C, H, W) -> (B, H, C, W) -> (B, H, C*W)
         out, _ = self.lstm(seq)  # (B, H, D), D = hidden * directions
-        return self.head(out.mean(1))  # (B, D) -> (B, num_classes)
+        z = out.mean(1)  # (B, D)
+        if self.cfg.pool_skip:
+            z = torch.cat([z, f.mean((2, 3))], 1)  # (B, D + C)
+        return self.head(z)  # -> (B, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
