@@ -61,28 +61,23 @@ def main() -> int:
     parts = {s: select(ds, rows, s, masks=masks if s == "train" else None) for s in ("train", "val", "test")}
     run = out / "run"
     ckpt = run / CKPT_FILE
+    meta = {"data": {"name": Path(a.data).resolve().name, "n_images": len(ds.entries), "skipped": len(ds.skipped)},
+            "split": {"strategy": "clean", "groups": "groups-figshare-fold.csv", "seed": a.seed,
+                      "manifest": split_manifest(rows), "table": split_table(rows)},
+            "mask_guidance": guidance}
     if a.reuse_run and (not ckpt.exists() or (run / STATE_FILE).exists()):
-        src = load_checkpoint(Path(a.reuse_run) / CKPT_FILE)
         if (Path(a.reuse_run) / STATE_FILE).exists():
             sys.exit(f"{a.reuse_run}: that run has not finished")
+        src = load_checkpoint(Path(a.reuse_run) / CKPT_FILE)
         if src.config.to_dict() != cfg.to_dict():
             sys.exit(f"{a.reuse_run}: trained with another recipe than the default one")
-        if src.meta.get("split", {}).get("manifest") != split_manifest(rows):
+        if src.meta.get("split", {}).get("manifest") != meta["split"]["manifest"]:
             sys.exit(f"{a.reuse_run}: trained on another split than {split_csv}")
-        meta = {**src.meta, "data": {"name": Path(a.data).resolve().name, "n_images": len(ds.entries),
-                                     "skipped": len(ds.skipped)},
-                "split": {**src.meta["split"], "strategy": "clean", "groups": "groups-figshare-fold.csv",
-                          "seed": a.seed, "table": split_table(rows)},
-                "reused_from": str(a.reuse_run)}
         run.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(ckpt, src.model, src.config, meta, tuple(src.classes))
+        save_checkpoint(ckpt, src.model, src.config, {**src.meta, **meta, "reused_from": str(a.reuse_run)},
+                        tuple(src.classes))
         print(f"took the weights of {a.reuse_run} (same recipe, same split)", file=sys.stderr)
     if not ckpt.exists() or (run / STATE_FILE).exists():
-        meta = {"data": {"name": Path(a.data).resolve().name, "n_images": len(ds.entries),
-                         "skipped": len(ds.skipped)},
-                "split": {"strategy": "clean", "groups": "groups-figshare-fold.csv", "seed": a.seed,
-                          "manifest": split_manifest(rows), "table": split_table(rows)},
-                "mask_guidance": guidance}
         train(cfg, parts["train"], parts["val"], run, resume=(run / STATE_FILE).exists(), meta=meta,
               on_epoch=lambda r: print(f"epoch {r['epoch']}: train {r['train_acc']:.4f} val {r['val_acc']:.4f} "
                                        f"({r['seconds']:.1f}s)", file=sys.stderr, flush=True))

@@ -184,10 +184,9 @@ def cmd_explain(a: argparse.Namespace) -> int:
 def cmd_localize(a: argparse.Namespace) -> int:
     from .localize import localize, parse_folds
 
-    methods = a.methods
     update, close = _progress("localizing")
     try:
-        doc = localize(a.model, a.data, a.out, folds=parse_folds(a.folds), methods=methods, target=a.target,
+        doc = localize(a.model, a.data, a.out, folds=parse_folds(a.folds), methods=a.methods, target=a.target,
                        limit=a.limit, seed=a.seed, progress=update)
     finally:
         close()

@@ -295,8 +295,8 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
                  + ")."
                  + (" Both the percentile (99.5 at first, 99.8 since the first gated model refused 1.1% of its "
                     "clean test slices) and the scores it is taken from (validation alone until the fine-gated "
-                    "model refused 2.2% of its clean test slices; validation is a single patient fold and "
-                    "scored narrower than both training and test) were chosen with test figures in view."
+                    "model refused 2.2% of its clean test slices; validation is a single patient fold) were "
+                    "chosen with test figures in view."
                     if ref.get("ood_quantile", 0.995) > 0.995 else ""))
     else:
         L.append("- (no feature-space refusal is stored in this checkpoint)")

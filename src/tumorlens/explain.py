@@ -75,13 +75,18 @@ DEFAULT_METHOD = "gated"
 FALLBACK_METHOD = "fused"  # for a model that cannot use DEFAULT_METHOD (e.g. 'gated' needs a tumour gate)
 
 
+def supports(model: nn.Module, method: str) -> bool:
+    """Whether `model` can be explained with `method` (e.g. 'gated' needs a tumour gate)."""
+    try:
+        method_layers(model, method)
+    except TumorlensError:
+        return False
+    return True
+
+
 def default_method(model: nn.Module) -> str:
     """The method used when none is asked for: DEFAULT_METHOD where `model` supports it, else FALLBACK_METHOD."""
-    try:
-        method_layers(model, DEFAULT_METHOD)
-    except TumorlensError:
-        return FALLBACK_METHOD
-    return DEFAULT_METHOD
+    return DEFAULT_METHOD if supports(model, DEFAULT_METHOD) else FALLBACK_METHOD
 
 
 # ------------------------------------------------------------------------------------------- layers
@@ -309,6 +314,17 @@ def _combine(method: str, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
     return F.relu((F.relu(g) * a).sum(1))  # layercam (and each layer of multilayer)
 
 
+def _product(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Two normalised maps (B, S, S) -> their normalised pixelwise product. Where the two share no positive
+    pixel the product is blank; their normalised mean is shown then, so a slice with any positive evidence
+    never gets an empty map."""
+    cam = _normalize(a * b)
+    empty = cam.flatten(1).amax(1) == 0
+    if bool(empty.any()):
+        cam[empty] = _normalize((a[empty] + b[empty]) / 2)
+    return cam
+
+
 def _up(cam: torch.Tensor, size: int) -> torch.Tensor:
     if cam.shape[-1] == size and cam.shape[-2] == size:
         return cam
@@ -342,21 +358,10 @@ def explain_batch(model: nn.Module, x: torch.Tensor | np.ndarray, targets: Any =
             if method == "fused":  # Grad-CAM on the CAM layer x LayerCAM on the first block, pixel by pixel
                 maps = [_normalize(_up(_combine(m, a, g), size))
                         for m, a, g in zip(("gradcam", "layercam"), acts, grads)]
-                cam = maps[0]
-                if len(maps) == 2:
-                    cam = _normalize(maps[0] * maps[1])
-                    # where the two maps share no positive pixel the product is blank; show their mean
-                    # then, so a slice with any positive evidence never gets an empty map
-                    empty = cam.flatten(1).amax(1) == 0
-                    if bool(empty.any()):
-                        cam[empty] = _normalize((maps[0][empty] + maps[1][empty]) / 2)
+                cam = maps[0] if len(maps) == 1 else _product(maps[0], maps[1])
             elif method == "gated":  # the gate's tumour map x LayerCAM on the first block
-                lc = _normalize(_up(_combine("layercam", acts[0], grads[0]), size))
-                tumour = _normalize(_up(model.tumour_map(x), size))
-                cam = _normalize(tumour * lc)
-                empty = cam.flatten(1).amax(1) == 0  # no shared positive pixel: show the mean, as for fused
-                if bool(empty.any()):
-                    cam[empty] = _normalize((tumour[empty] + lc[empty]) / 2)
+                cam = _product(_normalize(_up(model.tumour_map(x), size)),
+                               _normalize(_up(_combine("layercam", acts[0], grads[0]), size)))
             else:
                 maps = [_normalize(_up(_combine(method, a, g), size)) for a, g in zip(acts, grads)]
                 cam = maps[0] if len(maps) == 1 else _normalize(torch.stack(maps).mean(0))

@@ -49,7 +49,7 @@ from PIL import Image
 
 from .config import DISCLAIMER, TumorlensError
 from .data import map_box, preprocess_array, read_gray
-from .explain import METHODS, default_method, explain_batch, method_layers, overlay_png, paste_cam
+from .explain import METHODS, default_method, explain_batch, method_layers, overlay_png, paste_cam, supports
 from .metrics import jsonable, wilson_ci
 from .fileio import atomic_write_bytes
 
@@ -291,14 +291,6 @@ def summarize(values: dict[str, np.ndarray], rng: np.random.Generator) -> dict[s
 
 
 # ---------------------------------------------------------------------------------------- baselines
-def _supports(model: torch.nn.Module, method: str) -> bool:
-    try:
-        method_layers(model, method)
-    except TumorlensError:
-        return False
-    return True
-
-
 def randomized_copy(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """The same architecture with every parameter (and BatchNorm statistic) re-initialised, seeded.
 
@@ -351,7 +343,7 @@ def localize(checkpoint: Any, data_dir: str | os.PathLike, out_dir: str | os.Pat
     pred = checkpoint if isinstance(checkpoint, Predictor) else Predictor(checkpoint)
     model, pre, classes = pred.model, pred.pre, list(pred.classes)
     if methods is None:
-        methods = list(dict.fromkeys([default_method(model), *(m for m in METHODS if _supports(model, m))]))
+        methods = list(dict.fromkeys([default_method(model), *(m for m in METHODS if supports(model, m))]))
     for m in methods:
         method_layers(model, m)  # a method the model cannot use is an error now, not after the first batch
     size = pre.size

@@ -48,17 +48,23 @@ class TumourGate(nn.Module):
     """f -> f * sigmoid(w . f + b) per position: the last feature map restricted to where a 1x1 conv, trained
     against tumour masks, sees tumour. The LSTM then reads tumour evidence only, so the gradients Grad-CAM
     weighs the activations with live where the tumour is. A no-tumour slice gives a near-empty map, which is
-    itself the evidence for `notumor`."""
+    itself the evidence for `notumor`.
+
+    Both gates share one interface: `score(f, blocks)` gives tumour logits from the last map f and the ReLU
+    outputs of every conv block (this one reads f only), `apply(f, s)` gates f with them."""
 
     def __init__(self, channels: int):
         super().__init__()
         self.conv = nn.Conv2d(channels, 1, 1)
 
-    def score(self, f: torch.Tensor) -> torch.Tensor:
+    def score(self, f: torch.Tensor, blocks: list[torch.Tensor]) -> torch.Tensor:
         return self.conv(f)  # (B, C, H, W) -> tumour logits (B, 1, H, W)
 
-    def forward(self, f: torch.Tensor) -> torch.Tensor:
-        return f * torch.sigmoid(self.score(f))  # (B, C, H, W), broadcast over channels
+    def apply(self, f: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        return f * torch.sigmoid(s)  # (B, C, H, W), broadcast over channels
+
+    def forward(self, f: torch.Tensor, blocks: list[torch.Tensor]) -> torch.Tensor:
+        return self.apply(f, self.score(f, blocks))
 
 
 class FineGate(nn.Module):
@@ -82,9 +88,10 @@ class FineGate(nn.Module):
                                   nn.ReLU(inplace=False))
         self.out = nn.Conv2d(half, 1, 1)
 
-    def score(self, f: torch.Tensor, mid: torch.Tensor, early: torch.Tensor) -> torch.Tensor:
-        """Last map f (B, C, H, W), block outputs mid (B, C_m, 2H, 2W) and early (B, C_e, 4H, 4W) ->
-        tumour logits (B, 1, 4H, 4W)."""
+    def score(self, f: torch.Tensor, blocks: list[torch.Tensor]) -> torch.Tensor:
+        """Last map f (B, C, H, W) and the blocks' ReLU outputs, of which mid = blocks[-2] (B, C_m, 2H, 2W) and
+        early = blocks[-3] (B, C_e, 4H, 4W) -> tumour logits (B, 1, 4H, 4W)."""
+        mid, early = blocks[-2], blocks[-3]
         t = F.interpolate(self.top(f), scale_factor=2.0, mode="nearest")  # (B, width, 2H, 2W)
         t = self.mid(F.relu(t + self.lat_mid(mid)))  # (B, width/2, 2H, 2W)
         t = F.interpolate(t, scale_factor=2.0, mode="nearest")  # (B, width/2, 4H, 4W)
@@ -97,8 +104,8 @@ class FineGate(nn.Module):
         g = torch.log(F.avg_pool2d(torch.exp(r * p), 4)) / r  # (B, 1, H, W), between mean and max of p
         return f * g  # broadcast over channels
 
-    def forward(self, f: torch.Tensor, mid: torch.Tensor, early: torch.Tensor) -> torch.Tensor:
-        return self.apply(f, self.score(f, mid, early))
+    def forward(self, f: torch.Tensor, blocks: list[torch.Tensor]) -> torch.Tensor:
+        return self.apply(f, self.score(f, blocks))
 
 
 class TumorNet(nn.Module):
@@ -116,8 +123,6 @@ class TumorNet(nn.Module):
         c = chans[-1]
         # the ReLU of the last block (gated, when there is a gate): gradients of the class score w.r.t. its
         # output give Grad-CAM
-        if cfg.gate and cfg.fine_gate and n < 3:
-            raise ValueError("fine_gate needs at least 3 conv blocks")
         self.gate = (FineGate(c, chans[-2], chans[-3]) if cfg.fine_gate else TumourGate(c)) if cfg.gate else None
         self.cam_layer = "gate" if cfg.gate else f"features.{n - 1}.2"
         if cfg.head == "lstm":
@@ -138,30 +143,21 @@ class TumorNet(nn.Module):
         self.seg = nn.ModuleList([nn.Conv2d(chans[i + 1], 1, 1) for i in range(n - k, n)]) if k else None
 
     def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """(B, 1, S, S) -> last map before the gate (B, C, H, W) and, for the fine gate, the ReLU outputs of the
-        two blocks before it, [(B, C_e, 4H, 4W), (B, C_m, 2H, 2W)] (empty otherwise)."""
-        if not isinstance(self.gate, FineGate):
-            return self.features(x), []
-        skips = []
-        n = len(self.features)
-        for i, block in enumerate(self.features):
-            if i >= n - 3 and i < n - 1:
-                x = block.body(x)  # conv -> BN -> ReLU: (B, C_i, h_i, w_i)
-                skips.append(x)
-                x = block.pool(x)  # 2x2 max-pool
-            else:
-                x = block(x)
-        return x, skips
+        """(B, 1, S, S) -> last map before the gate (B, C, H, W) and every block's ReLU output before pooling,
+        [(B, C_i, h_i, w_i)] first to last (what the fine gate, the mask heads and the multilayer CAM read)."""
+        blocks = []
+        for block in self.features:
+            r = block.body(x)  # conv -> BN -> ReLU (x convs): (B, C_i, h_i, w_i)
+            blocks.append(r)
+            x = block.pool(r)  # 2x2 max-pool halves h_i, w_i (all but the last block)
+        return x, blocks
 
-    def _gate(self, f: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
-        if self.gate is None:
-            return f
-        return self.gate(f, skips[1], skips[0]) if skips else self.gate(f)
+    def _gate(self, f: torch.Tensor, blocks: list[torch.Tensor]) -> torch.Tensor:
+        return f if self.gate is None else self.gate(f, blocks)  # a module call: Grad-CAM hooks "gate"
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, S, S) in [0, 1] -> last feature map (B, C, H, W) (gated, when there is a gate)."""
-        f, skips = self._encode(x)
-        return self._gate(f, skips)
+        return self._gate(*self._encode(x))
 
     def forward_head(self, f: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> logits (B, num_classes)."""
@@ -182,34 +178,22 @@ class TumorNet(nn.Module):
         """Logits (B, K) and the last conv map averaged over positions (B, C), taken before the gate: the
         feature-distance refusal needs what the image looks like, not only its tumour evidence (a gated
         map is near zero both for a no-tumour slice and for a photograph)."""
-        f, skips = self._encode(x)  # (B, C, H, W)
-        return self.forward_head(self._gate(f, skips)), f.mean((2, 3))
+        f, blocks = self._encode(x)  # (B, C, H, W)
+        return self.forward_head(self._gate(f, blocks)), f.mean((2, 3))
 
     def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits and, with mask heads, one tumour-logit map (B, 1, h_i, w_i) per guided block (finest first).
 
         Each head reads its block's ReLU output before pooling: the layers the multilayer CAM reads.
         """
-        if self.seg is None and self.gate is None:
-            return self.forward(x), []
-        n = len(self.features)
-        first = n - (len(self.seg) if self.seg is not None else 0)
-        outs, skips = [], []
-        for i, block in enumerate(self.features):
-            r = block.body(x)  # conv -> BN -> ReLU: (B, C_i, h_i, w_i)
-            if self.seg is not None and i >= first:
-                outs.append(self.seg[i - first](r))  # (B, 1, h_i, w_i)
-            if n - 3 <= i < n - 1:
-                skips.append(r)
-            x = block.pool(r)  # 2x2 max-pool halves h_i, w_i (all but the last block)
-        if isinstance(self.gate, FineGate):
-            s = self.gate.score(x, skips[1], skips[0])  # (B, 1, 4H, 4W) tumour logits, supervised
+        x, blocks = self._encode(x)
+        outs = []
+        if self.seg is not None:  # (B, 1, h_i, w_i) per guided block, finest first
+            outs += [head(r) for head, r in zip(self.seg, blocks[len(blocks) - len(self.seg):])]
+        if self.gate is not None:
+            s = self.gate.score(x, blocks)  # tumour logits, supervised like the heads: (B, 1, H, W) or 4H x 4W
             outs.append(s)
             x = self.gate.apply(x, s)
-        elif self.gate is not None:
-            s = self.gate.score(x)  # (B, 1, H, W) tumour logits, supervised like the heads
-            outs.append(s)
-            x = x * torch.sigmoid(s)
         return self.forward_head(x), outs
 
     @torch.no_grad()
@@ -218,9 +202,8 @@ class TumorNet(nn.Module):
         (B, S/2, S/2) with the fine gate. Only for a model with a gate."""
         if self.gate is None:
             raise ValueError("this model has no tumour gate")
-        f, skips = self._encode(x)
-        s = self.gate.score(f, skips[1], skips[0]) if skips else self.gate.score(f)
-        return torch.sigmoid(s)[:, 0]
+        f, blocks = self._encode(x)
+        return torch.sigmoid(self.gate.score(f, blocks))[:, 0]
 
     def get_cam_module(self) -> nn.Module:
         return self.get_submodule(self.cam_layer)

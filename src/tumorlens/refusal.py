@@ -287,7 +287,7 @@ MAX_COVERAGE = 0.95  # always abstain on at least the least confident 5 % of val
 # refused 0.45% of the clean test slices with the ungated model, 1.1% with the 8x8-gated one; 0.998 of val
 # refused 0.22% with that one but 2.2% with the fine-gated model. Val is a single patient fold, and its
 # scores were narrower than both the test's and the training images' own (fine-gated model, 99th
-# percentiles: val 0.83, test 1.18, train 1.11), so the threshold now comes from train and val together:
+# percentiles measured ad hoc, outside the repo's commands: val 0.83, test 1.18, train 1.11), so the threshold now comes from train and val together:
 # 0.07% of that model's clean test slices refused, 32 of the 40 probes by the features alone, all 40 with
 # the statistics checks.
 OOD_QUANTILE = 0.998
