@@ -55,6 +55,14 @@ def run_one(r: dict, ds, audit, groups, runs_dir: Path, threads: int) -> dict:
     cfg = TrainConfig().with_overrides([f"seed={r['seed']}", f"threads={threads}", f"model.head={r['head']}"])
     run = out / "run"
     ckpt = run / CKPT_FILE
+    if ckpt.exists() and not (run / STATE_FILE).exists():
+        # a finished run is reused only if it was trained by today's recipe: a changed default must not
+        # mix old and new runs in one results table
+        old = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+        if old != cfg:
+            raise SystemExit(f"{run}: trained with another recipe than the current default "
+                             f"(differs in: {', '.join(_diff(old.to_dict(), cfg.to_dict()))}); "
+                             f"move {runs_dir} aside or pass --runs NEW_DIR")
     if not ckpt.exists() or (run / STATE_FILE).exists():
         masks, guidance = training_masks(ds, cfg.preprocess, cfg.seg_weight)
         meta = {"split": {"strategy": r["strategy"], "manifest": split_manifest(rows)}, "mask_guidance": guidance}
@@ -73,6 +81,17 @@ def run_one(r: dict, ds, audit, groups, runs_dir: Path, threads: int) -> dict:
            "correct": (ev.probs.argmax(1) == ev.y_true).astype(int).tolist(), "paths": test.paths}
     atomic_write_text(out / "result.json", json.dumps(res) + "\n")
     return res
+
+
+def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Dotted names of the settings in which two config dicts differ."""
+    out = []
+    for k in sorted(set(a) | set(b)):
+        if isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
+            out += _diff(a[k], b[k], f"{prefix}{k}.")
+        elif a.get(k) != b.get(k):
+            out.append(prefix + k)
+    return out
 
 
 def write_results(results: list[dict], path: Path) -> None:

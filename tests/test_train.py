@@ -138,3 +138,27 @@ def test_mask_guided_run_is_deterministic_and_resumes_to_the_same_weights(tmp_pa
         assert all(torch.equal(wa[k], wb[k]) for k in wa)
     g = read_metadata(full)["mask_guidance"]
     assert g["used"] is True and g["seg_weight"] == 1.0 and g["train_images_with_mask"] == len(y)
+
+
+def test_ema_run_keeps_the_average_and_resumes_to_the_same_weights(data, tmp_path):
+    cfg = TINY.with_overrides(["ema=0.9"])
+    full = train(cfg, *data, tmp_path / "full")
+    raw = train(TINY, *data, tmp_path / "raw")
+    wa, wr = load_file(str(full)), load_file(str(raw))
+    # the same seed and batches: only the averaging differs, so the kept weights must differ
+    assert any(not torch.equal(wa[k], wr[k]) for k in wa if wa[k].is_floating_point())
+
+    def stop_after_first(row):
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, *data, tmp_path / "cut", on_epoch=stop_after_first)
+    resumed = train(cfg, *data, tmp_path / "cut", resume=True)
+    wb = load_file(str(resumed))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_ema_outside_zero_to_one_is_refused():
+    with pytest.raises(TumorlensError, match="ema must be in"):
+        TINY.with_overrides(["ema=1.0"])

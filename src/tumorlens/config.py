@@ -102,8 +102,15 @@ class TrainConfig:
     threads: int = 0  # 0: torch's default
     augment: bool = True
     seg_weight: float = 10.0  # weight of the mask-guidance loss (masks.py); needs model.seg_blocks > 0 or model.gate
+    # per-step decay of an exponential moving average of the weights (and BatchNorm statistics) that is
+    # validated and kept instead of the raw weights; 0: off (train.py)
+    ema: float = 0.0
     model: ModelConfig = field(default_factory=ModelConfig)
     preprocess: Preprocess = field(default_factory=Preprocess)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.ema < 1.0:
+            raise TumorlensError(f"ema must be in [0, 1) (0: off), got {self.ema}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

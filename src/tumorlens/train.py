@@ -162,6 +162,12 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, cfg.preprocess.size).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # Weight averaging (Polyak & Juditsky 1992; as in timm's ModelEmaV2): the average, buffers included so
+    # BatchNorm statistics match its weights, is what gets validated, kept as best and saved.
+    ema = (torch.optim.swa_utils.AveragedModel(
+        model, multi_avg_fn=torch.optim.swa_utils.get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
+        if cfg.ema > 0 else None)
+    judged = ema.module if ema is not None else model  # the network validation scores and the run keeps
     n = len(train_data.y)
     steps_per_epoch = max(1, n // cfg.batch_size)  # drop the last partial batch (BatchNorm on 1 image)
     total = steps_per_epoch * cfg.epochs
@@ -178,6 +184,8 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
             raise TumorlensError(f"{out}: --resume needs the same configuration as the interrupted run")
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
+        if ema is not None:
+            ema.load_state_dict(st["ema"])
         history, best, bad, start_epoch = st["history"], st["best"], st["bad"], st["epoch"] + 1
         train_seconds = st["train_seconds"]
         log.info("resuming after epoch %d", start_epoch)
@@ -211,6 +219,8 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
+            if ema is not None:
+                ema.update_parameters(model)
             tot_loss += loss.item() * len(y)
             tot_ok += (logits.argmax(1) == y).sum().item()
             seen += len(y)
@@ -219,7 +229,7 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
         row = {"epoch": epoch + 1, "train_loss": tot_loss / seen, "train_acc": tot_ok / seen,
                "lr": opt.param_groups[0]["lr"]}
         if use_val:
-            row["val_loss"], row["val_acc"] = _evaluate(model, val_data)
+            row["val_loss"], row["val_acc"] = _evaluate(judged, val_data)
         train_seconds += time.perf_counter() - t0
         row["seconds"] = round(time.perf_counter() - t0, 2)
         history.append(row)
@@ -227,11 +237,12 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
         score_loss = row.get("val_loss", row["train_loss"])
         if score_acc > best["acc"] or (score_acc == best["acc"] and score_loss < best["loss"]):
             best = {"acc": score_acc, "loss": score_loss, "epoch": epoch + 1,
-                    "state": {k: v.clone() for k, v in model.state_dict().items()}}
+                    "state": {k: v.clone() for k, v in judged.state_dict().items()}}
             bad = 0
         else:
             bad += 1
         _atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(), "history": history,
+                            "ema": ema.state_dict() if ema is not None else None,
                             "best": best, "bad": bad, "epoch": epoch, "train_seconds": train_seconds,
                             "config": json.dumps(cfg.to_dict(), sort_keys=True)}, state_path)
         _write_history(history, out / "history.csv")
