@@ -219,6 +219,9 @@ def cmd_info(a: argparse.Namespace) -> int:
         print("guidance     " + (f"gate trained against tumour masks ({g.get('source')}), weight {g.get('seg_weight')}"
                                  if g.get("used") else f"none ({g.get('reason')})"))
     print(f"classes      {', '.join(doc['classes'])}")
+    print(f"recipe       {cfg.get('epochs')} epochs, batch {cfg.get('batch_size')}, AdamW lr {cfg.get('lr')}, "
+          f"patience {cfg.get('patience')}, weight average "
+          f"{'decay ' + str(cfg['ema']) if cfg.get('ema') else 'off'}, seed {cfg.get('seed')}")
     print(f"preprocess   {json.dumps(cfg['preprocess'])}")
     data = doc.get("data", {})
     split = doc.get("split", {})
