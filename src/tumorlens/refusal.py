@@ -287,9 +287,9 @@ MAX_COVERAGE = 0.95  # always abstain on at least the least confident 5 % of val
 # refused 0.45% of the clean test slices with the ungated model, 1.1% with the 8x8-gated one; 0.998 of val
 # refused 0.22% with that one but 2.2% with the fine-gated model. Val is a single patient fold, and its
 # scores were narrower than both the test's and the training images' own (fine-gated model, 99th
-# percentiles measured ad hoc, outside the repo's commands: val 0.83, test 1.18, train 1.11), so the threshold now comes from train and val together:
-# 0.07% of that model's clean test slices refused, 32 of the 40 probes by the features alone, all 40 with
-# the statistics checks.
+# percentiles measured ad hoc, outside the repo's commands: val 0.83, test 1.18, train 1.11), so the
+# threshold now comes from train and val together: 0.07% of that model's clean test slices refused, 32 of
+# the 40 probes by the features alone, all 40 with the statistics checks.
 OOD_QUANTILE = 0.998
 
 
@@ -373,8 +373,8 @@ def fit_refusal(predictor_or_ckpt: Any, train_x: Any, val_x: Any, train_y: Any =
     _, fv = pr.logits_and_features(xv)
     sv, st = ood.score(fv), ood.score(ft)
     ood.threshold = float(np.quantile(np.concatenate([st, sv]), quantile))
-    rate = float((sv > ood.threshold).mean())
-    return {"ood": ood.to_meta(), "ood_val_refusal_rate": rate, "ood_train_refusal_rate": float((st > ood.threshold).mean()),
+    return {"ood": ood.to_meta(), "ood_val_refusal_rate": float((sv > ood.threshold).mean()),
+            "ood_train_refusal_rate": float((st > ood.threshold).mean()),
             "ood_quantile": quantile, "ood_threshold_on": "train+val",
             "n_train": int(len(xt)), "n_val": int(len(xv)), "labels": "train_y" if train_y is not None else "predicted",
             "stats_limits": [list(r[:3]) for r in LIMITS], "no_background_rule": list(NO_BACKGROUND),
