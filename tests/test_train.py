@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from tumorlens.checkpoint import load_checkpoint, read_metadata
 from tumorlens.config import ModelConfig, TrainConfig, TumorlensError
 from tumorlens.synthetic import make_arrays
-from tumorlens.train import SplitData, train
+from tumorlens.train import SplitData, _mix, train
 
 TINY = TrainConfig(epochs=3, batch_size=16, lr=3e-3, patience=10, threads=1,
                    model=ModelConfig(channels=(8, 16, 16, 32), lstm_hidden=16, dense=16))
@@ -162,3 +162,42 @@ def test_ema_run_keeps_the_average_and_resumes_to_the_same_weights(data, tmp_pat
 def test_ema_outside_zero_to_one_is_refused():
     with pytest.raises(TumorlensError, match="ema must be in"):
         TINY.with_overrides(["ema=1.0"])
+
+
+def test_mixup_blends_images_masks_and_knowledge_by_one_weight():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(8, 1, 4, 4)
+    m = (torch.rand(8, 1, 4, 4) > 0.5).float()
+    known = torch.tensor([True, True, True, True, True, True, False, False])
+    xm, mm, km, lam, partner = _mix(x, m, known, 0.4, g)
+    assert 0.5 <= lam <= 1.0 and sorted(partner.tolist()) == list(range(8))
+    assert torch.allclose(xm, lam * x + (1 - lam) * x[partner])
+    assert torch.allclose(mm, lam * m + (1 - lam) * m[partner])
+    assert torch.equal(km, known & known[partner])  # a mask half-unknown is unknown
+
+
+def test_mixup_run_differs_from_plain_and_resumes_to_the_same_weights(tmp_path):
+    x, y, masks = make_arrays(6, size=64, seed=2)
+    t = torch.from_numpy(x).unsqueeze(1)
+    mk = torch.from_numpy(masks.astype(np.float32)).unsqueeze(1)
+    tr = SplitData(t, torch.from_numpy(y), [], mk, torch.ones(len(y), dtype=torch.bool))
+    va = SplitData(t[::3], torch.from_numpy(y)[::3], [])
+    plain = TINY.with_overrides(["seg_weight=1.0", "model.gate=true"])
+    cfg = plain.with_overrides(["mixup=0.4"])
+    full = train(cfg, tr, va, tmp_path / "full")
+    wa, wp = load_file(str(full)), load_file(str(train(plain, tr, va, tmp_path / "plain")))
+    assert any(not torch.equal(wa[k], wp[k]) for k in wa if wa[k].is_floating_point())
+
+    def stop_after_first(row):
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tr, va, tmp_path / "cut", on_epoch=stop_after_first)
+    wb = load_file(str(train(cfg, tr, va, tmp_path / "cut", resume=True)))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_mixup_outside_its_range_is_refused():
+    with pytest.raises(TumorlensError, match="mixup must be in"):
+        TINY.with_overrides(["mixup=-1"])

@@ -221,7 +221,8 @@ def cmd_info(a: argparse.Namespace) -> int:
     print(f"classes      {', '.join(doc['classes'])}")
     print(f"recipe       {cfg.get('epochs')} epochs, batch {cfg.get('batch_size')}, AdamW lr {cfg.get('lr')}, "
           f"patience {cfg.get('patience')}, weight average "
-          f"{'decay ' + str(cfg['ema']) if cfg.get('ema') else 'off'}, seed {cfg.get('seed')}")
+          f"{'decay ' + str(cfg['ema']) if cfg.get('ema') else 'off'}, "
+          f"mixup {'Beta ' + str(cfg['mixup']) if cfg.get('mixup') else 'off'}, seed {cfg.get('seed')}")
     print(f"preprocess   {json.dumps(cfg['preprocess'])}")
     data = doc.get("data", {})
     split = doc.get("split", {})

@@ -108,12 +108,17 @@ class TrainConfig:
     # per-step decay of an exponential moving average of the weights (and BatchNorm statistics) that is
     # validated and kept instead of the raw weights; 0: off (train.py)
     ema: float = 0.0
+    # mixup (Zhang et al. 2018): blend each batch with a shuffled copy of itself, weight ~ Beta(a, a), and
+    # the labels and tumour masks by the same weight; this is a, 0: off (train.py)
+    mixup: float = 0.0
     model: ModelConfig = field(default_factory=ModelConfig)
     preprocess: Preprocess = field(default_factory=Preprocess)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.ema < 1.0:
             raise TumorlensError(f"ema must be in [0, 1) (0: off), got {self.ema}")
+        if not 0.0 <= self.mixup <= 10.0:
+            raise TumorlensError(f"mixup must be in [0, 10] (the Beta distribution's a; 0: off), got {self.mixup}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -122,6 +123,23 @@ def mask_loss(seg: list[torch.Tensor], masks: torch.Tensor, known: torch.Tensor)
     return total / len(seg)
 
 
+def _mix(x, m, known, alpha: float, g: torch.Generator):
+    """Mixup of a batch with a permutation of itself: (x, masks, known, weight, partner indices).
+
+    The weight comes from Beta(alpha, alpha) via two Gamma draws of a NumPy generator seeded from `g`, so a
+    resumed run mixes exactly like an uninterrupted one. A mixed mask is known only where both masks are.
+    """
+    rng = np.random.default_rng(int(torch.randint(2**31 - 1, (1,), generator=g)))
+    lam = float(rng.beta(alpha, alpha))
+    lam = max(lam, 1.0 - lam)  # the first image dominates, so train accuracy stays readable against y
+    partner = torch.randperm(x.shape[0], generator=g)
+    x = lam * x + (1 - lam) * x[partner]
+    if m is not None:
+        m = lam * m + (1 - lam) * m[partner]
+        known = known & known[partner]
+    return x, m, known, lam, partner
+
+
 def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7919) % (2**63)
 
@@ -208,13 +226,20 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
                 x = augment(x, g)
             elif cfg.augment:
                 x, m = augment(x, g, masks=m)  # the masks follow the images' geometry
+            known = train_data.known[idx] if guided else None
+            lam, partner = 1.0, None
+            if cfg.mixup > 0:
+                x, m, known, lam, partner = _mix(x, m, known, cfg.mixup, g)
             x = x.contiguous(memory_format=torch.channels_last)
             for group in opt.param_groups:
                 group["lr"] = lr_at(epoch * steps_per_epoch + b, total, warmup, cfg.lr)
             logits, seg = model.forward_train(x)
             loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            if partner is not None:
+                loss = lam * loss + (1 - lam) * F.cross_entropy(logits, y[partner],
+                                                                label_smoothing=cfg.label_smoothing)
             if guided:
-                loss = loss + cfg.seg_weight * mask_loss(seg, m, train_data.known[idx])
+                loss = loss + cfg.seg_weight * mask_loss(seg, m, known)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)

@@ -1,0 +1,40 @@
+"""`tumorlens info`: what a checkpoint is, its split manifest written out, and one-line errors."""
+from __future__ import annotations
+
+import torch
+
+from tumorlens.checkpoint import BUNDLED, file_sha256, read_metadata
+from tumorlens.cli import main
+from tumorlens.config import DISCLAIMER, ModelConfig, TrainConfig
+from tumorlens.split import read_split
+from tumorlens.synthetic import make_arrays
+from tumorlens.train import SplitData, train
+
+
+def test_info_describes_the_bundled_model_and_writes_the_split_it_was_trained_on(tmp_path, capsys):
+    out = tmp_path / "split.csv"
+    assert main(["info", "--split-out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert text.splitlines()[0] == DISCLAIMER
+    assert file_sha256(BUNDLED) in text
+    meta = read_metadata(BUNDLED)
+    cfg = meta["config"]
+    assert f"patience {cfg['patience']}" in text and "mixup off" in text
+    rows = read_split(out)
+    assert [[r.path, r.label, r.split] for r in rows] == [m[:3] for m in meta["split"]["manifest"]]
+    assert {r.split for r in rows} == {"train", "val", "test"}
+
+
+def test_info_on_a_checkpoint_without_a_manifest_or_a_missing_file_is_a_one_line_error(tmp_path, capsys):
+    x, y, _ = make_arrays(2, size=64, seed=0)
+    d = SplitData(torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y), [])
+    cfg = TrainConfig(epochs=1, batch_size=8, threads=1, seg_weight=0.0,
+                      model=ModelConfig(channels=(8, 8, 8, 8), lstm_hidden=8, dense=8))
+    ckpt = train(cfg, d, SplitData(d.x[:0], d.y[:0], []), tmp_path / "run")  # no meta: no split manifest
+    assert main(["info", "--model", str(ckpt), "--split-out", str(tmp_path / "s.csv")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {ckpt}: checkpoint has no split manifest"
+    assert not (tmp_path / "s.csv").exists()
+    assert main(["info", "--model", str(tmp_path / "nothere.safetensors")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nothere.safetensors" in err
