@@ -28,6 +28,17 @@ def data():
             SplitData(t[va], yt[va], [f"i{i}" for i in idx[va]]))
 
 
+@pytest.fixture(scope="module")
+def masked_data():
+    """Phantoms with their tumour masks (train) and every third of them (val)."""
+    x, y, masks = make_arrays(6, size=64, seed=2)
+    t = torch.from_numpy(x).unsqueeze(1)
+    mk = torch.from_numpy(masks.astype(np.float32)).unsqueeze(1)
+    tr = SplitData(t, torch.from_numpy(y), [], mk, torch.ones(len(y), dtype=torch.bool))
+    va = SplitData(t[::3], torch.from_numpy(y)[::3], [])
+    return tr, va
+
+
 def test_tiny_model_overfits_a_small_batch(tmp_path):
     x, y, _ = make_arrays(4, size=64, seed=1)
     d = SplitData(torch.from_numpy(x).unsqueeze(1), torch.from_numpy(y), [str(i) for i in range(len(y))])
@@ -115,12 +126,8 @@ def test_config_overrides_parse_and_reject_unknown_keys():
         TrainConfig().with_overrides(["epochs"])
 
 
-def test_mask_guided_run_is_deterministic_and_resumes_to_the_same_weights(tmp_path):
-    x, y, masks = make_arrays(6, size=64, seed=2)
-    t = torch.from_numpy(x).unsqueeze(1)
-    mk = torch.from_numpy(masks.astype(np.float32)).unsqueeze(1)
-    tr = SplitData(t, torch.from_numpy(y), [], mk, torch.ones(len(y), dtype=torch.bool))
-    va = SplitData(t[::3], torch.from_numpy(y)[::3], [])
+def test_mask_guided_run_is_deterministic_and_resumes_to_the_same_weights(masked_data, tmp_path):
+    tr, va = masked_data
     cfg = TINY.with_overrides(["seg_weight=1.0", "model.gate=true"])
     full = train(cfg, tr, va, tmp_path / "full")
     again = train(cfg, tr, va, tmp_path / "again")
@@ -176,12 +183,8 @@ def test_mixup_blends_images_masks_and_knowledge_by_one_weight():
     assert torch.equal(km, known & known[partner])  # a mask half-unknown is unknown
 
 
-def test_mixup_run_differs_from_plain_and_resumes_to_the_same_weights(tmp_path):
-    x, y, masks = make_arrays(6, size=64, seed=2)
-    t = torch.from_numpy(x).unsqueeze(1)
-    mk = torch.from_numpy(masks.astype(np.float32)).unsqueeze(1)
-    tr = SplitData(t, torch.from_numpy(y), [], mk, torch.ones(len(y), dtype=torch.bool))
-    va = SplitData(t[::3], torch.from_numpy(y)[::3], [])
+def test_mixup_run_differs_from_plain_and_resumes_to_the_same_weights(masked_data, tmp_path):
+    tr, va = masked_data
     plain = TINY.with_overrides(["seg_weight=1.0", "model.gate=true"])
     cfg = plain.with_overrides(["mixup=0.4"])
     full = train(cfg, tr, va, tmp_path / "full")
