@@ -144,7 +144,7 @@ def test_mask_guided_run_is_deterministic_and_resumes_to_the_same_weights(masked
         wb = load_file(str(other))
         assert all(torch.equal(wa[k], wb[k]) for k in wa)
     g = read_metadata(full)["mask_guidance"]
-    assert g["used"] is True and g["seg_weight"] == 1.0 and g["train_images_with_mask"] == len(y)
+    assert g["used"] is True and g["seg_weight"] == 1.0 and g["train_images_with_mask"] == len(tr.y)
 
 
 def test_ema_run_keeps_the_average_and_resumes_to_the_same_weights(data, tmp_path):
