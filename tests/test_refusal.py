@@ -58,6 +58,31 @@ def test_phantoms_pass_the_statistics_at_all_sizes_and_codecs():
             assert check_image(fr.gray, fr.info) is None
 
 
+def test_upside_down_head_slices_running_off_the_top_pass_the_statistics():
+    """Half a head cut at the frame's edge, turned upside down (an upside-down sagittal slice's neck): its
+    bright region runs off the top above a dark bottom edge, as a portrait's does, but it is a filled ellipse."""
+    for ci, label in enumerate(CLASSES):
+        for i in range(3):
+            img = make_slice(label, _slice_rng(5, ci, i), 256)[0].astype(np.float32)
+            cut = np.ascontiguousarray(img[:int(0.55 * 256)][::-1])
+            s = image_stats(cut)
+            assert s["border_top"] > 0.6 and s["border_bottom"] < 0.15  # what the portrait test looks for
+            assert check_image(cut) is None, (label, i, s)
+
+
+@pytest.mark.data
+@pytest.mark.skipif(not KAGGLE.is_dir(), reason=f"Kaggle brain-tumour MRI set not found at {KAGGLE}")
+def test_kaggle_mri_slices_flipped_or_turned_pass_the_statistics():
+    paths = sorted(glob.glob(str(KAGGLE / "*" / "*" / "*.jpg")))[::40]  # all 7,023: benchmarks/robustness.py
+    refused = []
+    for p in paths:
+        g = read_frames(p, draft=256)[0].gray
+        for name, o in (("vflip", g[::-1]), ("rot180", g[::-1, ::-1]), ("rot90", np.rot90(g)), ("rot270", np.rot90(g, 3))):
+            if check_image(np.ascontiguousarray(o)):
+                refused.append((p, name))
+    assert len(paths) > 150 and refused == []
+
+
 def test_bundled_real_mri_passes():
     for name, data, fn in mri_like_bytes():
         (fr,) = read_frames(data, name=fn)

@@ -309,6 +309,9 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
           "post-operative anatomy) may be answered confidently and wrongly; refusal catches only some of them.",
           "- A grayscale photograph or an MRI-like image can pass the statistical checks; the feature-space "
           "check is the last line of defence.",
+          "- Noisy slices (strong pixel noise at full resolution) can be refused as 'mostly pixel noise', and "
+          "slices turned sideways are answered less accurately and more often `uncertain`; measure a model with "
+          "`python benchmarks/robustness.py --model CKPT`.",
           "- Heatmaps show what influenced the score, not a diagnosis-grade segmentation: on held-out slices "
           "with expert masks their peak misses the tumour in a share of cases (most often diffuse or "
           "non-enhancing gliomas, where the map can peak on another bright structure); measure a model with "

@@ -57,9 +57,12 @@ LIMITS: list[tuple[str, str, float, str]] = [
 # no dark background (a bright frame border and a mostly bright image) AND smoother than any MRI crop:
 # Kaggle's tightly cropped slices have a bright border too, but noise_px >= 0.133 [stripes, terrain, texture]
 NO_BACKGROUND = (0.6, 0.7, 0.12)  # border_fg >, fg_fraction >, noise_px <
-# the bright region runs off the top edge while the bottom edge is dark: a portrait or scene (a head slice cut
-# at the top is also cut at the bottom or sides) [0 of 7,023 Kaggle slices; a grayscale portrait: 0.74 / 0.08]
-TOP_CUT = (0.6, 0.15)  # border_top >, border_bottom <
+# the bright region runs off the top edge while the bottom edge is dark, and is no filled ellipse: a portrait or
+# scene [0 of 7,023 Kaggle slices; a grayscale portrait: 0.74 / 0.08 / 0.61 / 0.33]. An upside-down sagittal or
+# coronal slice also runs off the top (its neck), which the first two tests alone refused for 1,390 of the
+# 14,046 vertically flipped or 180-degree-turned Kaggle slices; their head is a filled ellipse (ellipse_iou
+# >= 0.71, holes <= 0.24), so the shape test sets them apart (benchmarks/robustness.py measures it)
+TOP_CUT = (0.6, 0.15, 0.66, 0.28)  # border_top >, border_bottom <, and (ellipse_iou < or holes >)
 HEAD_PARTS = {"HEAD", "BRAIN", "SKULL", "HEADNECK", "HEAD_NECK", "CEREBRUM", "CEREBELLUM", "NEUROCRANIUM",
               "CRANIUM", "PITUITARY", "SELLA", "ORBIT", "IAC"}
 
@@ -196,11 +199,13 @@ def check_stats(stats: dict[str, float]) -> str | None:
         return (f"no dark background around the subject and too smooth for an MRI slice [border_fg "
                 f"{stats['border_fg']:.3g} > {b:g}, fg_fraction {stats['fg_fraction']:.3g} > {f:g}, "
                 f"noise_px {stats['noise_px']:.3g} < {nz:g}]")
-    t, bt = TOP_CUT
-    if stats.get("border_top", 0) > t and stats.get("border_bottom", 1) < bt:
-        return (f"the bright region runs off the top edge above a dark bottom edge, like a photograph, not a "
-                f"head slice [border_top {stats['border_top']:.3g} > {t:g}, border_bottom "
-                f"{stats['border_bottom']:.3g} < {bt:g}]")
+    t, bt, iou, holes = TOP_CUT
+    if (stats.get("border_top", 0) > t and stats.get("border_bottom", 1) < bt
+            and (stats.get("ellipse_iou", 0) < iou or stats.get("holes", 1) > holes)):
+        return (f"the bright region runs off the top edge above a dark bottom edge and is not a filled ellipse, "
+                f"like a photograph, not a head slice [border_top {stats['border_top']:.3g} > {t:g}, border_bottom "
+                f"{stats['border_bottom']:.3g} < {bt:g}, ellipse_iou {stats.get('ellipse_iou', 0):.3g}, holes "
+                f"{stats.get('holes', 1):.3g}]")
     return None
 
 
