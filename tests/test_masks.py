@@ -152,3 +152,24 @@ def test_phantom_mask_folder_is_found_and_lines_up(tmp_path):
     labels = np.array([e.label for e in ds.entries])
     assert (mk[0][labels == "notumor"].max() == 0) and (mk[0][labels != "notumor"].reshape(-1, 64 * 64).max(1) > 0.5).all()
     assert training_masks(ds, pre, 0.0) == (None, {"used": False, "reason": "seg_weight is 0"})
+
+
+def test_turn_sets_the_share_of_images_turned_by_any_angle():
+    """An off-centre blob ends up near one of its four mirror positions after a flip and a small turn; only
+    an image turned by a large angle takes it elsewhere."""
+    img, blob = _blob_image(64, 20, 40, 7)
+    x = torch.from_numpy(img / 255.0).float().view(1, 1, 64, 64).repeat(64, 1, 1, 1)
+    m = torch.from_numpy(blob.astype(np.float32)).view(1, 1, 64, 64).repeat(64, 1, 1, 1)
+    yy, xx = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+
+    def far_from_mirrors(turn: float) -> int:
+        _, ma = augment(x, torch.Generator().manual_seed(4), masks=m, turn=turn)
+        w = ma[:, 0] / ma[:, 0].sum((1, 2), keepdim=True)
+        cy, cx = (w * yy).sum((1, 2)), (w * xx).sum((1, 2))
+        y0, x0 = (m[0, 0] * yy).sum() / m[0, 0].sum(), (m[0, 0] * xx).sum() / m[0, 0].sum()
+        mirrors = [(y0, x0), (63 - y0, x0), (y0, 63 - x0), (63 - y0, 63 - x0)]
+        d = torch.stack([torch.hypot(cy - my, cx - mx) for my, mx in mirrors]).min(0).values
+        return int((d > 6).sum())
+
+    assert far_from_mirrors(0.0) == 0
+    assert far_from_mirrors(1.0) >= 16  # a random angle lands near a mirror position ~half the time

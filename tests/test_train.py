@@ -204,3 +204,8 @@ def test_mixup_run_differs_from_plain_and_resumes_to_the_same_weights(masked_dat
 def test_mixup_outside_its_range_is_refused():
     with pytest.raises(TumorlensError, match="mixup must be in"):
         TINY.with_overrides(["mixup=-1"])
+
+
+def test_turn_outside_zero_to_one_is_refused():
+    with pytest.raises(TumorlensError, match="turn must be a share"):
+        TINY.with_overrides(["turn=1.5"])

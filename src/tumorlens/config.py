@@ -104,6 +104,8 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0  # 0: torch's default
     augment: bool = True
+    # share of training images turned by any angle (augment.py); the rest turn by at most 10 degrees
+    turn: float = 0.1
     seg_weight: float = 10.0  # weight of the mask-guidance loss (masks.py); needs model.seg_blocks > 0 or model.gate
     # per-step decay of an exponential moving average of the weights (and BatchNorm statistics) that is
     # validated and kept instead of the raw weights; 0: off (train.py)
@@ -117,6 +119,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.ema < 1.0:
             raise TumorlensError(f"ema must be in [0, 1) (0: off), got {self.ema}")
+        if not 0.0 <= self.turn <= 1.0:
+            raise TumorlensError(f"turn must be a share in [0, 1], got {self.turn}")
         if not 0.0 <= self.mixup <= 10.0:
             raise TumorlensError(f"mixup must be in [0, 10] (the Beta distribution's a; 0: off), got {self.mixup}")
 
