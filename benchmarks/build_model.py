@@ -123,4 +123,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from tumorlens.cli import guarded
+
+    raise SystemExit(guarded(main))

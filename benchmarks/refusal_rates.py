@@ -113,4 +113,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from tumorlens.cli import guarded
+
+    raise SystemExit(guarded(main))

@@ -286,4 +286,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from tumorlens.cli import guarded
+
+    sys.exit(guarded(main))

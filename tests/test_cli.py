@@ -38,3 +38,30 @@ def test_info_on_a_checkpoint_without_a_manifest_or_a_missing_file_is_a_one_line
     assert main(["info", "--model", str(tmp_path / "nothere.safetensors")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "nothere.safetensors" in err
+
+
+def test_guarded_turns_errors_and_interrupts_into_exit_codes_without_a_traceback(capsys):
+    from tumorlens.cli import guarded
+    from tumorlens.config import TumorlensError
+
+    def bad():
+        raise TumorlensError("scan.dcm: truncated")
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    assert guarded(bad) == 2 and capsys.readouterr().err == "error: scan.dcm: truncated\n"
+    assert guarded(interrupted) == 130 and capsys.readouterr().err == "interrupted\n"
+    assert guarded(lambda: None) == 0 and guarded(lambda: 3) == 3
+
+
+def test_a_benchmark_script_with_a_missing_model_says_so_in_one_line(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "robustness.py"
+    r = subprocess.run([sys.executable, str(script), "--model", str(tmp_path / "nope.safetensors"),
+                        "--out", str(tmp_path / "r.md")], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip() == f"error: {tmp_path / 'nope.safetensors'}: checkpoint not found"
+    assert not (tmp_path / "r.md").exists()

@@ -5,6 +5,7 @@ import argparse
 import logging
 import sys
 import time
+from typing import Callable
 from pathlib import Path
 
 from . import __version__
@@ -327,13 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    a = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+def guarded(run: Callable[[], int | None]) -> int:
+    """Run a command: a TumorlensError becomes one `error: ...` line and exit code 2, Ctrl-C exit code 130,
+    never a traceback. The CLI and the benchmark scripts share it."""
     try:
-        return int(a.func(a) or 0)
+        return int(run() or 0)
     except TumorlensError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -345,3 +344,11 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    return guarded(lambda: a.func(a))
