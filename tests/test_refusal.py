@@ -83,6 +83,24 @@ def test_kaggle_mri_slices_flipped_or_turned_pass_the_statistics():
     assert len(paths) > 150 and refused == []
 
 
+def test_noisy_head_slices_pass_while_noise_of_any_size_is_refused():
+    """White noise of 10% of the range on 512-px phantoms pushes some past the full-resolution noise limit;
+    the 2 x 2-binned test keeps them, while noise images at 256-1024 px stay refused."""
+    rng = np.random.default_rng(1)
+    full_res_alone = []
+    for ci, label in enumerate(CLASSES):
+        for i in range(3):
+            img = make_slice(label, _slice_rng(5, ci, i), 512)[0].astype(np.float32)
+            noisy = np.clip(img + rng.normal(0, 0.1 * img.max(), img.shape), 0, None).astype(np.float32)
+            s = image_stats(noisy)
+            full_res_alone.append(s["noise_px"] > 0.92)
+            assert check_image(noisy) is None, (label, i, s["noise_px"], s["noise"])
+    assert sum(full_res_alone) >= 1  # the full-resolution test alone would have refused these
+    for side in (256, 512, 1024):
+        z = rng.normal(128, 40, (side, side)).clip(0, 255).astype(np.float32)
+        assert "noise" in (check_image(z) or ""), side
+
+
 def test_bundled_real_mri_passes():
     for name, data, fn in mri_like_bytes():
         (fr,) = read_frames(data, name=fn)

@@ -22,5 +22,5 @@ def test_changed_test_slices_keep_their_tumours_and_are_not_refused_for_orientat
     for name, (acc, miss, refused, _) in rows.items():
         assert miss < 12.0, name  # tumour -> 'no tumour' stays rare under every change
     for name in ("left-right flip", "upside down (vertical flip)", "turned 90 degrees", "turned 180 degrees",
-                 "turned 270 degrees"):
-        assert rows[name][2] < 5.0, name  # an orientation is no reason to refuse a real slice
+                 "turned 270 degrees", "noise (3% of the range)"):
+        assert rows[name][2] < 5.0, name  # an orientation or noise is no reason to refuse a real slice
