@@ -127,8 +127,8 @@ def image_stats(gray: np.ndarray, info: dict[str, Any] | None = None) -> dict[st
 
     span: robust intensity range (0 for a constant image); colour_fraction: from `info` (the RGB source);
     noise_px: energy of the Laplacian relative to the gradient's, / 5, on a central full-resolution window
-    (white noise 1.0, MRI 0.1-0.9); noise: noise_px, or the same on a 2 x 2-binned window (noise_binned;
-    frames of 192 px or more) when that shows structure (`NOISE_BIN_LIMIT`); peak_px / peak: largest share of
+    (white noise 1.0, MRI 0.1-0.9); noise: noise_px, or, when noise_px is above `NOISE_BIN_LIMIT`, the same on a 2 x 2-binned
+    window (noise_binned; frames of 192 px or more) if that shows structure (at most `NOISE_BIN_LIMIT`); peak_px / peak: largest share of
     the foreground in one of 32 grey levels, on that window / the thumbnail (binary graphics and text ~1);
     dark: share of near-black pixels;
     aspect: long side / short side; border_top/bottom/left/right: foreground share of each 3-pixel edge;
@@ -192,16 +192,17 @@ def image_stats(gray: np.ndarray, info: dict[str, Any] | None = None) -> dict[st
     c = min(96, H, W)
     win = np.clip((np.nan_to_num(raw[(H - c) // 2:(H - c) // 2 + c, (W - c) // 2:(W - c) // 2 + c]) - lo) / span, 0, 1)
     out["noise_px"] = _noise_ratio(win)
-    # and on twice the window, 2 x 2-binned: binning halves white noise but keeps anatomy, so a noisy MRI
-    # slice drops well below the limit while noise, speckle or a disc of noise stays near 1 (NOISE_BIN)
+    # and, when that looks noisy, on twice the window 2 x 2-binned: binning halves white noise but keeps
+    # anatomy, so a noisy MRI slice drops well below the limit while noise, speckle or a disc of noise stays
+    # near 1 (NOISE_BIN). Below NOISE_BIN_LIMIT the binned value could not change the verdict, so it is skipped.
     out["noise"] = out["noise_px"]
-    if min(H, W) >= 2 * NOISE_BIN:
+    if out["noise_px"] > NOISE_BIN_LIMIT and min(H, W) >= 2 * NOISE_BIN:
         c2 = 2 * NOISE_BIN
         w2 = raw[(H - c2) // 2:(H - c2) // 2 + c2, (W - c2) // 2:(W - c2) // 2 + c2]
-        w2 = np.nan_to_num(w2).reshape(NOISE_BIN, 2, NOISE_BIN, 2).mean((1, 3))
+        w2 = np.nan_to_num((w2[0::2, 0::2] + w2[1::2, 0::2] + w2[0::2, 1::2] + w2[1::2, 1::2]) * 0.25)
         out["noise_binned"] = _noise_ratio(np.clip((w2 - lo) / span, 0, 1))
         if out["noise_binned"] <= NOISE_BIN_LIMIT:  # structure at the coarser scale: judge by that scale
-            out["noise"] = min(out["noise_px"], out["noise_binned"])
+            out["noise"] = out["noise_binned"]
     wv = win[win > FG]
     out["peak_px"] = float(np.bincount(np.minimum((wv * 32).astype(np.int64), 31), minlength=32).max() / wv.size) \
         if wv.size >= 50 else 0.0
