@@ -19,7 +19,7 @@ def test_info_describes_the_bundled_model_and_writes_the_split_it_was_trained_on
     assert file_sha256(BUNDLED) in text
     meta = read_metadata(BUNDLED)
     cfg = meta["config"]
-    assert f"patience {cfg['patience']}" in text and "mixup off" in text
+    assert f"patience {cfg['patience']}" in text and "mixup off" in text and "10% turned by any angle" in text
     rows = read_split(out)
     assert [[r.path, r.label, r.split] for r in rows] == [m[:3] for m in meta["split"]["manifest"]]
     assert {r.split for r in rows} == {"train", "val", "test"}

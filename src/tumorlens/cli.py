@@ -5,8 +5,8 @@ import argparse
 import logging
 import sys
 import time
-from typing import Callable
 from pathlib import Path
+from typing import Callable
 
 from . import __version__
 from .config import DISCLAIMER, TumorlensError
@@ -223,7 +223,8 @@ def cmd_info(a: argparse.Namespace) -> int:
     print(f"recipe       {cfg.get('epochs')} epochs, batch {cfg.get('batch_size')}, AdamW lr {cfg.get('lr')}, "
           f"patience {cfg.get('patience')}, weight average "
           f"{'decay ' + str(cfg['ema']) if cfg.get('ema') else 'off'}, "
-          f"mixup {'Beta ' + str(cfg['mixup']) if cfg.get('mixup') else 'off'}, seed {cfg.get('seed')}")
+          f"mixup {'Beta ' + str(cfg['mixup']) if cfg.get('mixup') else 'off'}, "
+          f"{cfg.get('turn', 0.1):.0%} turned by any angle, seed {cfg.get('seed')}")
     print(f"preprocess   {json.dumps(cfg['preprocess'])}")
     data = doc.get("data", {})
     split = doc.get("split", {})

@@ -41,8 +41,8 @@ FG = 0.12  # foreground: above 12 % of the robust (0.5-99.5 percentile) range
 # one whose binned ratio is at most NOISE_BIN_LIMIT (structure at that scale) is judged by it. White noise of
 # 3 % of the range at 512 px got 11 % of 703 Kaggle slices refused by the full-resolution test alone, none with
 # the binned one (binned max 0.898; at 5 %: 45 % -> 1.3 %, at 8 %: 74 % -> 10 %); the noise and speckle probes
-# stay at 0.955-0.996 binned, so a binned limit below the full-resolution one keeps a margin for them. Smaller frames
-# (nuclear-medicine matrices are 64-128 px) keep the full-resolution test only.
+# stay at 0.955-0.996 binned, so a binned limit below the full-resolution one keeps a margin for them.
+# Smaller frames (nuclear-medicine matrices are 64-128 px) keep the full-resolution test only.
 NOISE_BIN, NOISE_BIN_LIMIT = 96, 0.90
 
 # (statistic, 'max' | 'min', limit, reason): refuse when the statistic is above a 'max' limit or below a
@@ -51,7 +51,7 @@ NOISE_BIN, NOISE_BIN_LIMIT = 96, 0.90
 LIMITS: list[tuple[str, str, float, str]] = [
     ("colour_fraction", "max", 0.12, "a colour image (brain MRI slices are grayscale)"),  # [0.045]
     ("aspect", "max", 2.5, "not slice-shaped (one side more than 2.5 x the other)"),  # [1.79]
-    ("noise", "max", 0.92, "mostly pixel noise or speckle, not an MRI slice"),  # [0.85]
+    ("noise", "max", 0.92, "mostly pixel noise or speckle, not an MRI slice"),  # [0.88]
     ("peak_px", "max", 0.75, "flat, binary or drawn image (text, shapes, graphics), not an MRI slice"),  # [0.70]
     ("peak", "max", 0.55, "flat, binary or drawn image (few distinct grey levels), not an MRI slice"),  # [0.47]
     ("sharpness", "min", 0.10, "too smooth or blurry for an MRI slice (no sharp head outline)"),  # [0.17]
@@ -127,10 +127,10 @@ def image_stats(gray: np.ndarray, info: dict[str, Any] | None = None) -> dict[st
 
     span: robust intensity range (0 for a constant image); colour_fraction: from `info` (the RGB source);
     noise_px: energy of the Laplacian relative to the gradient's, / 5, on a central full-resolution window
-    (white noise 1.0, MRI 0.1-0.9); noise: noise_px, or, when noise_px is above `NOISE_BIN_LIMIT`, the same on a 2 x 2-binned
-    window (noise_binned; frames of 192 px or more) if that shows structure (at most `NOISE_BIN_LIMIT`); peak_px / peak: largest share of
-    the foreground in one of 32 grey levels, on that window / the thumbnail (binary graphics and text ~1);
-    dark: share of near-black pixels;
+    (white noise 1.0, MRI 0.1-0.9); noise: noise_px, or, when noise_px is above `NOISE_BIN_LIMIT`, the same
+    on a 2 x 2-binned window (noise_binned; frames of 192 px or more) if that shows structure (at most
+    `NOISE_BIN_LIMIT`); peak_px / peak: largest share of the foreground in one of 32 grey levels, on that
+    window / the thumbnail (binary graphics and text ~1); dark: share of near-black pixels;
     aspect: long side / short side; border_top/bottom/left/right: foreground share of each 3-pixel edge;
     fg_fraction / border_fg: foreground share of the image / of its outer frame;
     head_fraction: area of the moment-matched ellipse of the foreground / image area; ellipse_iou: overlap of
