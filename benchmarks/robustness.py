@@ -112,7 +112,7 @@ def main() -> int:
     a = ap.parse_args()
     t0 = time.perf_counter()
     pr = Predictor(a.model)
-    test = [(p, lab) for p, lab, side, *_ in pr.ckpt.meta["split"]["manifest"] if side == "test"]
+    test = [(p, lab) for p, lab, *_ in pr.ckpt.split_rows("test")]
     test = test[:a.limit] if a.limit > 0 else test
     raw = [read_gray(Path(a.data) / p) for p, _ in test]
     labels = [lab for _, lab in test]

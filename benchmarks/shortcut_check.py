@@ -55,8 +55,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args()
     pr = Predictor(a.model, refuse=False)
-    manifest = pr.ckpt.meta["split"]["manifest"]
-    tumour = [(p, lab) for p, lab, side, *_ in manifest if side == "test" and lab != "notumor"]
+    tumour = [(p, lab) for p, lab, *_ in pr.ckpt.split_rows("test") if lab != "notumor"]
     rng = np.random.default_rng(a.seed)
     xs_orig, xs_new = [], []
     for p, _ in tumour:

@@ -1,11 +1,12 @@
 """`tumorlens info`: what a checkpoint is, its split manifest written out, and one-line errors."""
 from __future__ import annotations
 
+import pytest
 import torch
 
-from tumorlens.checkpoint import BUNDLED, file_sha256, read_metadata
+from tumorlens.checkpoint import BUNDLED, file_sha256, load_checkpoint, read_metadata
 from tumorlens.cli import main
-from tumorlens.config import DISCLAIMER, ModelConfig, TrainConfig
+from tumorlens.config import DISCLAIMER, ModelConfig, TrainConfig, TumorlensError
 from tumorlens.split import read_split
 from tumorlens.synthetic import make_arrays
 from tumorlens.train import SplitData, train
@@ -21,6 +22,7 @@ def test_info_describes_the_bundled_model_and_writes_the_split_it_was_trained_on
     cfg = meta["config"]
     assert f"patience {cfg['patience']}" in text and "mixup off" in text and "10% turned by any angle" in text
     rows = read_split(out)
+    assert len(load_checkpoint(BUNDLED).split_rows("test")) == sum(r.split == "test" for r in rows) > 0
     assert [[r.path, r.label, r.split] for r in rows] == [m[:3] for m in meta["split"]["manifest"]]
     assert {r.split for r in rows} == {"train", "val", "test"}
 
@@ -34,6 +36,8 @@ def test_info_on_a_checkpoint_without_a_manifest_or_a_missing_file_is_a_one_line
     assert main(["info", "--model", str(ckpt), "--split-out", str(tmp_path / "s.csv")]) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"error: {ckpt}: checkpoint has no split manifest"
+    with pytest.raises(TumorlensError, match="checkpoint has no split manifest"):
+        load_checkpoint(ckpt).split_rows("test")  # what the benchmark scripts read
     assert not (tmp_path / "s.csv").exists()
     assert main(["info", "--model", str(tmp_path / "nothere.safetensors")]) == 2
     err = capsys.readouterr().err.strip()
@@ -42,7 +46,6 @@ def test_info_on_a_checkpoint_without_a_manifest_or_a_missing_file_is_a_one_line
 
 def test_guarded_turns_errors_and_interrupts_into_exit_codes_without_a_traceback(capsys):
     from tumorlens.cli import guarded
-    from tumorlens.config import TumorlensError
 
     def bad():
         raise TumorlensError("scan.dcm: truncated")

@@ -46,6 +46,14 @@ class Checkpoint:
     def temperature(self) -> float:
         return float(self.meta.get("calibration", {}).get("temperature", 1.0))
 
+    def split_rows(self, side: str | None = None) -> list[list[str]]:
+        """The split manifest's rows (path, label, split, group, sha256), optionally of one side only; a
+        checkpoint trained without one (e.g. by the library directly) is an error that names the file."""
+        rows = (self.meta.get("split") or {}).get("manifest")
+        if not rows:
+            raise TumorlensError(f"{self.path}: checkpoint has no split manifest")
+        return [r for r in rows if side is None or r[2] == side]
+
 
 def versions() -> dict[str, str]:
     import numpy
