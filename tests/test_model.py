@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tumorlens.config import ModelConfig
+from tumorlens.config import ModelConfig, TumorlensError
 from tumorlens.model import FineGate, TumourGate, build_model
 
 SMALL = ModelConfig(channels=(8, 16, 16, 32), lstm_hidden=16, dense=16)
@@ -46,7 +46,7 @@ def test_cam_layer_names_the_relu_after_the_last_convolution_or_its_gate(gate, f
 def test_unidirectional_lstm_and_unknown_head():
     m = build_model(ModelConfig(**{**SMALL.__dict__, "bidirectional": False}))
     assert m(torch.rand(2, 1, 64, 64)).shape == (2, 4)
-    with pytest.raises(ValueError):
+    with pytest.raises(TumorlensError, match="model.head must be lstm or pool"):
         build_model(ModelConfig(**{**SMALL.__dict__, "head": "transformer"}))
 
 

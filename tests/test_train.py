@@ -209,3 +209,25 @@ def test_mixup_outside_its_range_is_refused():
 def test_turn_outside_zero_to_one_is_refused():
     with pytest.raises(TumorlensError, match="turn must be a share"):
         TINY.with_overrides(["turn=1.5"])
+
+
+@pytest.mark.parametrize("pair, message", [
+    ("epochs=abc", "--set epochs=abc: expects a whole number"),
+    ("augment=1", "--set augment=1: expects true or false"),
+    ("model.channels=[8,\"a\"]", "expects a list of whole numbers"),
+    ("epochs=0", "epochs must be >= 1"),
+    ("batch_size=1", "batch_size must be >= 2"),
+    ("lr=0", "lr must be > 0"),
+    ("label_smoothing=1", r"label_smoothing must be in \[0, 1\)"),
+    ("preprocess.size=60", "preprocess.size must be a multiple of 8"),
+    ("model.head=gru", "model.head must be lstm or pool"),
+    ("model.dropout=1.5", r"model.dropout must be in \[0, 1\)"),
+])
+def test_a_setting_of_the_wrong_type_or_range_is_refused_before_training(pair, message):
+    with pytest.raises(TumorlensError, match=message):
+        TrainConfig().with_overrides([pair])
+
+
+def test_numbers_are_accepted_where_a_float_is_expected():
+    cfg = TrainConfig().with_overrides(["lr=1", "preprocess.size=96", "model.block_convs=[]"])
+    assert cfg.lr == 1.0 and isinstance(cfg.lr, float) and cfg.preprocess.size == 96 and cfg.model.block_convs == ()

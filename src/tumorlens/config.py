@@ -83,6 +83,12 @@ class ModelConfig:
                                  or any(int(k) < 1 for k in self.block_convs)):
             raise TumorlensError(f"model.block_convs needs one count >= 1 per entry of model.channels "
                                  f"({len(self.channels)}), got {list(self.block_convs)}; [] means one conv each")
+        if self.head not in ("lstm", "pool"):
+            raise TumorlensError(f"model.head must be lstm or pool, got {self.head!r}")
+        if not self.channels or min(self.channels) < 1 or self.lstm_hidden < 1 or self.dense < 1:
+            raise TumorlensError("model.channels, model.lstm_hidden and model.dense need sizes >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise TumorlensError(f"model.dropout must be in [0, 1), got {self.dropout}")
         if self.gate and self.fine_gate and len(self.channels) < 3:
             raise TumorlensError("model.fine_gate needs at least 3 conv blocks (or model.fine_gate=false)")
 
@@ -117,6 +123,18 @@ class TrainConfig:
     preprocess: Preprocess = field(default_factory=Preprocess)
 
     def __post_init__(self) -> None:
+        for name, ok, need in (("epochs", self.epochs >= 1, ">= 1"), ("batch_size", self.batch_size >= 2, ">= 2"),
+                               ("lr", self.lr > 0, "> 0"), ("weight_decay", self.weight_decay >= 0, ">= 0"),
+                               ("warmup_epochs", self.warmup_epochs >= 0, ">= 0"),
+                               ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
+                               ("patience", self.patience >= 1, ">= 1"), ("threads", self.threads >= 0, ">= 0"),
+                               ("seg_weight", self.seg_weight >= 0, ">= 0")):
+            if not ok:
+                raise TumorlensError(f"{name} must be {need}, got {getattr(self, name)}")
+        step = 2 ** (len(self.model.channels) - 1)  # each block but the last halves the map (model.py)
+        if self.preprocess.size < 2 * step or self.preprocess.size % step:
+            raise TumorlensError(f"preprocess.size must be a multiple of {step} and at least {2 * step} for "
+                                 f"{len(self.model.channels)} conv blocks, got {self.preprocess.size}")
         if not 0.0 <= self.ema < 1.0:
             raise TumorlensError(f"ema must be in [0, 1) (0: off), got {self.ema}")
         if not 0.0 <= self.turn <= 1.0:
@@ -163,5 +181,29 @@ class TrainConfig:
                 target = target[p]
             if parts[-1] not in target:
                 raise TumorlensError(f"unknown setting {key!r}")
-            target[parts[-1]] = value
+            target[parts[-1]] = _typed(key.strip(), raw, target[parts[-1]], value)
         return TrainConfig.from_dict(d)
+
+
+def _typed(key: str, raw: str, old: Any, value: Any) -> Any:
+    """`value` checked against the type of the setting's current value (`old`), so `epochs=abc` is an error
+    here rather than a crash mid-training; an integer is accepted where a float is expected."""
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    if isinstance(old, bool):
+        ok, kind = isinstance(value, bool), "true or false"
+    elif is_int(old):
+        ok, kind = is_int(value), "a whole number"
+    elif isinstance(old, float):
+        ok, kind = is_int(value) or isinstance(value, float), "a number"
+        value = float(value) if ok else value
+    elif isinstance(old, str):
+        ok, kind = isinstance(value, str), "a word"
+    elif isinstance(old, (list, tuple)):
+        ok, kind = isinstance(value, list) and all(is_int(v) for v in value), "a list of whole numbers, e.g. [16,32]"
+    else:
+        ok, kind = True, ""
+    if not ok:
+        raise TumorlensError(f"--set {key}={raw}: expects {kind}")
+    return value
