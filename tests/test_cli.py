@@ -68,3 +68,27 @@ def test_a_benchmark_script_with_a_missing_model_says_so_in_one_line(tmp_path):
                         "--out", str(tmp_path / "r.md")], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stderr.strip() == f"error: {tmp_path / 'nope.safetensors'}: checkpoint not found"
     assert not (tmp_path / "r.md").exists()
+
+
+def test_a_config_file_is_checked_setting_by_setting_and_errors_name_the_file(tmp_path):
+    import argparse
+    import json
+
+    from tumorlens.cli import _resolve_config
+
+    f = tmp_path / "cfg.json"
+    f.write_text(json.dumps({"epochs": 7, "model": {"lstm_hidden": 32}, "preprocess": {"size": 96}}))
+    cfg = _resolve_config(argparse.Namespace(config=str(f), set=["lr=0.001"]))
+    assert (cfg.epochs, cfg.model.lstm_hidden, cfg.preprocess.size, cfg.lr) == (7, 32, 96, 0.001)
+    assert cfg.batch_size == TrainConfig().batch_size  # unnamed settings keep their defaults
+    # a run's own resolved config.json reads back as the same recipe
+    (tmp_path / "run.json").write_text(json.dumps(cfg.to_dict()))
+    assert _resolve_config(argparse.Namespace(config=str(tmp_path / "run.json"), set=None)) == cfg
+    for content, message in ((json.dumps({"epochs": "abc"}), 'epochs="abc": expects a whole number'),
+                             (json.dumps({"model": {"depth": 3}}), "unknown setting 'model.depth'"),
+                             (json.dumps([1, 2]), "expects a JSON object of settings"),
+                             ("{not json", "not valid JSON")):
+        f.write_text(content)
+        with pytest.raises(TumorlensError) as e:
+            _resolve_config(argparse.Namespace(config=str(f), set=None))
+        assert str(e.value).startswith(f"{f}: ") and message in str(e.value)

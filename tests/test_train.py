@@ -212,8 +212,8 @@ def test_turn_outside_zero_to_one_is_refused():
 
 
 @pytest.mark.parametrize("pair, message", [
-    ("epochs=abc", "--set epochs=abc: expects a whole number"),
-    ("augment=1", "--set augment=1: expects true or false"),
+    ("epochs=abc", "epochs=abc: expects a whole number"),
+    ("augment=1", "augment=1: expects true or false"),
     ("model.channels=[8,\"a\"]", "expects a list of whole numbers"),
     ("epochs=0", "epochs must be >= 1"),
     ("batch_size=1", "batch_size must be >= 2"),

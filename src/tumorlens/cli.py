@@ -103,7 +103,9 @@ def _resolve_config(a: argparse.Namespace):
     cfg = TrainConfig()
     if getattr(a, "config", None):
         try:
-            cfg = TrainConfig.from_dict(json.loads(Path(a.config).read_text()))
+            cfg = TrainConfig.from_file_dict(json.loads(Path(a.config).read_text()))
+        except TumorlensError as e:
+            raise TumorlensError(f"{a.config}: {e}") from None
         except OSError as e:
             raise TumorlensError(f"{a.config}: cannot read config ({e.strerror or e})") from None
         except json.JSONDecodeError as e:

@@ -162,6 +162,20 @@ class TrainConfig:
             raise TumorlensError(f"unknown model setting(s): {', '.join(sorted(set(model) - mknown))}")
         return cls(model=ModelConfig(**model), preprocess=Preprocess.from_dict(pre), **d)
 
+    @classmethod
+    def from_file_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        """A user's config file (any subset of the settings, nested as in `to_dict`) on top of the defaults,
+        checked setting by setting like `--set`."""
+        def pairs(node: dict[str, Any], prefix: str = "") -> list[str]:
+            out = []
+            for k, v in node.items():
+                out += pairs(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}={json.dumps(v)}"]
+            return out
+
+        if not isinstance(d, dict):
+            raise TumorlensError("expects a JSON object of settings, e.g. {\"epochs\": 20}")
+        return cls().with_overrides(pairs(d))
+
     def with_overrides(self, pairs: list[str]) -> "TrainConfig":
         """Apply `key=value` strings (`model.lstm_hidden=64`, `preprocess.size=96`); values parse as JSON."""
         d = self.to_dict()
@@ -205,5 +219,5 @@ def _typed(key: str, raw: str, old: Any, value: Any) -> Any:
     else:
         ok, kind = True, ""
     if not ok:
-        raise TumorlensError(f"--set {key}={raw}: expects {kind}")
+        raise TumorlensError(f"{key}={raw}: expects {kind}")
     return value
