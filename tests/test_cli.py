@@ -57,6 +57,18 @@ def test_guarded_turns_errors_and_interrupts_into_exit_codes_without_a_traceback
     assert guarded(interrupted) == 130 and capsys.readouterr().err == "interrupted\n"
     assert guarded(lambda: None) == 0 and guarded(lambda: 3) == 3
 
+    def out_is_a_file():
+        raise FileExistsError(17, "File exists", "report")
+
+    assert guarded(out_is_a_file) == 2 and capsys.readouterr().err == "error: report: File exists\n"
+
+
+def test_an_out_folder_that_is_a_file_is_a_one_line_error(tmp_path, capsys):
+    f = tmp_path / "taken"
+    f.write_text("not a folder")
+    assert main(["demo", "--out", str(f)]) == 2
+    assert capsys.readouterr().err == f"error: {f}: File exists\n"
+
 
 def test_a_benchmark_script_with_a_missing_model_says_so_in_one_line(tmp_path):
     import subprocess

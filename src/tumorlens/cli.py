@@ -332,8 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def guarded(run: Callable[[], int | None]) -> int:
-    """Run a command: a TumorlensError becomes one `error: ...` line and exit code 2, Ctrl-C exit code 130,
-    never a traceback. The CLI and the benchmark scripts share it."""
+    """Run a command: a TumorlensError, or a file-system error nothing else caught, becomes one `error: ...`
+    line and exit code 2, Ctrl-C exit code 130, never a traceback. The CLI and the benchmark scripts share it."""
     try:
         return int(run() or 0)
     except TumorlensError as e:
@@ -347,6 +347,10 @@ def guarded(run: Callable[[], int | None]) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:  # the last net for the file system: an --out that is a file, no permission, disk full
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
 
 
 def main(argv: list[str] | None = None) -> int:
