@@ -49,10 +49,15 @@ class Checkpoint:
     def split_rows(self, side: str | None = None) -> list[list[str]]:
         """The split manifest's rows (path, label, split, group, sha256), optionally of one side only; a
         checkpoint trained without one (e.g. by the library directly) is an error that names the file."""
-        rows = (self.meta.get("split") or {}).get("manifest")
-        if not rows:
-            raise TumorlensError(f"{self.path}: checkpoint has no split manifest")
-        return [r for r in rows if side is None or r[2] == side]
+        return manifest_rows(self.meta, self.path, side)
+
+
+def manifest_rows(meta: dict[str, Any], path: Any, side: str | None = None) -> list[list[str]]:
+    """`Checkpoint.split_rows` on metadata alone (`read_metadata`), for callers that need no weights."""
+    rows = (meta.get("split") or {}).get("manifest")
+    if not rows:
+        raise TumorlensError(f"{path}: checkpoint has no split manifest")
+    return [r for r in rows if side is None or r[2] == side]
 
 
 def versions() -> dict[str, str]:

@@ -202,7 +202,7 @@ def _print_metrics(m: dict) -> None:
 def cmd_info(a: argparse.Namespace) -> int:
     import json
 
-    from .checkpoint import BUNDLED, file_sha256, read_metadata
+    from .checkpoint import BUNDLED, file_sha256, manifest_rows, read_metadata
 
     path = Path(a.model) if a.model else BUNDLED
     doc = read_metadata(path)
@@ -246,10 +246,7 @@ def cmd_info(a: argparse.Namespace) -> int:
     if a.split_out:
         from .split import SplitRow, write_split
 
-        manifest = split.get("manifest")
-        if not manifest:
-            raise TumorlensError(f"{path}: checkpoint has no split manifest")
-        write_split([SplitRow(*r) for r in manifest], a.split_out)
+        write_split([SplitRow(*r) for r in manifest_rows(doc, path)], a.split_out)
         print(f"wrote split manifest to {a.split_out}")
     return 0
 
