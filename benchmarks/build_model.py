@@ -13,6 +13,7 @@ Research use only - not a medical device.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
@@ -23,14 +24,14 @@ import torch
 
 from tumorlens.audit import find_duplicates
 from tumorlens.checkpoint import BUNDLED, load_checkpoint, save_checkpoint
-from tumorlens.config import TrainConfig
+from tumorlens.config import INFERENCE_ONLY, TrainConfig
 from tumorlens.data import load_dataset
 from tumorlens.evaluate import evaluate
 from tumorlens.masks import training_masks
 from tumorlens.predict import Predictor
 from tumorlens.refusal import finalize_checkpoint
 from tumorlens.split import make_split, read_groups_csv, read_split, split_table, write_split
-from tumorlens.train import CKPT_FILE, STATE_FILE, select, split_manifest, train
+from tumorlens.train import CKPT_FILE, STATE_FILE, calibrate, select, split_manifest, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,6 +70,8 @@ def main() -> int:
         if (Path(a.reuse_run) / STATE_FILE).exists():
             sys.exit(f"{a.reuse_run}: that run has not finished")
         src = load_checkpoint(Path(a.reuse_run) / CKPT_FILE)
+        # settings used only after training are today's (the run may predate them)
+        src.config = dataclasses.replace(src.config, **{k: getattr(cfg, k) for k in INFERENCE_ONLY})
         if src.config.to_dict() != cfg.to_dict():
             sys.exit(f"{a.reuse_run}: trained with another recipe than the default one")
         if src.meta.get("split", {}).get("manifest") != meta["split"]["manifest"]:
@@ -90,6 +93,8 @@ def main() -> int:
                      "seed": a.seed}
     save_checkpoint(shipped, ck.model, ck.config, meta, tuple(ck.classes), half=True)
     ckpt = shipped
+    # temperature refitted on the rounded weights (and by today's inference: a reused run may predate it)
+    calibrate(ckpt, parts["val"].x[:, 0].numpy(), parts["val"].y.numpy())
     finalize_checkpoint(ckpt, parts["train"].x[:, 0].numpy(), parts["val"].x[:, 0].numpy(),
                         parts["val"].y.numpy(), y_train=parts["train"].y.numpy())
     t0 = time.perf_counter()

@@ -77,13 +77,17 @@ def default_checkpoint(d: Path) -> Path:
     return ck
 
 
-def end_to_end(ckpt: Path, folder: Path, threads: int, workers: int, backend: str, repeats: int = 3) -> dict:
+def end_to_end(ckpt: Path, folder: Path, threads: int, workers: int, backend: str, repeats: int = 3,
+               mirror: bool | None = None) -> dict:
+    """mirror: override the checkpoint's test-time mirroring (None: as the checkpoint says)."""
     from tumorlens.predict import Predictor
     from tumorlens.readers import read_frames
     from tumorlens.refusal import check_image
 
     torch.set_num_threads(threads)
     pr = Predictor(ckpt, backend=backend)
+    if mirror is not None:
+        pr.flip_average = mirror
     list(pr.predict_paths([str(folder)], batch=64, workers=workers))  # warm-up: caches, ONNX export, imports
     best = float("inf")
     n = 0
@@ -110,7 +114,7 @@ def end_to_end(ckpt: Path, folder: Path, threads: int, workers: int, backend: st
         pr.logits_and_features(xs[i:i + 64])
     t_model = time.perf_counter() - t
     statuses = {s: sum(1 for r in recs if r["status"] == s) for s in ("ok", "uncertain", "rejected", "error")}
-    return {"threads": threads, "workers": workers, "backend": backend, "n": n, "seconds": best, "images_per_s": n / best, "statuses": statuses,
+    return {"threads": threads, "workers": workers, "backend": backend, "mirror": pr.flip_average, "n": n, "seconds": best, "images_per_s": n / best, "statuses": statuses,
             "ms_per_image": {"decode": 1e3 * t_dec / n, "refusal_stats": 1e3 * t_stats / n,
                              "preprocess": 1e3 * t_pre / n, "model_batch64": 1e3 * t_model / n}}
 
@@ -191,6 +195,8 @@ def main() -> None:
         rows = [end_to_end(ckpt, td / "in", t, 0, "torch") for t in a.threads]
         rows += [end_to_end(ckpt, td / "in", t, 0, "auto") for t in a.threads]
         rows += [end_to_end(ckpt, td / "in", 1, w, "auto") for w in a.workers]
+        if rows[-1]["mirror"]:  # what the test-time mirroring costs, measured beside it
+            rows += [end_to_end(ckpt, td / "in", 1, w, "auto", mirror=False) for w in a.workers]
         cold = cold_start(ckpt, one)
         expl = [explain_speed(ckpt, td / "in", t) for t in a.threads]
         expl_cold = explain_cold(ckpt, one, td)
@@ -203,17 +209,22 @@ def main() -> None:
              "", f"## {a.n} PNG slices end to end (256x256, decode -> refusal checks -> model -> JSON)", "",
              "Stage columns are single-process timings of each stage alone (with that row's backend and threads).",
              "",
-             "| model threads | worker processes | backend | seconds | images/s | decode ms/img | refusal stats ms/img | "
-             "preprocess ms/img | model ms/img (batch 64) | statuses |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| model threads | worker processes | backend | mirrored | seconds | images/s | decode ms/img | "
+             "refusal stats ms/img | preprocess ms/img | model ms/img (batch 64) | statuses |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         m = r["ms_per_image"]
-        lines.append(f"| {r['threads']} | {r['workers']} | {r['backend']} | {r['seconds']:.2f} | "
+        lines.append(f"| {r['threads']} | {r['workers']} | {r['backend']} | {'yes' if r['mirror'] else 'no'} | "
+                     f"{r['seconds']:.2f} | "
                      f"**{r['images_per_s']:.0f}** | {m['decode']:.2f} | "
                      f"{m['refusal_stats']:.2f} | {m['preprocess']:.2f} | {m['model_batch64']:.2f} | "
                      f"{', '.join(f'{k} {v}' for k, v in r['statuses'].items() if v)} |")
     lines += ["", "backend `auto` = ONNX Runtime for batches of 16 or more (exported from the loaded weights and "
               "checked against PyTorch on the first batch), `torch` = PyTorch only. "
-              "The CLI's default is `auto` with one worker process per core for 128 or more files.",
+              "The CLI's default is `auto` with one worker process per core for 128 or more files. "
+              "mirrored = test-time mirroring (each slice and its left-right mirror through the model, as the "
+              "checkpoint predicts); a `no` row switches it off to show its cost, and its statuses differ because "
+              "the checkpoint's abstention and refusal were fitted on mirrored averages.",
               "", "Target: >= 500 images/s.", "",
               "## Cold start of `tumorlens predict --model CKPT one.jpg`", "",
               f"- median of {cold['runs']} runs: **{cold['median_s']:.2f} s** (min {cold['min_s']:.2f} s), "

@@ -99,6 +99,19 @@ def main() -> None:
             n = sum(st.values())
             L.append(f"- end to end on the {n} Testing images: **{st['rejected']} refused "
                      f"({100 * st['rejected'] / n:.2f} %)** - {dict(why)}; statuses {dict(st)} ({dt:.0f} s)")
+            # the model's own held-out part, with the refused files named so anyone can look at them
+            rows = pr.ckpt.split_rows("test") if pr.ckpt.meta.get("split", {}).get("manifest") else []
+            if rows:
+                root = Path(a.data)
+                t = time.perf_counter()
+                recs = list(pr.predict_paths([str(root / r[0]) for r in rows], batch=64))
+                sha = {str(root / r[0]): r[4] for r in rows}
+                bad = [r.path for r in recs if r.status == "rejected"]
+                dt = time.perf_counter() - t
+                L.append(f"- end to end on the model's own held-out test part: **{len(bad)} / {len(recs)} refused "
+                         f"({100 * len(bad) / max(1, len(recs)):.2f} %)**, {len({sha[b] for b in bad})} distinct "
+                         f"images by sha256 ({dt:.0f} s)")
+                L += [f"  - `{Path(b).relative_to(root).as_posix()}` (sha256 {sha[b][:12]})" for b in bad]
             ood = pr.ckpt.meta.get("refusal", {})
             if ood:
                 pooled = ood.get("ood_threshold_on") == "train+val"

@@ -2,14 +2,18 @@
 CNN-only ablation on the same clean splits with a paired McNemar test. Writes benchmarks/results.md.
 
     python benchmarks/run_benchmarks.py [--data DIR] [--runs runs/bench] [--threads 2] [--only NAME ...]
+                                        [--set key=value ...] [--results FILE]
 
-Every run uses the default recipe (TrainConfig()). Finished runs are reused and interrupted ones resume,
-so the command can be re-run until everything is done; results.md is rewritten from what is finished.
+Every run uses the default recipe (TrainConfig()), or that recipe with `--set` overrides (a variant: give it
+its own --runs and --results). Finished runs are reused and interrupted ones resume, so the command can be
+re-run until everything is done; results.md is rewritten from what is finished. Settings that change only
+prediction (INFERENCE_ONLY) may differ from a finished run's: it is re-scored with the requested ones.
 Research use only - not a medical device.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -20,7 +24,7 @@ import torch
 
 from tumorlens.audit import find_duplicates
 from tumorlens.fileio import atomic_write_text
-from tumorlens.config import TrainConfig
+from tumorlens.config import INFERENCE_ONLY, TrainConfig
 from tumorlens.data import load_dataset
 from tumorlens.evaluate import score
 from tumorlens.masks import training_masks
@@ -42,7 +46,7 @@ def plan() -> list[dict]:
     return runs
 
 
-def run_one(r: dict, ds, audit, groups, runs_dir: Path, threads: int) -> dict:
+def run_one(r: dict, ds, audit, groups, runs_dir: Path, threads: int, sets: tuple[str, ...] = ()) -> dict:
     out = runs_dir / r["name"]
     out.mkdir(parents=True, exist_ok=True)
     split_csv = runs_dir / f"split-{r['strategy']}-s{r['seed']}.csv"
@@ -52,17 +56,11 @@ def run_one(r: dict, ds, audit, groups, runs_dir: Path, threads: int) -> dict:
         rows = make_split(ds.paths, [e.label for e in ds.entries], [e.split for e in ds.entries], ds.sha256,
                           audit, r["strategy"], seed=r["seed"], groups=groups if r["strategy"] == "clean" else None)
         write_split(rows, split_csv)
-    cfg = TrainConfig().with_overrides([f"seed={r['seed']}", f"threads={threads}", f"model.head={r['head']}"])
+    cfg = TrainConfig().with_overrides([*sets, f"seed={r['seed']}", f"threads={threads}", f"model.head={r['head']}"])
     run = out / "run"
     ckpt = run / CKPT_FILE
     if ckpt.exists() and not (run / STATE_FILE).exists():
-        # a finished run is reused only if it was trained by today's recipe: a changed default must not
-        # mix old and new runs in one results table
-        old = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
-        if old != cfg:
-            raise SystemExit(f"{run}: trained with another recipe than the current default "
-                             f"(differs in: {', '.join(_diff(old.to_dict(), cfg.to_dict()))}); "
-                             f"move {runs_dir} aside or pass --runs NEW_DIR")
+        check_reusable(run, cfg, runs_dir)
     if not ckpt.exists() or (run / STATE_FILE).exists():
         masks, guidance = training_masks(ds, cfg.preprocess, cfg.seg_weight)
         meta = {"split": {"strategy": r["strategy"], "manifest": split_manifest(rows)}, "mask_guidance": guidance}
@@ -71,6 +69,7 @@ def run_one(r: dict, ds, audit, groups, runs_dir: Path, threads: int) -> dict:
               meta=meta, on_epoch=lambda e: print(f"  {r['name']} epoch {e['epoch']} val {e['val_acc']:.4f}",
                                                   file=sys.stderr, flush=True))
     pr = Predictor(ckpt, refuse=False)
+    pr.flip_average = cfg.flip_average
     test = select(ds, rows, "test")
     ev = score(pr, test.x[:, 0].numpy(), test.y.numpy(), test.paths)
     m = ev.metrics
@@ -81,6 +80,17 @@ def run_one(r: dict, ds, audit, groups, runs_dir: Path, threads: int) -> dict:
            "correct": (ev.probs.argmax(1) == ev.y_true).astype(int).tolist(), "paths": test.paths}
     atomic_write_text(out / "result.json", json.dumps(res) + "\n")
     return res
+
+
+def check_reusable(run: Path, cfg: TrainConfig, runs_dir: Path) -> None:
+    """A finished run is reused only if it was trained by the requested recipe: a changed default must not
+    mix old and new runs in one results table. Settings in INFERENCE_ONLY do not count."""
+    old = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+    old = dataclasses.replace(old, **{k: getattr(cfg, k) for k in INFERENCE_ONLY})
+    if old != cfg:
+        raise SystemExit(f"{run}: trained with another recipe than the requested one "
+                         f"(differs in: {', '.join(_diff(old.to_dict(), cfg.to_dict()))}); "
+                         f"move {runs_dir} aside or pass --runs NEW_DIR")
 
 
 def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -94,11 +104,14 @@ def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def write_results(results: list[dict], path: Path, leak: float | None = None) -> None:
-    """leak: share of the official Testing images with a copy in Training (the audit's summary)."""
+def write_results(results: list[dict], path: Path, leak: float | None = None, sets: tuple[str, ...] = ()) -> None:
+    """leak: share of the official Testing images with a copy in Training (the audit's summary); sets: the
+    recipe's overrides of the default, if any."""
+    recipe = "default recipe" + (f" with {', '.join(f'`{x}`' for x in sets)}" if sets else "")
+    command = "python benchmarks/run_benchmarks.py" + "".join(f" --set {x}" for x in sets)
     lines = ["# Benchmark results", "",
-             "Research use only - not a medical device. Regenerate with `python benchmarks/run_benchmarks.py` "
-             "(default recipe, 64x64, this 2-core machine; train seconds are wall time at the thread count shown).",
+             f"Research use only - not a medical device. Regenerate with `{command}` "
+             f"({recipe}, 64x64, this 2-core machine; train seconds are wall time at the thread count shown).",
              "", "| split | model | seed | n test | accuracy (95% CI) | macro-F1 | macro-AUC | train s | threads |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
@@ -140,7 +153,11 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--only", nargs="*")
     ap.add_argument("--results", default=str(ROOT / "benchmarks/results.md"))
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a variant of the default recipe, as `tumorlens train --set` (repeatable)")
     a = ap.parse_args()
+    sets = tuple(a.set)
+    TrainConfig().with_overrides(list(sets))  # a bad setting fails here, in one line, before any work
     torch.set_num_threads(a.threads)
     runs_dir = Path(a.runs)
     runs_dir.mkdir(parents=True, exist_ok=True)
@@ -157,10 +174,10 @@ def main() -> int:
                 results.append(json.loads(done.read_text()))
             continue
         t0 = time.perf_counter()
-        results.append(run_one(r, ds, audit, groups, runs_dir, a.threads))
+        results.append(run_one(r, ds, audit, groups, runs_dir, a.threads, sets))
         print(f"{r['name']}: accuracy {results[-1]['accuracy']:.4f} ({time.perf_counter() - t0:.0f} s)", flush=True)
-        write_results(results, Path(a.results), leak)
-    write_results(results, Path(a.results), leak)
+        write_results(results, Path(a.results), leak, sets)
+    write_results(results, Path(a.results), leak, sets)
     return 0
 
 

@@ -20,7 +20,8 @@ def test_info_describes_the_bundled_model_and_writes_the_split_it_was_trained_on
     assert file_sha256(BUNDLED) in text
     meta = read_metadata(BUNDLED)
     cfg = meta["config"]
-    assert f"patience {cfg['patience']}" in text and "mixup off" in text and "10% turned by any angle" in text
+    assert f"patience {cfg['patience']}" in text and "mixup off" in text
+    assert f"{cfg['turn']:.0%} turned by any angle" in text and "averaged over the slice and its left-right mirror" in text
     rows = read_split(out)
     assert len(load_checkpoint(BUNDLED).split_rows("test")) == sum(r.split == "test" for r in rows) > 0
     assert [[r.path, r.label, r.split] for r in rows] == [m[:3] for m in meta["split"]["manifest"]]

@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from predict_helpers import dicom_bytes, encode, nifti_bytes, phantom, png_bomb
@@ -194,6 +195,7 @@ def test_model_card_renders_metadata_and_never_invents_numbers(ckpt, tmp_path, c
     assert DISCLAIMER in text and "CC0" in text and "CC BY 4.0" in text and "PLoS ONE 10(10)" in text
     assert "| glioma | 24 | 8 | 0 | 0.0 |" in text
     assert "temperature scaling" in text and "uncertain" in text and "Mahalanobis" in text
+    assert "inference: the logits of the slice and of its left-right mirror are averaged" in text
     assert "Test set" not in text
     ck = load_checkpoint(ckpt)
     rng = np.random.default_rng(0)
@@ -205,6 +207,11 @@ def test_model_card_renders_metadata_and_never_invents_numbers(ckpt, tmp_path, c
     assert _main(["model-card", "--model", str(ck2), "--out", str(out)]) == 0
     text = out.read_text()
     assert "### Test set" in text and "accuracy: 100.0 %" in text and "95 % CI" in text
+    from dataclasses import replace
+
+    ck3 = save_checkpoint(tmp_path / "plain.safetensors", ck.model, replace(ck.config, flip_average=False), meta)
+    assert _main(["model-card", "--model", str(ck3), "--out", str(out)]) == 0
+    assert "- inference: the slice alone" in out.read_text()
     capsys.readouterr()
 
 
@@ -279,6 +286,41 @@ def test_auto_backend_uses_onnx_only_for_large_batches_and_falls_back_to_torch(c
     p3 = Predictor(ckpt)
     _same_records(list(p3.predict_paths(paths, workers=0)), torch_recs, atol=0)
     assert p3._ort is False
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_flip_average_is_the_mean_over_the_slice_and_its_mirror(ckpt, backend):
+    if backend == "onnx":
+        pytest.importorskip("onnxruntime")
+    x = np.random.default_rng(3).random((20, 64, 64), dtype=np.float32)
+    mirror = np.ascontiguousarray(x[:, :, ::-1])
+    p = Predictor(ckpt, backend=backend)
+    assert p.flip_average  # the default recipe's
+    z, f = p.logits_and_features(x)
+    p.flip_average = False
+    z0, f0 = p.logits_and_features(x)
+    zm, fm = p.logits_and_features(mirror)
+    assert np.abs(z0 - zm).max() > 1e-3, "the tiny model is not mirror-symmetric by itself"
+    assert np.allclose(z, (z0 + zm) / 2, atol=1e-5) and np.allclose(f, (f0 + fm) / 2, atol=1e-5)
+    p.flip_average = True
+    z2, f2 = p.logits_and_features(mirror)
+    assert np.allclose(z2, z, atol=1e-5) and np.allclose(f2, f, atol=1e-5)  # a mirrored slice: same answer
+
+
+def test_a_checkpoint_trained_without_flip_average_predicts_from_the_slice_alone(ckpt, tmp_path):
+    from dataclasses import replace
+
+    from tumorlens.checkpoint import save_checkpoint
+
+    ck = load_checkpoint(ckpt)
+    plain = save_checkpoint(tmp_path / "plain.safetensors", ck.model, replace(ck.config, flip_average=False),
+                            ck.meta, tuple(ck.classes))
+    x = np.random.default_rng(4).random((5, 64, 64), dtype=np.float32)
+    p = Predictor(plain, backend="torch")
+    assert not p.flip_average
+    with torch.no_grad():
+        want = ck.model.eval()(torch.from_numpy(x).unsqueeze(1)).numpy()
+    assert np.allclose(p.logits(x), want, atol=1e-5)
 
 
 def test_unknown_backend_is_refused(ckpt):

@@ -90,6 +90,33 @@ def test_resume_with_another_config_is_refused(data, tmp_path):
         train(TINY.with_overrides(["lr=0.01"]), *data, tmp_path / "r", resume=True)
 
 
+@pytest.mark.parametrize("flip", [True, False])
+def test_temperature_is_fitted_on_the_logits_the_predictor_computes(data, tmp_path, flip):
+    from tumorlens.metrics import fit_temperature
+    from tumorlens.predict import Predictor
+
+    cfg = TINY.with_overrides([f"flip_average={str(flip).lower()}"])
+    ckpt = train(cfg, *data, tmp_path / "run")
+    pr = Predictor(ckpt, refuse=False, backend="torch")
+    val = data[1]
+    assert pr.flip_average is flip
+    want = fit_temperature(pr.logits(val.x[:, 0].numpy()), val.y.numpy())
+    cal = read_metadata(ckpt)["calibration"]
+    assert cal["temperature"] == pytest.approx(want, rel=1e-6) and cal["flip_average"] is flip
+
+
+def test_a_stored_config_without_a_later_setting_reads_as_that_run_behaved():
+    from tumorlens.config import STORED_BEFORE
+
+    d = TrainConfig().to_dict()
+    for k in STORED_BEFORE:
+        del d[k]
+    old = TrainConfig.from_dict(d)
+    assert old.turn == 0.1 and old.flip_average is False  # how runs behaved before either setting existed
+    assert TrainConfig().turn == 0.25 and TrainConfig().flip_average is True  # today's defaults
+    assert TrainConfig.from_file_dict({"epochs": 3}).flip_average is True  # a user's partial file: defaults
+
+
 def test_run_folder_holds_checkpoint_history_and_config(data, tmp_path):
     ckpt = train(TINY, *data, tmp_path / "run", meta={"split": {"strategy": "test"}})
     doc = read_metadata(ckpt)

@@ -203,6 +203,7 @@ def cmd_info(a: argparse.Namespace) -> int:
     import json
 
     from .checkpoint import BUNDLED, file_sha256, manifest_rows, read_metadata
+    from .config import STORED_BEFORE, TrainConfig
 
     path = Path(a.model) if a.model else BUNDLED
     doc = read_metadata(path)
@@ -226,8 +227,11 @@ def cmd_info(a: argparse.Namespace) -> int:
           f"patience {cfg.get('patience')}, weight average "
           f"{'decay ' + str(cfg['ema']) if cfg.get('ema') else 'off'}, "
           f"mixup {'Beta ' + str(cfg['mixup']) if cfg.get('mixup') else 'off'}, "
-          f"{cfg.get('turn', 0.1):.0%} turned by any angle, seed {cfg.get('seed')}")
+          f"{cfg.get('turn', STORED_BEFORE['turn']):.0%} turned by any angle, seed {cfg.get('seed')}")
     print(f"preprocess   {json.dumps(cfg['preprocess'])}")
+    # parsed as Predictor parses it (an older checkpoint without the key predicted from the slice alone)
+    flip = TrainConfig.from_dict(cfg).flip_average
+    print(f"inference    {'logits averaged over the slice and its left-right mirror' if flip else 'the slice alone'}")
     data = doc.get("data", {})
     split = doc.get("split", {})
     print(f"trained on   {data.get('name', '?')} ({data.get('n_images', '?')} images), split strategy "

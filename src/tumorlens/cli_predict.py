@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
-from .config import DISCLAIMER, TumorlensError
+from .config import DISCLAIMER, STORED_BEFORE, TumorlensError
 
 CSV_COLUMNS = ["path", "frame", "slice", "status", "label", "confidence", "reason"]
 
@@ -208,6 +208,10 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
              else "") + f") on {config.get('preprocess', {}).get('size', '?')} px "
           f"grayscale slices, cropped to the head and intensity-normalised (settings stored in the checkpoint)",
           f"- classes: {', '.join(classes)}",
+          # absent in checkpoints from before the option, which predicted from the slice alone (STORED_BEFORE)
+          "- inference: " + ("the logits of the slice and of its left-right mirror are averaged (calibration, "
+                             "abstention and refusal were fitted on those averages)"
+                             if config.get("flip_average", STORED_BEFORE["flip_average"]) else "the slice alone"),
           *_guidance_lines(meta, config),
           "- software: " + ", ".join(f"{k} {v}" for k, v in sorted((meta.get("versions") or {}).items())), ""]
     L += ["## Intended use", "",
@@ -309,6 +313,9 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
           "post-operative anatomy) may be answered confidently and wrongly; refusal catches only some of them.",
           "- A grayscale photograph or an MRI-like image can pass the statistical checks; the feature-space "
           "check is the last line of defence.",
+          "- The Kaggle no-tumour folder holds some CT slices (bright skull, grey brain) among the MRI; the "
+          "feature-space check may refuse them, and then they count as refused real MRI slices in the figures "
+          "above (`python benchmarks/refusal_rates.py` lists the refused files of the model's test part).",
           "- Noisy slices (strong pixel noise at full resolution) can be refused as 'mostly pixel noise', and "
           "slices turned sideways are answered less accurately and more often `uncertain`; measure a model with "
           "`python benchmarks/robustness.py --model CKPT`.",

@@ -279,16 +279,31 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
     meta.update({"history": history, "best_epoch": best["epoch"], "train_seconds": round(train_seconds, 1),
                  "threads": torch.get_num_threads()})
     if use_val:
-        from .metrics import fit_temperature
-
-        logits = predict_logits(model, val_data.x).numpy()
-        temp = fit_temperature(logits, val_data.y.numpy())
-        meta["calibration"] = {"temperature": temp, "fitted_on": "val", "n": int(len(val_data.y))}
         meta["val_accuracy"] = best["acc"]
     ckpt = save_checkpoint(out / CKPT_FILE, model, cfg, meta)
+    if use_val:
+        calibrate(ckpt, val_data.x[:, 0].numpy(), val_data.y.numpy())
     atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
     state_path.unlink(missing_ok=True)
     return ckpt
+
+
+def calibrate(ckpt_path: str | os.PathLike, x_val: np.ndarray, y_val: np.ndarray) -> Path:
+    """Fit the checkpoint's temperature on `val` (preprocessed (N, S, S) inputs) and write it in place.
+
+    The logits come from a `Predictor` on the saved file, so the temperature is fitted on exactly what
+    prediction computes (mirror averaging included).
+    """
+    from .checkpoint import load_checkpoint
+    from .metrics import fit_temperature
+    from .predict import Predictor
+
+    ck = load_checkpoint(ckpt_path)
+    logits = Predictor(ck, refuse=False, backend="torch").logits(x_val)
+    meta = {**ck.meta, "calibration": {"temperature": fit_temperature(logits, y_val), "fitted_on": "val",
+                                       "n": int(len(y_val)), "flip_average": bool(ck.config.flip_average)}}
+    # weights loaded from a float16 file hold float16 values, so saving them as float32 loses nothing
+    return save_checkpoint(ckpt_path, ck.model, ck.config, meta, tuple(ck.classes))
 
 
 def _write_history(history: list[dict], path: Path) -> None:
