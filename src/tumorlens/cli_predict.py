@@ -313,9 +313,11 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
           "post-operative anatomy) may be answered confidently and wrongly; refusal catches only some of them.",
           "- A grayscale photograph or an MRI-like image can pass the statistical checks; the feature-space "
           "check is the last line of defence.",
-          "- The Kaggle no-tumour folder holds some CT slices (bright skull, grey brain) among the MRI; the "
-          "feature-space check may refuse them, and then they count as refused real MRI slices in the figures "
-          "above (`python benchmarks/refusal_rates.py` lists the refused files of the model's test part).",
+          "- The Kaggle set holds CT slices (bright skull, grey brain), mostly in its no-tumour folders, and a "
+          "model trained on it learns them under those labels: a CT slice given as an image file may get a "
+          "class (usually `notumor`) instead of being refused (a CT DICOM is refused by its Modality tag). "
+          "Those the feature-space check refuses count as refused real slices in the figures above. "
+          "`python benchmarks/ct_in_kaggle.py` lists them and what a model does with each.",
           "- Noisy slices (strong pixel noise at full resolution) can be refused as 'mostly pixel noise', and "
           "slices turned sideways are answered less accurately and more often `uncertain`; measure a model with "
           "`python benchmarks/robustness.py --model CKPT`.",

@@ -1,0 +1,60 @@
+"""benchmarks/ct_in_kaggle.py: the skull-brightness statistic tells a CT-like slice (bright skull) from an
+MRI-like one (dark bone between scalp and brain), on generated images and on known Kaggle CT slices."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import KAGGLE, needs_kaggle
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ct_in_kaggle.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("ct_in_kaggle", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _head(tmp_path: Path, name: str, rings: list[tuple[float, float]]) -> str:
+    """A 256-px disc head: (outer radius, value) rings drawn from the outside in, on black."""
+    yy, xx = np.mgrid[:256, :256]
+    r = np.hypot(yy - 128, xx - 128)
+    img = np.zeros((256, 256), np.float32)
+    for radius, value in rings:
+        img[r <= radius] = value
+    img[(r < 40) & (np.abs(xx - 128) < 6)] = 30  # a ventricle: a hole the head mask must fill
+    path = tmp_path / f"{name}.png"
+    Image.fromarray(img.astype(np.uint8)).save(path)
+    return str(path)
+
+
+def test_fill_holes_fills_enclosed_background_only():
+    m = np.zeros((12, 12), bool)
+    m[2:9, 2:9] = True
+    m[5, 5] = False  # enclosed: filled
+    m[0:2, 10] = True  # a separate speck; the background around it stays background
+    out = _load()._fill_holes(m)
+    assert out[5, 5] and out.sum() == m.sum() + 1 and not out[0, 0]
+
+
+def test_a_bright_skull_scores_as_ct_and_a_dark_bone_band_as_mri(tmp_path):
+    ct = _load().ct_stats(_head(tmp_path, "ct", [(100, 250), (88, 110)]))  # thick bright skull, grey brain
+    mri = _load().ct_stats(_head(tmp_path, "mri", [(100, 200), (96, 15), (88, 120)]))  # fat, dark bone, brain
+    assert ct["ct_score"] >= _load().CUT > mri["ct_score"]
+    assert ct["bright_band"] > 0.5 and mri["dark_gap"] > 0.2
+
+
+@needs_kaggle()
+@pytest.mark.parametrize("name, is_ct", [("Testing/notumor/Te-no_0012.jpg", True),
+                                         ("Training/notumor/Tr-no_0233.jpg", True),
+                                         ("Training/meningioma/Tr-me_0286.jpg", False),
+                                         ("Testing/glioma/Te-gl_0010.jpg", False)])
+def test_known_kaggle_ct_slices_are_listed_and_mri_slices_are_not(name, is_ct):
+    mod = _load()
+    assert (mod.ct_stats(str(KAGGLE / name))["ct_score"] >= mod.CUT) is is_ct
