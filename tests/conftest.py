@@ -2,6 +2,7 @@
 tiny trained checkpoint (`ckpt`) that the predict / serve tests share."""
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,12 @@ def _private_cache(tmp_path_factory, monkeypatch):
 
 def needs_kaggle():
     return pytest.mark.skipif(not KAGGLE.is_dir(), reason=f"real data not present: {KAGGLE} is absent")
+
+
+def load_benchmark(name: str):
+    """A script of benchmarks/ imported as a module (benchmarks/ is not a package)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

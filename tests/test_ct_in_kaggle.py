@@ -2,23 +2,16 @@
 MRI-like one (dark bone between scalp and brain), on generated images and on known Kaggle CT slices."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import KAGGLE, needs_kaggle
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "ct_in_kaggle.py"
-
+from conftest import KAGGLE, load_benchmark, needs_kaggle
 
 def _load():
-    spec = importlib.util.spec_from_file_location("ct_in_kaggle", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("ct_in_kaggle")
 
 
 def _head(tmp_path: Path, name: str, rings: list[tuple[float, float]]) -> str:

@@ -1,23 +1,18 @@
 """benchmarks/run_benchmarks.py: a finished run is reused only when the requested recipe trained it."""
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from conftest import load_benchmark
 from tumorlens.config import TrainConfig
 from tumorlens.split import SplitRow, write_split
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "run_benchmarks.py"
-
 
 def _load():
-    spec = importlib.util.spec_from_file_location("run_benchmarks", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("run_benchmarks")
 
 
 def _finished_run(runs: Path, cfg: TrainConfig) -> dict:
