@@ -131,7 +131,7 @@ class TrainConfig:
     # at inference (Predictor, and so evaluate, predict and serve alike) average the logits of each slice and
     # its left-right mirror; the temperature is fitted on those averaged logits. A head is near-symmetric, so
     # the mirror is a second look at the same anatomy. It raised clean test accuracy on all six benchmark runs
-    # of turn 0.1 and 0.25 (+0.5 to +0.9 points) and official accuracy by 0.2-0.3 points, for twice the
+    # of turn 0.1 and 0.25 (+0.4 to +0.9 points) and official accuracy by 0.2-0.3 points, for twice the
     # model time (README, "test-time mirroring")
     flip_average: bool = True
     model: ModelConfig = field(default_factory=ModelConfig)
