@@ -177,3 +177,14 @@ def test_fit_abstention_rule_on_a_controlled_model(tmp_path_factory):
     # with every label wrong, 99.5 % is out of reach: the coverage floor (90 %) applies
     ab = fit_abstention(pr, Xv, (probs.argmax(1) + 1) % 4)
     assert ab["coverage_at_target_accuracy"] == 0.0 and 0.9 <= ab["coverage"] < 0.95
+
+
+def test_the_benchmark_strips_pydicom_test_files_to_distinct_pngs_named_by_modality():
+    pytest.importorskip("pydicom")
+    from conftest import load_benchmark
+
+    out = load_benchmark("refusal_rates").stripped_dicom_pngs()
+    names = [n for n, _ in out]
+    assert "CT_small (CT)" in names and len(set(names)) == len(names)
+    assert all(data.startswith(b"\x89PNG") for _, data in out)
+    assert len({data for _, data in out}) == len(out)
