@@ -33,7 +33,8 @@ def test_fine_gate_map_is_four_times_finer_and_gates_the_last_map():
     torch.testing.assert_close(logits, m(x), rtol=0, atol=0)
     z, pooled = m.forward_with_pooled(x)
     torch.testing.assert_close(z, m(x), rtol=0, atol=0)
-    assert pooled.shape == (3, 32)
+    assert pooled.shape == (3, sum(m.cfg.channels))  # every block's average; the last 32 are the last map's
+    torch.testing.assert_close(pooled[:, -32:], m._encode(x)[0].mean((2, 3)), rtol=0, atol=0)
 
 
 def test_log_sum_exp_pooling_lies_between_the_mean_and_the_maximum_of_each_cell():

@@ -196,6 +196,7 @@ def test_model_card_renders_metadata_and_never_invents_numbers(ckpt, tmp_path, c
     assert "| glioma | 24 | 8 | 0 | 0.0 |" in text
     assert "temperature scaling" in text and "uncertain" in text and "Mahalanobis" in text
     assert "inference: the logits of the slice and of its left-right mirror are averaged" in text
+    assert "Mahalanobis distance on the average of every conv block's output" in text
     assert "Test set" not in text
     ck = load_checkpoint(ckpt)
     rng = np.random.default_rng(0)

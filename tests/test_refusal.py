@@ -154,7 +154,8 @@ def test_finalize_is_idempotent_and_stores_abstention_and_refusal(tmp_path_facto
     m1 = read_metadata(ck)
     ab, ref = m1["abstention"], m1["refusal"]
     assert 0.9 - 1e-9 <= ab["coverage"] <= 1.0 and ab["fitted_on"] == "val"
-    assert ref["ood"]["dim"] == 32 and ref["ood_quantile"] == OOD_QUANTILE == 0.998
+    assert ref["ood"]["dim"] == 8 + 16 + 32 + 32 and ref["ood_quantile"] == OOD_QUANTILE == 0.998  # every block
+    assert ref["ood"]["features"] == "mean-pooled ReLU output of every conv block (before the gate)"
     X, y = tiny_data(24, 0)
     Xv, yv = tiny_data(8, 1)
     out = tmp_path_factory.mktemp("again") / "m.safetensors"
@@ -188,3 +189,17 @@ def test_the_benchmark_strips_pydicom_test_files_to_distinct_pngs_named_by_modal
     assert "CT_small (CT)" in names and len(set(names)) == len(names)
     assert all(data.startswith(b"\x89PNG") for _, data in out)
     assert len({data for _, data in out}) == len(out)
+
+
+def test_a_distance_fitted_on_the_last_map_alone_scores_only_those_columns():
+    from tumorlens.refusal import FEATURES_LAST_MAP, FeatureOOD
+
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(200, 12))  # 8 early-block columns, then the last block's 4
+    y = rng.integers(0, 2, 200)
+    old = FeatureOOD.fit(feats[:, -4:], y, rank=2)
+    old.threshold = 1.5
+    meta = {**old.to_meta(), "features": FEATURES_LAST_MAP}  # as checkpoints finalized before the change
+    back = FeatureOOD.from_meta(meta)
+    assert back.last_only and not FeatureOOD.from_meta(old.to_meta()).last_only
+    np.testing.assert_allclose(back.score(feats), old.score(feats[:, -4:]), rtol=1e-4)

@@ -291,8 +291,12 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
           "region (e.g. lungs);"]
     if ref.get("ood"):
         pooled = ref.get("ood_threshold_on") == "train+val"
-        L.append(f"- its features are far from the training slices: Mahalanobis distance on the pooled last "
-                 f"feature map above the {100 * ref.get('ood_quantile', 0.995):.1f}th percentile of the "
+        from .refusal import FEATURES_ALL_BLOCKS
+
+        feats = ("the average of every conv block's output" if ref["ood"].get("features") == FEATURES_ALL_BLOCKS
+                 else "the pooled last feature map")
+        L.append(f"- its features are far from the training slices: Mahalanobis distance on {feats} above the "
+                 f"{100 * ref.get('ood_quantile', 0.995):.1f}th percentile of the "
                  + ("training and validation slices' scores together" if pooled else "validation scores")
                  + f" (refuses {_pct(ref.get('ood_val_refusal_rate'))} of validation slices"
                  + (f" and {_pct(ref.get('ood_train_refusal_rate'))} of training slices" if pooled else "")
@@ -319,7 +323,7 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
           "Those the feature-space check refuses count as refused real slices in the figures above. "
           "`python benchmarks/ct_in_kaggle.py` lists them and what a model does with each.",
           "- Noisy slices (strong pixel noise at full resolution) can be refused as 'mostly pixel noise', and "
-          "slices turned sideways are answered less accurately and more often `uncertain`; measure a model with "
+          "slices turned sideways are answered less accurately and more often `uncertain` or refused; measure a model with "
           "`python benchmarks/robustness.py --model CKPT`.",
           "- Heatmaps show what influenced the score, not a diagnosis-grade segmentation: on held-out slices "
           "with expert masks their peak misses the tumour in a share of cases (most often diffuse or "

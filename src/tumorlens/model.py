@@ -175,11 +175,15 @@ class TumorNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
     def forward_with_pooled(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits (B, K) and the last conv map averaged over positions (B, C), taken before the gate: the
-        feature-distance refusal needs what the image looks like, not only its tumour evidence (a gated
-        map is near zero both for a no-tumour slice and for a photograph)."""
+        """Logits (B, K) and every conv block's ReLU output averaged over positions, side by side (B, C_1 +
+        ... + C_n), taken before the gate; the last C_n columns are the last map's average. The
+        feature-distance refusal reads them: it needs what the image looks like at every scale, not only its
+        tumour evidence (a gated map is near zero both for a no-tumour slice and for a photograph), and the
+        early blocks' textures and intensities tell CT from MRI where the last map alone did not
+        (README, refusal)."""
         f, blocks = self._encode(x)  # (B, C, H, W)
-        return self.forward_head(self._gate(f, blocks)), f.mean((2, 3))
+        pooled = torch.cat([b.mean((2, 3)) for b in blocks], 1)  # [(B, C_i, h_i, w_i)] -> (B, sum C_i)
+        return self.forward_head(self._gate(f, blocks)), pooled
 
     def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Logits and, with mask heads, one tumour-logit map (B, 1, h_i, w_i) per guided block (finest first).

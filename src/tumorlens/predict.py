@@ -124,7 +124,7 @@ class Predictor:
         for i in range(0, len(t), batch):
             z, f = self.model.forward_with_pooled(t[i:i + batch].contiguous(memory_format=torch.channels_last))
             zs.append(z)  # (B, K)
-            fs.append(f)  # (B, C): the last conv map averaged over positions
+            fs.append(f)  # (B, sum C_i): every block's output averaged over positions
         return torch.cat(zs).numpy(), torch.cat(fs).numpy()
 
     def _ort_model(self, x: np.ndarray) -> Any:
@@ -147,8 +147,8 @@ class Predictor:
         return self._ort or None
 
     def logits_and_features(self, x: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
-        """Preprocessed inputs (N, S, S) -> raw logits (N, K) and mean-pooled last conv maps (N, C), before
-        the gate when the model has one (`TumorNet.forward_with_pooled`). With `flip_average` both are the
+        """Preprocessed inputs (N, S, S) -> raw logits (N, K) and every conv block's mean-pooled output
+        (N, sum C_i), before the gate when the model has one (`TumorNet.forward_with_pooled`). With `flip_average` both are the
         mean over the slice and its left-right mirror, so a mirrored slice gets the same answer."""
         if len(x) == 0:
             return np.zeros((0, len(self.classes)), np.float32), np.zeros((0, 0), np.float32)

@@ -12,8 +12,9 @@ a confident "glioma". Three independent layers turn such inputs into `rejected` 
    and its limit is listed in `LIMITS`, set from the 7,023 Kaggle MRI slices (each limit refuses at most a
    handful of them) and the probe images of `tests/probes.py` (constant, gradients, noise, colour photos,
    documents, textures, chest CT, ultrasound, nuclear medicine).
-3. **Feature-space distance** (`FeatureOOD`): the Mahalanobis distance of the model's pooled last feature
-   map (global average of the last conv map, before the gate if any; 128-d) to the nearest class mean, with one shared covariance
+3. **Feature-space distance** (`FeatureOOD`): the Mahalanobis distance of the model's pooled features (the
+   global average of every conv block's output, before the gate if any; 240-d for the default model) to the
+   nearest class mean, with one shared covariance
    (Lee et al. 2018, "A simple unified framework for detecting out-of-distribution samples", NeurIPS),
    shrunk towards its mean eigenvalue (Ledoit-Wolf style) and stored in low-rank form. It is fitted on the
    training images and its threshold is the 99.8th percentile of the validation images' scores
@@ -241,6 +242,12 @@ def check_image(gray: np.ndarray, info: dict[str, Any] | None = None) -> str | N
 
 
 # --------------------------------------------------------------------------------- feature space
+# what FeatureOOD was fitted on (meta['refusal']['ood']['features']): checkpoints finalized before the
+# change read only the last block's average, which is the last `dim` columns of today's features
+FEATURES_LAST_MAP = "mean-pooled last conv map (before the gate)"
+FEATURES_ALL_BLOCKS = "mean-pooled ReLU output of every conv block (before the gate)"
+
+
 @dataclass
 class FeatureOOD:
     """Class-conditional Gaussian with shared, shrunk covariance on pooled features, in low-rank form.
@@ -255,6 +262,7 @@ class FeatureOOD:
     lam: np.ndarray  # (r,)
     sigma2: float
     threshold: float = float("inf")
+    last_only: bool = False  # fitted on the last block's average alone (FEATURES_LAST_MAP): score its columns
 
     @classmethod
     def fit(cls, feats: np.ndarray, labels: np.ndarray, rank: int = 48, shrinkage: float | None = None) -> "FeatureOOD":
@@ -284,6 +292,8 @@ class FeatureOOD:
         f = np.asarray(feats, dtype=np.float64)
         if f.ndim == 1:
             f = f[None]
+        if self.last_only:
+            f = f[:, -self.means.shape[1]:]  # the last block's average: the features' last columns
         best = np.full(len(f), np.inf)
         for m in self.means:
             d = f - m
@@ -295,7 +305,7 @@ class FeatureOOD:
 
     def to_meta(self, digits: int = 5) -> dict[str, Any]:
         r = lambda a: [float(f"{v:.{digits}g}") for v in np.asarray(a, dtype=np.float64).ravel()]  # noqa: E731
-        return {"method": "mahalanobis-shared-lowrank", "features": "mean-pooled last conv map (before the gate)",
+        return {"method": "mahalanobis-shared-lowrank", "features": FEATURES_ALL_BLOCKS,
                 "dim": int(self.basis.shape[1]), "rank": int(self.basis.shape[0]),
                 "means": [r(m) for m in self.means], "basis": [r(b) for b in self.basis], "lam": r(self.lam),
                 "sigma2": float(f"{self.sigma2:.{digits}g}"), "threshold": float(f"{self.threshold:.{digits}g}")}
@@ -304,7 +314,8 @@ class FeatureOOD:
     def from_meta(cls, d: dict[str, Any]) -> "FeatureOOD":
         try:
             return cls(np.asarray(d["means"], dtype=np.float64), np.asarray(d["basis"], dtype=np.float64),
-                       np.asarray(d["lam"], dtype=np.float64), float(d["sigma2"]), float(d["threshold"]))
+                       np.asarray(d["lam"], dtype=np.float64), float(d["sigma2"]), float(d["threshold"]),
+                       last_only=d.get("features") == FEATURES_LAST_MAP)
         except (KeyError, TypeError, ValueError) as e:
             raise TumorlensError(f"checkpoint refusal metadata is damaged ({e})") from None
 

@@ -29,7 +29,7 @@ class _Both(torch.nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.forward_with_pooled(x)  # (B, K), (B, C)
+        return self.model.forward_with_pooled(x)  # (B, K), (B, sum C_i)
 
 
 class OrtModel:
