@@ -62,6 +62,7 @@ def score(predictor: Predictor, x: np.ndarray, y: np.ndarray, paths: list[str]) 
     correct = probs.argmax(1) == y
     m["calibration"] = {"temperature": predictor.temperature, "ece_before": ece(raw, y), "ece_after": ece(probs, y),
                         "brier_before": brier(raw, y), "brier_after": brier(probs, y)}
+    m["inference"] = {"flip_average": bool(predictor.flip_average)}
     m["selective"] = {"at_90": accuracy_at_coverage(conf, correct, 0.9),
                       "at_threshold": {"threshold": predictor.threshold,
                                        "coverage": float((conf >= predictor.threshold).mean()),
@@ -127,7 +128,9 @@ def write_report(ev: Evaluation, predictor: Predictor, out: Path, x: np.ndarray 
                                                         if k != "target_coverage"}}], caption="Selective prediction")]
     ck = predictor.ckpt
     subtitle = (f"model {Path(str(ck.path)).name} (sha256 {ck.sha256[:12]}), data {m['data']['dir']}, "
-                f"{m['data']['side']} part, n = {m['data']['n']}")
+                f"{m['data']['side']} part, n = {m['data']['n']}"
+                + ("; each slice is scored as the mean of its own and its left-right mirror's logits"
+                   if predictor.flip_average else ""))
     return build_report(out / "report.html", "tumorlens evaluation report", metrics=m, tables_html=tables,
                         figures=figs, subtitle=subtitle)
 

@@ -1,0 +1,77 @@
+"""`tumorlens evaluate` on a phantom dataset: every report file the issue lists, predictions that are exactly
+the Predictor's, and a self-contained report.html with the disclaimer."""
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import re
+
+import numpy as np
+import pytest
+
+from tumorlens.cli import main
+from tumorlens.config import DISCLAIMER
+from tumorlens.data import preprocess_array, read_gray
+from tumorlens.predict import Predictor
+from tumorlens.synthetic import make_dataset
+
+FILES = ["metrics.json", "predictions.csv", "classification_report.txt", "classification_report.json",
+         "confusion_matrix.png", "confusion_matrix_normalized.png", "roc.png", "history.png", "reliability.png",
+         "risk_coverage.png", "gradcam_gallery.png", "report.html"]
+
+
+@pytest.fixture(scope="module")
+def evaluated(ckpt, tmp_path_factory):
+    root = tmp_path_factory.mktemp("ev")
+    data = make_dataset(root / "data", n_per_class=10, size=128, seed=3, split=True)
+    assert main(["split", str(data), "--strategy", "official", "--out", str(root / "split.csv")]) == 0
+    assert main(["evaluate", str(data), "--split", str(root / "split.csv"), "--model", str(ckpt),
+                 "--out", str(root / "out")]) == 0
+    return data, root / "out"
+
+
+def test_evaluate_writes_every_report_file(evaluated):
+    _, out = evaluated
+    for name in FILES:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    for png in (p for p in FILES if p.endswith(".png")):
+        assert (out / png).read_bytes().startswith(b"\x89PNG"), png
+    assert (out / "classification_report.txt").read_text().startswith(DISCLAIMER)
+
+
+def test_metrics_hold_the_summary_the_report_promises(evaluated, ckpt):
+    data, out = evaluated
+    m = json.loads((out / "metrics.json").read_text())
+    n = m["n"]
+    assert n == m["data"]["n"] == len(list((data / "Testing").rglob("*.png"))) > 4 and m["data"]["side"] == "test"
+    lo, hi = m["accuracy_ci"]
+    assert 0 <= lo <= m["accuracy"] <= hi <= 1
+    assert {"macro", "micro"} <= set(m["roc_auc"]) and "macro avg" in m["report"]
+    assert np.asarray(m["confusion_matrix"]).sum() == n
+    assert {"ece_before", "ece_after", "brier_before", "brier_after", "temperature"} <= set(m["calibration"])
+    assert m["selective"]["at_90"]["target_coverage"] == 0.9 and m["inference"] == {"flip_average": True}
+    assert m["model"]["sha256"] == Predictor(ckpt).ckpt.sha256
+
+
+def test_predictions_are_the_predictors_on_the_same_files(evaluated, ckpt):
+    data, out = evaluated
+    with open(out / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["path", "true", "pred", "p_glioma", "p_meningioma", "p_notumor", "p_pituitary"]
+    pr = Predictor(ckpt, backend="torch")
+    x = np.stack([preprocess_array(read_gray(data / r["path"], draft=4 * pr.pre.size), pr.pre)[0] for r in rows])
+    want = pr.probabilities(x)
+    got = np.array([[float(r[f"p_{c}"]) for c in pr.classes] for r in rows])
+    assert np.allclose(got, want, atol=1e-5)
+    assert [r["pred"] for r in rows] == [pr.classes[k] for k in want.argmax(1)]
+
+
+def test_report_html_is_self_contained_and_says_research_use_only(evaluated):
+    _, out = evaluated
+    html = (out / "report.html").read_text()
+    assert DISCLAIMER in html and "mirror" in html
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    assert len(images) == sum(p.endswith(".png") for p in FILES)
+    assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
+    assert not re.search(r'(src|href)="(https?:)?//', html)  # opens offline
