@@ -105,3 +105,28 @@ def test_a_config_file_is_checked_setting_by_setting_and_errors_name_the_file(tm
         with pytest.raises(TumorlensError) as e:
             _resolve_config(argparse.Namespace(config=str(f), set=None))
         assert str(e.value).startswith(f"{f}: ") and message in str(e.value)
+
+
+def test_train_cli_on_a_phantom_dataset_writes_a_self_describing_run_and_refuses_to_overwrite_it(tmp_path, capsys):
+    from tumorlens.checkpoint import read_metadata
+    from tumorlens.synthetic import make_dataset
+
+    data = make_dataset(tmp_path / "data", n_per_class=10, size=96, seed=5)
+    run = tmp_path / "run"
+    args = ["train", str(data), "--strategy", "stratified", "--out", str(run), "--set", "epochs=2",
+            "--set", "threads=1", "--set", "batch_size=16"]
+    assert main(args) == 0
+    for name in ("model.safetensors", "history.csv", "config.json", "split.csv"):
+        assert (run / name).is_file(), name
+    assert not (run / "state.pt").exists()
+    meta = read_metadata(run / "model.safetensors")
+    assert meta["config"]["epochs"] == 2 and meta["config"]["flip_average"] is True
+    assert meta["mask_guidance"]["used"]  # the phantoms' own masks guide the gate
+    assert meta["calibration"]["flip_average"] is True and meta["calibration"]["fitted_on"] == "val"
+    assert [[r.path, r.label, r.split] for r in read_split(run / "split.csv")] == \
+        [m[:3] for m in meta["split"]["manifest"]]
+    capsys.readouterr()
+    assert main(args) == 2  # a finished run is never overwritten, and that is said before any work
+    assert capsys.readouterr().err.strip() == f"error: {run}: already holds a finished run; choose another --out"
+    assert main(args + ["--resume"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {run}: nothing to resume (no state.pt)"

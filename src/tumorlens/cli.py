@@ -118,10 +118,11 @@ def cmd_train(a: argparse.Namespace) -> int:
 
     from .audit import find_duplicates
     from .split import make_split, read_groups_csv, read_split, split_table, write_split
-    from .train import STATE_FILE, select, split_manifest, train
+    from .train import STATE_FILE, check_run_dir, select, split_manifest, train
 
     cfg = _resolve_config(a)
     out = Path(a.out)
+    check_run_dir(out, a.resume)
     ds = _load(a.data_dir, cfg.preprocess)
     if a.split:
         rows = read_split(a.split)

@@ -144,6 +144,18 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7919) % (2**63)
 
 
+def check_run_dir(out: Path, resume: bool) -> None:
+    """Refuse a run folder that would lose work: a finished run, or an unfinished one without --resume.
+    The CLI calls it before loading any data, so the error comes at once."""
+    state_path = out / STATE_FILE
+    if (out / CKPT_FILE).exists() and not resume and not state_path.exists():
+        raise TumorlensError(f"{out}: already holds a finished run; choose another --out")
+    if state_path.exists() and not resume:
+        raise TumorlensError(f"{out}: holds an unfinished run; continue it with --resume or choose another --out")
+    if resume and not state_path.exists():
+        raise TumorlensError(f"{out}: nothing to resume (no {STATE_FILE})")
+
+
 def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir: str | os.PathLike,
           resume: bool = False, meta: dict[str, Any] | None = None,
           on_batch: Callable[[int, int, float, float], None] | None = None,
@@ -158,10 +170,7 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     state_path = out / STATE_FILE
-    if (out / CKPT_FILE).exists() and not resume and not state_path.exists():
-        raise TumorlensError(f"{out}: already holds a finished run; choose another --out")
-    if state_path.exists() and not resume:
-        raise TumorlensError(f"{out}: holds an unfinished run; continue it with --resume or choose another --out")
+    check_run_dir(out, resume)
     if len(train_data.y) == 0:
         raise TumorlensError("the split has no training images")
     if cfg.seg_weight > 0 and cfg.model.seg_blocks <= 0 and not cfg.model.gate:
@@ -194,9 +203,7 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
     best = {"acc": -1.0, "loss": math.inf, "epoch": -1, "state": None}
     start_epoch, bad = 0, 0
     train_seconds = 0.0
-    if resume:
-        if not state_path.exists():
-            raise TumorlensError(f"{out}: nothing to resume (no {STATE_FILE})")
+    if resume:  # check_run_dir made sure the state file is there
         st = torch.load(state_path, weights_only=True)
         if st["config"] != json.dumps(cfg.to_dict(), sort_keys=True):
             raise TumorlensError(f"{out}: --resume needs the same configuration as the interrupted run")
