@@ -17,8 +17,8 @@ a confident "glioma". Three independent layers turn such inputs into `rejected` 
    nearest class mean, with one shared covariance
    (Lee et al. 2018, "A simple unified framework for detecting out-of-distribution samples", NeurIPS),
    shrunk towards its mean eigenvalue (Ledoit-Wolf style) and stored in low-rank form. It is fitted on the
-   training images and its threshold is the 99.8th percentile of the validation images' scores
-   (`OOD_QUANTILE`), so it refuses about 0.2 % of real slices by design; it catches MRI-like inputs the
+   training images and its threshold is the 99.8th percentile of the training and validation images' scores
+   together (`OOD_QUANTILE`), so it refuses about 0.2 % of real slices by design; it catches MRI-like inputs the
    statistics miss.
 
 Everything here is numpy; nothing here imports torch (the Predictor supplies the features).
