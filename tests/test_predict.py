@@ -275,6 +275,8 @@ def test_auto_backend_uses_onnx_only_for_large_batches_and_falls_back_to_torch(c
     p = Predictor(ckpt)
     p.predict_file(files / "b.png")
     assert p._ort is None  # one image: no export
+    list(p.predict_paths([str(files / "b.png")] * (p.ORT_MIN_BATCH - 1), workers=0))
+    assert p._ort is None  # 15 slices are 30 mirrored model inputs, but still too few to pay for an export
     _same_records(list(p.predict_paths(paths, workers=0)), torch_recs, atol=1e-5)
     assert p._ort
     import tumorlens.runtime as rt
