@@ -13,7 +13,6 @@ Research use only - not a medical device.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shutil
 import sys
@@ -24,7 +23,7 @@ import torch
 
 from tumorlens.audit import find_duplicates
 from tumorlens.checkpoint import BUNDLED, load_checkpoint, save_checkpoint
-from tumorlens.config import INFERENCE_ONLY, TrainConfig
+from tumorlens.config import TrainConfig
 from tumorlens.data import load_dataset
 from tumorlens.evaluate import evaluate
 from tumorlens.masks import training_masks
@@ -71,7 +70,7 @@ def main() -> int:
             sys.exit(f"{a.reuse_run}: that run has not finished")
         src = load_checkpoint(Path(a.reuse_run) / CKPT_FILE)
         # settings used only after training are today's (the run may predate them)
-        src.config = dataclasses.replace(src.config, **{k: getattr(cfg, k) for k in INFERENCE_ONLY})
+        src.config = src.config.with_inference_of(cfg)
         if src.config.to_dict() != cfg.to_dict():
             sys.exit(f"{a.reuse_run}: trained with another recipe than the default one")
         if src.meta.get("split", {}).get("manifest") != meta["split"]["manifest"]:

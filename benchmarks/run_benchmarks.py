@@ -13,7 +13,6 @@ Research use only - not a medical device.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -24,7 +23,7 @@ import torch
 
 from tumorlens.audit import find_duplicates
 from tumorlens.fileio import atomic_write_text
-from tumorlens.config import INFERENCE_ONLY, TrainConfig
+from tumorlens.config import TrainConfig
 from tumorlens.data import load_dataset
 from tumorlens.evaluate import score
 from tumorlens.masks import training_masks
@@ -85,8 +84,7 @@ def run_one(r: dict, ds, audit, groups, runs_dir: Path, threads: int, sets: tupl
 def check_reusable(run: Path, cfg: TrainConfig, runs_dir: Path) -> None:
     """A finished run is reused only if it was trained by the requested recipe: a changed default must not
     mix old and new runs in one results table. Settings in INFERENCE_ONLY do not count."""
-    old = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
-    old = dataclasses.replace(old, **{k: getattr(cfg, k) for k in INFERENCE_ONLY})
+    old = TrainConfig.from_dict(json.loads((run / "config.json").read_text())).with_inference_of(cfg)
     if old != cfg:
         raise SystemExit(f"{run}: trained with another recipe than the requested one "
                          f"(differs in: {', '.join(_diff(old.to_dict(), cfg.to_dict()))}); "

@@ -204,11 +204,13 @@ def cmd_info(a: argparse.Namespace) -> int:
     import json
 
     from .checkpoint import BUNDLED, file_sha256, manifest_rows, read_metadata
-    from .config import STORED_BEFORE, TrainConfig
+    from .config import TrainConfig
 
     path = Path(a.model) if a.model else BUNDLED
     doc = read_metadata(path)
     cfg = doc["config"]
+    # read as Predictor reads it: a setting the checkpoint predates takes the value that run used (STORED_BEFORE)
+    stored = TrainConfig.from_dict(cfg)
     print(DISCLAIMER)
     print(f"checkpoint   {path}")
     print(f"sha256       {file_sha256(path)}")
@@ -228,11 +230,10 @@ def cmd_info(a: argparse.Namespace) -> int:
           f"patience {cfg.get('patience')}, weight average "
           f"{'decay ' + str(cfg['ema']) if cfg.get('ema') else 'off'}, "
           f"mixup {'Beta ' + str(cfg['mixup']) if cfg.get('mixup') else 'off'}, "
-          f"{cfg.get('turn', STORED_BEFORE['turn']):.0%} turned by any angle, seed {cfg.get('seed')}")
+          f"{stored.turn:.0%} turned by any angle, seed {cfg.get('seed')}")
     print(f"preprocess   {json.dumps(cfg['preprocess'])}")
-    # parsed as Predictor parses it (an older checkpoint without the key predicted from the slice alone)
-    flip = TrainConfig.from_dict(cfg).flip_average
-    print(f"inference    {'logits averaged over the slice and its left-right mirror' if flip else 'the slice alone'}")
+    print("inference    " + ("logits averaged over the slice and its left-right mirror" if stored.flip_average
+                             else "the slice alone"))
     data = doc.get("data", {})
     split = doc.get("split", {})
     print(f"trained on   {data.get('name', '?')} ({data.get('n_images', '?')} images), split strategy "

@@ -181,6 +181,10 @@ class TrainConfig:
             raise TumorlensError(f"unknown model setting(s): {', '.join(sorted(set(model) - mknown))}")
         return cls(model=ModelConfig(**model), preprocess=Preprocess.from_dict(pre), **d)
 
+    def with_inference_of(self, other: "TrainConfig") -> "TrainConfig":
+        """This recipe with `other`'s INFERENCE_ONLY settings: equal to `other` exactly when both train alike."""
+        return dataclasses.replace(self, **{k: getattr(other, k) for k in INFERENCE_ONLY})
+
     @classmethod
     def from_file_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         """A user's config file (any subset of the settings, nested as in `to_dict`) on top of the defaults,

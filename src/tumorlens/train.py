@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from .fileio import atomic_write_bytes, atomic_write_text
 from .augment import augment
-from .checkpoint import save_checkpoint
+from .checkpoint import Checkpoint, save_checkpoint
 from .config import CLASSES, TrainConfig, TumorlensError
 from .data import Dataset
 from .model import build_model
@@ -287,28 +287,35 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
                  "threads": torch.get_num_threads()})
     if use_val:
         meta["val_accuracy"] = best["acc"]
+        meta["calibration"] = fit_calibration(Checkpoint(model, cfg, CLASSES, meta), val_data.x[:, 0].numpy(),
+                                              val_data.y.numpy())
     ckpt = save_checkpoint(out / CKPT_FILE, model, cfg, meta)
-    if use_val:
-        calibrate(ckpt, val_data.x[:, 0].numpy(), val_data.y.numpy())
     atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
     state_path.unlink(missing_ok=True)
     return ckpt
 
 
-def calibrate(ckpt_path: str | os.PathLike, x_val: np.ndarray, y_val: np.ndarray) -> Path:
-    """Fit the checkpoint's temperature on `val` (preprocessed (N, S, S) inputs) and write it in place.
+def fit_calibration(ck: Checkpoint, x_val: np.ndarray, y_val: np.ndarray) -> dict[str, Any]:
+    """meta['calibration'] for a checkpoint: its temperature fitted on `val` (preprocessed (N, S, S) inputs).
 
-    The logits come from a `Predictor` on the saved file, so the temperature is fitted on exactly what
+    The logits come from a `Predictor` on the checkpoint, so the temperature is fitted on exactly what
     prediction computes (mirror averaging included).
     """
-    from .checkpoint import load_checkpoint
     from .metrics import fit_temperature
     from .predict import Predictor
 
-    ck = load_checkpoint(ckpt_path)
     logits = Predictor(ck, refuse=False, backend="torch").logits(x_val)
-    meta = {**ck.meta, "calibration": {"temperature": fit_temperature(logits, y_val), "fitted_on": "val",
-                                       "n": int(len(y_val)), "flip_average": bool(ck.config.flip_average)}}
+    return {"temperature": fit_temperature(logits, y_val), "fitted_on": "val", "n": int(len(y_val)),
+            "flip_average": bool(ck.config.flip_average)}
+
+
+def calibrate(ckpt_path: str | os.PathLike, x_val: np.ndarray, y_val: np.ndarray) -> Path:
+    """`fit_calibration` for a saved checkpoint, written in place (a float16 file is fitted on its rounded
+    weights)."""
+    from .checkpoint import load_checkpoint
+
+    ck = load_checkpoint(ckpt_path)
+    meta = {**ck.meta, "calibration": fit_calibration(ck, x_val, y_val)}
     # weights loaded from a float16 file hold float16 values, so saving them as float32 loses nothing
     return save_checkpoint(ckpt_path, ck.model, ck.config, meta, tuple(ck.classes))
 
