@@ -257,6 +257,68 @@ def test_worker_processes_give_the_same_records_in_the_same_order(ckpt, files, t
     _same_records(pooled, inline, atol=0)
 
 
+def _worker_inputs(files, tmp_path):
+    (tmp_path / "zero.png").write_bytes(b"")
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / "blank.png")  # refused by the statistics
+    for i in range(40):
+        Image.fromarray(phantom(["glioma", "notumor", "pituitary"][i % 3], 30 + i)).save(tmp_path / f"p{i:02d}.png")
+    return [str(files), str(tmp_path), str(tmp_path / "nothere.png")]
+
+
+def test_with_onnx_runtime_the_workers_run_the_model_and_the_records_stay_the_same(ckpt, files, tmp_path,
+                                                                                  monkeypatch):
+    pytest.importorskip("onnxruntime")
+    inputs = _worker_inputs(files, tmp_path)
+    inline = list(Predictor(ckpt, backend="torch").predict_paths(inputs, batch=8, workers=0))
+    p = Predictor(ckpt, backend="auto")
+
+    def not_here(*a, **k):
+        raise AssertionError("the model ran in the main process")
+
+    p._ort_model(np.zeros((8, 64, 64), np.float32))  # built and checked before the patch below
+    monkeypatch.setattr(p, "logits_and_features", not_here)
+    pooled = list(p.predict_paths(inputs, batch=8, workers=2))
+    assert {r.status for r in pooled} >= {"ok", "error", "rejected"}
+    _same_records(pooled, inline, atol=1e-5)
+
+
+def test_workers_that_cannot_run_the_model_leave_it_to_the_main_process(ckpt, files, tmp_path):
+    pytest.importorskip("onnxruntime")
+    inputs = _worker_inputs(files, tmp_path)
+    inline = list(Predictor(ckpt, backend="torch").predict_paths(inputs, batch=8, workers=0))
+    p = Predictor(ckpt, backend="onnx")
+    ort = p._ort_model(np.zeros((8, 64, 64), np.float32))
+    ort.onnx = b"not an onnx graph"  # every worker fails to build its session
+    _same_records(list(p.predict_paths(inputs, batch=8, workers=2)), inline, atol=1e-5)
+
+
+def test_prepare_task_runs_the_mirrored_model_on_a_task_and_drops_the_inputs(ckpt, files, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    from tumorlens import prepare
+
+    p = Predictor(ckpt, backend="torch")
+    ort = Predictor(ckpt, backend="onnx")._ort_model(np.zeros((8, 64, 64), np.float32))
+    monkeypatch.setattr(prepare, "_JOB", {})
+    paths = [str(files / "b.png"), str(files / "c.dcm"), str(files / "nothere.png")]
+    prepare._init_worker(p.pre, False, None, None)
+    plain = [fr for ps in prepare.prepare_task(paths) for fr in ps]
+    prepare._init_worker(p.pre, False, None, ort.onnx, True, 16)
+    done = [fr for ps in prepare.prepare_task(paths) for fr in ps]
+    assert [fr.status for fr in done] == [None, None, None, "error"]  # the DICOM holds two frames
+    z, f = p.logits_and_features(np.stack([fr.x for fr in plain[:3]]))
+    assert all(fr.x is None for fr in done[:3])
+    assert np.allclose(np.stack([fr.z for fr in done[:3]]), z, atol=1e-4)
+    assert np.allclose(np.stack([fr.f for fr in done[:3]]), f, atol=1e-4)
+
+
+def test_worker_prediction_restores_the_blas_thread_count(ckpt, files, tmp_path):
+    from threadpoolctl import threadpool_info
+
+    before = [(i["internal_api"], i["num_threads"]) for i in threadpool_info()]
+    list(Predictor(ckpt, backend="torch").predict_paths(_worker_inputs(files, tmp_path), workers=2))
+    assert [(i["internal_api"], i["num_threads"]) for i in threadpool_info()] == before
+
+
 @pytest.mark.parametrize("n", [1, 7, 64])
 def test_onnx_runtime_path_matches_pytorch(ckpt, n):
     pytest.importorskip("onnxruntime")

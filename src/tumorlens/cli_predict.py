@@ -362,8 +362,8 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--explain", metavar="DIR", help="write a Grad-CAM overlay PNG per answered slice into DIR")
     s.add_argument("--slice", type=int, help="NIfTI: classify this axial slice only (0 = most inferior)")
     s.add_argument("--workers", type=int, default=None,
-                   help="processes that read and preprocess files while the model runs (default: one per core "
-                        "for 128 or more files, else none; 0: none)")
+                   help="processes that read and preprocess files, and run the model on them with ONNX Runtime "
+                        "(default: one per core for 128 or more files, else none; 0: none)")
     s.add_argument("--backend", choices=["auto", "torch", "onnx"], default="auto",
                    help="model runtime: ONNX Runtime for large batches when installed (auto), or one of them")
     s.set_defaults(func=cmd_predict)

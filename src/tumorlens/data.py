@@ -21,7 +21,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from .config import CLASSES, Preprocess, TumorlensError
 from .fileio import atomic_write_bytes
-from .numeric import percentile
+from .numeric import finite, percentile
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def crop_square(gray: np.ndarray, box: tuple[int, int, int]) -> np.ndarray:
 def resize(a: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     """Bilinear resize of a float32 array with antialiasing when shrinking (PIL 'F' mode)."""
     wh = (size, size) if isinstance(size, int) else (size[1], size[0])
-    return np.asarray(Image.fromarray(a.astype(np.float32), mode="F").resize(wh, Image.BILINEAR))
+    return np.asarray(Image.fromarray(a.astype(np.float32, copy=False), mode="F").resize(wh, Image.BILINEAR))
 
 
 def preprocess_array(gray: np.ndarray, pre: Preprocess) -> tuple[np.ndarray, tuple[int, int, int]]:
@@ -165,7 +165,7 @@ def preprocess_array(gray: np.ndarray, pre: Preprocess) -> tuple[np.ndarray, tup
     gray = np.asarray(gray, dtype=np.float32)
     if gray.ndim != 2:
         raise TumorlensError(f"expected a 2-D grayscale array, got shape {gray.shape}")
-    gray = np.nan_to_num(gray, nan=0.0, posinf=0.0, neginf=0.0)
+    gray = finite(gray, nan=0.0, posinf=0.0, neginf=0.0)
     gray = gray - float(gray.min())
     box = head_box(gray, pre)
     x = resize(crop_square(gray, box), pre.size)

@@ -25,7 +25,9 @@ def _order_stats(a: np.ndarray, ks: list[int]) -> dict[int, np.generic]:
         lo, hi = a.min(), a.max()
         if lo >= 0 and hi <= _HIST_MAX_VALUE:
             ai = a.astype(np.int32)
-            if np.array_equal(ai, a):  # integer-valued: the histogram gives exact order statistics
+            # integer-valued: the histogram gives exact order statistics. Compared in a's dtype (exact for
+            # integers up to 65535): np.array_equal would compare in float64, 33 us against 12 on 256 x 256
+            if bool((ai.astype(a.dtype) == a).all()):
                 cs = np.cumsum(np.bincount(ai))
                 vals = np.searchsorted(cs, ks, side="right")
                 return {k: a.dtype.type(v) for k, v in zip(ks, vals)}
@@ -71,3 +73,11 @@ def percentile(a: np.ndarray, q: float, *more: float) -> float | list[float]:
 def percentiles(a: np.ndarray, qs: list[float]) -> list[float]:
     """`np.percentile(a, qs)` for a list of q (float64 interpolation), bit for bit, as Python floats."""
     return _interp(a, list(qs), weak=False)
+
+
+def finite(a: np.ndarray, **nan_to_num: float) -> np.ndarray:
+    """`np.nan_to_num(a, **nan_to_num)`, the same values, but `a` itself when it is finite already (every 8- or
+    16-bit decode): one check (about 7 us on 256 x 256) instead of a copy and three passes (about 55 us)."""
+    if a.dtype.kind != "f" or np.isfinite(a).all():
+        return a
+    return np.nan_to_num(a, **nan_to_num)

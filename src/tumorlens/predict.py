@@ -40,12 +40,14 @@ class Record:
     image: np.ndarray | None = field(default=None, repr=False, compare=False)  # original-resolution gray
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("heatmap")
-        d.pop("image")
+        # built by hand: dataclasses.asdict deep-copies every field, which took 0.4 ms a record (a sixth of
+        # the end-to-end time per slice, measured with cProfile on 1,000 PNGs)
+        d: dict[str, Any] = {"path": self.path, "status": self.status, "label": self.label,
+                             "probabilities": None if self.probabilities is None else dict(self.probabilities),
+                             "confidence": self.confidence, "reason": self.reason}
         for k in ("frame", "slice"):
-            if d[k] is None:
-                d.pop(k)
+            if getattr(self, k) is not None:
+                d[k] = getattr(self, k)
         return d
 
 
@@ -150,25 +152,17 @@ class Predictor:
         """Preprocessed inputs (N, S, S) -> raw logits (N, K) and every conv block's mean-pooled output
         (N, sum C_i), before the gate when the model has one (`TumorNet.forward_with_pooled`). With `flip_average` both are the
         mean over the slice and its left-right mirror, so a mirrored slice gets the same answer."""
+        from .prepare import model_outputs
+
         if len(x) == 0:
             return np.zeros((0, len(self.classes)), np.float32), np.zeros((0, 0), np.float32)
-        if self.flip_average:
-            n = len(x)
-            # (N, S, S) -> (2N, S, S): the slices, then their mirrors (columns reversed), in one model pass
-            z, f = self._logits_and_features(np.concatenate([x, x[:, :, ::-1]]), batch, slices=n)
-            return (z[:n] + z[n:]) / 2, (f[:n] + f[n:]) / 2
-        return self._logits_and_features(x, batch, slices=len(x))
-
-    def _logits_and_features(self, x: np.ndarray, batch: int, slices: int) -> tuple[np.ndarray, np.ndarray]:
         # the backend is chosen by the number of slices asked for, not of model inputs (twice as many when
         # mirrored): a handful of files must not pay for the ONNX export (about 0.3 s)
-        if self.backend == "onnx" or (self.backend == "auto" and slices >= self.ORT_MIN_BATCH):
+        if self.backend == "onnx" or (self.backend == "auto" and len(x) >= self.ORT_MIN_BATCH):
             ort = self._ort_model(x)
             if ort is not None:
-                step = min(batch, self.ORT_CHUNK)
-                zs, fs = zip(*(ort.run(x[i:i + step]) for i in range(0, len(x), step)))
-                return np.concatenate(zs), np.concatenate(fs)
-        return self._torch_logits_and_features(x, batch)
+                return model_outputs(ort.run, x, self.flip_average, min(batch, self.ORT_CHUNK))
+        return model_outputs(lambda v: self._torch_logits_and_features(v, batch), x, self.flip_average)
 
     def logits(self, x: np.ndarray, batch: int = 512) -> np.ndarray:
         """Preprocessed inputs (N, S, S) -> raw logits (N, K)."""
@@ -217,7 +211,16 @@ class Predictor:
             else:
                 todo.append(i)
         if todo:
-            z, feats = self.logits_and_features(np.stack([prepared[i].x for i in todo]))
+            # a worker process may have run the model already (prepare_task); the rest run here
+            need = [i for i in todo if prepared[i].z is None]
+            if len(need) == len(todo):
+                z, feats = self.logits_and_features(np.stack([prepared[i].x for i in todo]))
+            else:
+                z_need, f_need = self.logits_and_features(np.stack([prepared[i].x for i in need])) if need else (
+                    None, None)
+                at = {i: j for j, i in enumerate(need)}
+                z = np.stack([prepared[i].z if i not in at else z_need[at[i]] for i in todo])
+                feats = np.stack([prepared[i].f if i not in at else f_need[at[i]] for i in todo])
             probs = self._softmax(z)
             scores = self.ood.score(feats) if (self.refuse and self.ood is not None) else None
             for j, i in enumerate(todo):
@@ -291,10 +294,11 @@ class Predictor:
         """Records for files, folders and globs; a bad input yields an error record and the rest go on.
 
         Frames of consecutive files are classified together, `batch` at a time; order is kept.
-        workers: processes that read, check and preprocess files while this one runs the model (None: by the
-        number of files, `prepare.auto_workers`; 0: all in this process). Heatmaps are made in this process.
+        workers: processes that read, check and preprocess files (None: by the number of files,
+        `prepare.auto_workers`; 0: all in this process); with ONNX Runtime they run the model too, else this
+        process does. Heatmaps are made in this process.
         """
-        from .prepare import Prepared, auto_workers, pool, prepare_in_worker
+        from .prepare import FILES_PER_TASK, Prepared, auto_workers, pool, prepare_task
 
         listed = list(expand_inputs(inputs))
         if workers is None:
@@ -302,12 +306,26 @@ class Predictor:
         if workers <= 0 or explain:
             yield from self._predict_listed(listed, explain, slice, batch)
             return
-        pending: list[Any] = []
         if self._ort is None:
             self._ort_threads = 1  # the workers keep the cores busy; more model threads only contend (measured)
-        with pool(workers, self.pre, self.refuse, slice) as workers_pool:
-            paths = [p for p, err in listed if not err]
-            done = workers_pool.imap(prepare_in_worker, paths, chunksize=8)
+        paths = [p for p, err in listed if not err]
+        onnx = None
+        if self.backend == "onnx" or (self.backend == "auto" and len(paths) >= self.ORT_MIN_BATCH):
+            # the workers run the model too, on the exported graph that this process checked against PyTorch
+            # (on a fixed random batch: the check is of the graph, not of the data)
+            probe = np.random.default_rng(0).random((8, self.pre.size, self.pre.size), dtype=np.float32)
+            ort = self._ort_model(probe)
+            onnx = ort.onnx if ort is not None else None
+        pending: list[Any] = []
+        # one BLAS thread here meanwhile (the feature-distance score is a small matrix product): OpenBLAS's
+        # second thread spin-waits between calls, and took 0.9 s of CPU from the workers over 1,000 PNG
+        # slices, 2.6 s against 2.0 s end to end (2 cores; measured per thread from /proc)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"), \
+                pool(workers, self.pre, self.refuse, slice, onnx, self.flip_average, self.ORT_CHUNK) as workers_pool:
+            tasks = [paths[i:i + FILES_PER_TASK] for i in range(0, len(paths), FILES_PER_TASK)]
+            done = (file_frames for task in workers_pool.imap(prepare_task, tasks) for file_frames in task)
             for path, err in listed:
                 pending.extend([Prepared(path, status="error", reason=err)] if err else next(done))
                 if len(pending) >= batch:

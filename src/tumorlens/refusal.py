@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .config import TumorlensError
-from .numeric import percentile, percentiles
+from .numeric import finite, percentile, percentiles
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +123,11 @@ def _noise_ratio(win: np.ndarray) -> float:
     return float((wl * wl).mean() / g2) / 5.0 if g2 > 1e-5 else 0.0
 
 
+def _share(mask: np.ndarray) -> float:
+    """float(mask.mean()) of a boolean array, the same value, about 10x faster (no float copy of the mask)."""
+    return np.count_nonzero(mask) / mask.size if mask.size else float("nan")
+
+
 def image_stats(gray: np.ndarray, info: dict[str, Any] | None = None) -> dict[str, float]:
     """Statistics of one raw frame that tell an MRI slice from other images (see `LIMITS`).
 
@@ -141,7 +146,7 @@ def image_stats(gray: np.ndarray, info: dict[str, Any] | None = None) -> dict[st
     """
     info = info or {}
     raw = np.asarray(gray, dtype=np.float32)
-    g = np.nan_to_num(_thumb(raw), nan=0.0, posinf=0.0, neginf=0.0)
+    g = finite(_thumb(raw), nan=0.0, posinf=0.0, neginf=0.0)
     lo, hi = percentiles(g, [0.5, 99.5])  # = np.percentile, bit for bit, faster (numeric.py)
     span = hi - lo
     out: dict[str, float] = {"span": span, "colour_fraction": float(info.get("colour_fraction", 0.0) or 0.0),
@@ -158,13 +163,13 @@ def image_stats(gray: np.ndarray, info: dict[str, Any] | None = None) -> dict[st
     fg = n > FG
     h, w = fg.shape
     out["aspect"] = float(max(h, w) / max(1, min(h, w)))
-    out["dark"] = float((n < 0.05).mean())
-    out["fg_fraction"] = float(fg.mean())
+    out["dark"] = _share(n < 0.05)
+    out["fg_fraction"] = _share(fg)
     frame = np.concatenate([fg[:2].ravel(), fg[-2:].ravel(), fg[2:-2, :2].ravel(), fg[2:-2, -2:].ravel()])
-    out["border_fg"] = float(frame.mean())
+    out["border_fg"] = _share(frame)
     for side, strip in (("top", fg[:3]), ("bottom", fg[-3:]), ("left", fg[:, :3]), ("right", fg[:, -3:])):
-        out[f"border_{side}"] = float(strip.mean())
-    area = float(fg.sum())
+        out[f"border_{side}"] = _share(strip)
+    area = float(np.count_nonzero(fg))
     if area < 16:
         out.update(head_fraction=area / (h * w), ellipse_iou=0.0, outside=1.0, holes=1.0)
         return out
@@ -180,18 +185,18 @@ def image_stats(gray: np.ndarray, info: dict[str, Any] | None = None) -> dict[st
     d2 = inv[0, 0] * ry * ry + (2 * inv[0, 1]) * ry * rx + inv[1, 1] * rx * rx
     ell = d2 <= 4.0  # a uniform filled ellipse has its boundary at Mahalanobis radius 2
     e_area = float(np.pi * 4.0 * np.sqrt(max(np.linalg.det(cov), 1e-12)))
-    inter = float((fg & ell).sum())
+    inter = float(np.count_nonzero(fg & ell))
     out["head_fraction"] = e_area / (h * w)
-    out["ellipse_iou"] = inter / float((fg | ell).sum())
-    out["outside"] = float((fg & (d2 > 4.0 * 1.15 ** 2)).sum()) / area
-    n_ell = float(ell.sum())
+    out["ellipse_iou"] = inter / float(np.count_nonzero(fg | ell))
+    out["outside"] = float(np.count_nonzero(fg & (d2 > 4.0 * 1.15 ** 2))) / area
+    n_ell = float(np.count_nonzero(ell))
     out["holes"] = 1.0 - inter / n_ell if n_ell else 1.0
     vals = n[fg]
     out["peak"] = float(np.bincount(np.minimum((vals * 32).astype(np.int64), 31), minlength=32).max() / vals.size)
     # the same at full resolution, on a central window (no resampling to smooth pixel noise away)
     H, W = raw.shape
     c = min(96, H, W)
-    win = np.clip((np.nan_to_num(raw[(H - c) // 2:(H - c) // 2 + c, (W - c) // 2:(W - c) // 2 + c]) - lo) / span, 0, 1)
+    win = np.clip((finite(raw[(H - c) // 2:(H - c) // 2 + c, (W - c) // 2:(W - c) // 2 + c]) - lo) / span, 0, 1)
     out["noise_px"] = _noise_ratio(win)
     # and, when that looks noisy, on twice the window 2 x 2-binned: binning halves white noise but keeps
     # anatomy, so a noisy MRI slice drops well below the limit while noise, speckle or a disc of noise stays
@@ -200,7 +205,7 @@ def image_stats(gray: np.ndarray, info: dict[str, Any] | None = None) -> dict[st
     if out["noise_px"] > NOISE_BIN_LIMIT and min(H, W) >= 2 * NOISE_BIN:
         c2 = 2 * NOISE_BIN
         w2 = raw[(H - c2) // 2:(H - c2) // 2 + c2, (W - c2) // 2:(W - c2) // 2 + c2]
-        w2 = np.nan_to_num((w2[0::2, 0::2] + w2[1::2, 0::2] + w2[0::2, 1::2] + w2[1::2, 1::2]) * 0.25)
+        w2 = finite((w2[0::2, 0::2] + w2[1::2, 0::2] + w2[0::2, 1::2] + w2[1::2, 1::2]) * 0.25)
         out["noise_binned"] = _noise_ratio(np.clip((w2 - lo) / span, 0, 1))
         if out["noise_binned"] <= NOISE_BIN_LIMIT:  # structure at the coarser scale: judge by that scale
             out["noise"] = out["noise_binned"]

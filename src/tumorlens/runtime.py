@@ -12,46 +12,56 @@ from __future__ import annotations
 import io
 import logging
 import warnings
+from typing import Any
 
 import numpy as np
-import torch
 
 log = logging.getLogger(__name__)
 
 PARITY_ATOL = 1e-4  # logits and pooled features; measured differences are ~1e-6
 
-
-class _Both(torch.nn.Module):
-    """logits and mean-pooled last feature maps in one graph (what `Predictor` needs)."""
-
-    def __init__(self, model: torch.nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.model.forward_with_pooled(x)  # (B, K), (B, sum C_i)
+# torch is imported only to export: `OrtSession` runs an exported graph without it, so the worker processes
+# of `Predictor.predict_paths` (prepare.py) can run the model while staying torch-free
 
 
-class OrtModel:
-    """`run(x)`: preprocessed inputs (N, S, S) -> (logits (N, K), pooled features (N, C)), via ONNX Runtime."""
+def export_onnx(model: Any, image_size: int) -> bytes:
+    """The ONNX graph (bytes) of `model.forward_with_pooled`: x (N, 1, S, S) -> logits (N, K), features (N, D)."""
+    import torch
 
-    def __init__(self, model: torch.nn.Module, image_size: int, threads: int = 1):
+    class _Both(torch.nn.Module):
+        """logits and every block's mean-pooled output in one graph (what `Predictor` needs)."""
+
+        def __init__(self, m: torch.nn.Module):
+            super().__init__()
+            self.model = m
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            return self.model.forward_with_pooled(x)  # (B, K), (B, sum C_i)
+
+    buf = io.BytesIO()
+    # the exporter's deprecation and tracer notes are about its own future, not about this graph; the
+    # parity check in `Predictor` is what vouches for the result
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_Both(model).eval(), (torch.zeros(2, 1, image_size, image_size),), buf, dynamo=False,
+                          input_names=["x"], output_names=["logits", "features"],
+                          dynamic_axes={"x": {0: "batch"}}, opset_version=17)
+    return buf.getvalue()
+
+
+class OrtSession:
+    """`run(x)`: preprocessed inputs (N, S, S) -> (logits (N, K), pooled features (N, D)), via ONNX Runtime,
+    from an exported graph (`onnx`, bytes)."""
+
+    def __init__(self, onnx: bytes, threads: int = 1):
         import onnxruntime as ort
 
-        buf = io.BytesIO()
-        wrapped = _Both(model).eval()
-        # the exporter's deprecation and tracer notes are about its own future, not about this graph; the
-        # parity check in `Predictor` is what vouches for the result
-        with warnings.catch_warnings(), torch.no_grad():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(wrapped, (torch.zeros(2, 1, image_size, image_size),), buf, dynamo=False,
-                              input_names=["x"], output_names=["logits", "features"],
-                              dynamic_axes={"x": {0: "batch"}}, opset_version=17)
         so = ort.SessionOptions()
         so.intra_op_num_threads = max(1, int(threads))
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
-        self.session = ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
+        self.onnx = onnx
+        self.session = ort.InferenceSession(onnx, so, providers=["CPUExecutionProvider"])
 
     def run(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = np.ascontiguousarray(x, dtype=np.float32)[:, None]  # (N, S, S) -> (N, 1, S, S)
@@ -59,7 +69,14 @@ class OrtModel:
         return z, f
 
 
-def try_build(model: torch.nn.Module, image_size: int, threads: int) -> OrtModel | None:
+class OrtModel(OrtSession):
+    """An OrtSession exported from a loaded model (`model.forward_with_pooled`)."""
+
+    def __init__(self, model: Any, image_size: int, threads: int = 1):
+        super().__init__(export_onnx(model, image_size), threads)
+
+
+def try_build(model: Any, image_size: int, threads: int) -> OrtModel | None:
     """An OrtModel, or None (logged) when onnxruntime/onnx are missing or export fails."""
     try:
         return OrtModel(model, image_size, threads)
