@@ -77,6 +77,14 @@ def default_checkpoint(d: Path) -> Path:
     return ck
 
 
+def default_name() -> str:
+    from tumorlens.config import TrainConfig
+
+    m = TrainConfig().model
+    return (f"default architecture (channels {'-'.join(map(str, m.channels))}, "
+            f"{'bi' if m.bidirectional else ''}LSTM {m.lstm_hidden}), untrained")
+
+
 def end_to_end(ckpt: Path, folder: Path, threads: int, workers: int, backend: str, repeats: int = 3,
                mirror: bool | None = None) -> dict:
     """mirror: override the checkpoint's test-time mirroring (None: as the checkpoint says)."""
@@ -205,9 +213,10 @@ def main() -> None:
              f"Measured by `benchmarks/predict_speed.py` on {platform.machine()} with {os.cpu_count()} CPU cores "
              f"(load average {load[0]:.1f} at the end), "
              f"torch {torch.__version__}, Python {platform.python_version()}; model: "
-             f"{'`' + a.model + '`' if a.model else 'default architecture (channels 32-64-128-128, biLSTM 128), untrained'}.",
+             f"{'`' + a.model + '`' if a.model else default_name()}.",
              "", f"## {a.n} PNG slices end to end (256x256, decode -> refusal checks -> model -> JSON)", "",
-             "Stage columns are single-process timings of each stage alone (with that row's backend and threads).",
+             "seconds: the best of 3 runs after a warm-up run. Stage columns are single-process timings of each "
+             "stage alone (with that row's backend and threads).",
              "",
              "| model threads | worker processes | backend | mirrored | seconds | images/s | decode ms/img | "
              "refusal stats ms/img | preprocess ms/img | model ms/img (batch 64) | statuses |",
@@ -221,7 +230,9 @@ def main() -> None:
                      f"{', '.join(f'{k} {v}' for k, v in r['statuses'].items() if v)} |")
     lines += ["", "backend `auto` = ONNX Runtime for batches of 16 or more (exported from the loaded weights and "
               "checked against PyTorch on the first batch), `torch` = PyTorch only. "
-              "The CLI's default is `auto` with one worker process per core for 128 or more files. "
+              "With worker processes and `auto`, each worker runs the model (ONNX Runtime, 1 thread) on the "
+              "files it read, and the main process only builds the records; with `torch` the main process runs "
+              "the model. The CLI's default is `auto` with one worker process per core for 128 or more files. "
               "mirrored = test-time mirroring (each slice and its left-right mirror through the model, as the "
               "checkpoint predicts); a `no` row switches it off to show its cost, and its statuses differ because "
               "the checkpoint's abstention and refusal were fitted on mirrored averages.",
