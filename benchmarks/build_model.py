@@ -4,6 +4,8 @@
                                      [--install] [--reuse-run RUN_DIR]
 
 Resumable: an interrupted training continues where it stopped; finished steps are not redone.
+The slices listed in benchmarks/kaggle_ct.csv (CT, found by ct_in_kaggle.py) are left out of the abstention
+and refusal fits, and the test part's refusals are counted for its MRI and CT slices apart.
 --install copies the checkpoint (with its test metrics) into src/tumorlens/models/ and regenerates
 MODEL_CARD.md. --reuse-run takes the weights of a finished run (e.g. runs/bench/clean-lstm-s0/run of
 run_benchmarks.py) instead of training again, after checking that it trained this exact recipe on this exact
@@ -19,7 +21,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+from ct_in_kaggle import LIST as CT_LIST
+from ct_in_kaggle import read_list as read_ct_list
 
 from tumorlens.audit import find_duplicates
 from tumorlens.checkpoint import BUNDLED, load_checkpoint, save_checkpoint
@@ -43,6 +48,8 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--install", action="store_true")
     ap.add_argument("--reuse-run", help="a finished run of the same recipe and split whose weights to take")
+    ap.add_argument("--ct-list", default=str(CT_LIST),
+                    help="CSV of the dataset's CT slices (sha256 column), left out of the refusal fit")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     out = Path(a.out)
@@ -94,17 +101,27 @@ def main() -> int:
     ckpt = shipped
     # temperature refitted on the rounded weights (and by today's inference: a reused run may predate it)
     calibrate(ckpt, parts["val"].x[:, 0].numpy(), parts["val"].y.numpy())
-    finalize_checkpoint(ckpt, parts["train"].x[:, 0].numpy(), parts["val"].x[:, 0].numpy(),
-                        parts["val"].y.numpy(), y_train=parts["train"].y.numpy())
+    # the Kaggle slices that are CT (benchmarks/kaggle_ct.csv, from ct_in_kaggle.py) stay out of the abstention
+    # and refusal fits: the feature distance is to describe brain MRI (with them in, it answered 69 of the 74)
+    ct = set(read_ct_list(a.ct_list).values())  # by content: a listed slice under any name
+    idx = ds.index()
+    mri = {s: np.array([ds.sha256[idx[p]] not in ct for p in parts[s].paths]) for s in ("train", "val", "test")}
+    finalize_checkpoint(ckpt, parts["train"].x[mri["train"], 0].numpy(), parts["val"].x[mri["val"], 0].numpy(),
+                        parts["val"].y[mri["val"]].numpy(), y_train=parts["train"].y[mri["train"]].numpy(),
+                        excluded={"what": "CT slices of the Kaggle set", "list": Path(a.ct_list).name,
+                                  "train": int((~mri["train"]).sum()), "val": int((~mri["val"]).sum())})
     t0 = time.perf_counter()
     ev = evaluate(a.data, rows, out / "eval", model=ckpt)
-    # refusal on the real test slices, through the full Predictor path on the files
+    # refusal on the real test slices, through the full Predictor path on the files: the MRI slices, and the
+    # CT slices of the test part apart
     pr = Predictor(ckpt)
     recs = list(pr.predict_paths([str(Path(a.data) / p) for p in parts["test"].paths]))
-    refused = sum(r.status == "rejected" for r in recs)
     m = dict(ev.metrics)
-    m["refused_test"] = {"n": len(recs), "rejected": refused, "rate": refused / max(1, len(recs)),
-                         "uncertain": sum(r.status == "uncertain" for r in recs)}
+    for key, keep in (("refused_test", mri["test"]), ("refused_test_ct", ~mri["test"])):
+        rs = [r for r, k in zip(recs, keep) if k]
+        refused = sum(r.status == "rejected" for r in rs)
+        m[key] = {"n": len(rs), "rejected": refused, "rate": refused / max(1, len(rs)),
+                  "uncertain": sum(r.status == "uncertain" for r in rs)}
     ck = load_checkpoint(ckpt)
     meta = dict(ck.meta)
     meta["test_metrics"] = m
@@ -112,6 +129,7 @@ def main() -> int:
     summary = {k: m[k] for k in ("accuracy", "accuracy_ci", "balanced_accuracy", "macro_f1")}
     summary.update(macro_auc=m["roc_auc"]["macro"], ece_after=m["calibration"]["ece_after"],
                    selective=m["selective"], refused_test=m["refused_test"],
+                   refused_test_ct=m["refused_test_ct"],
                    train_seconds=ck.meta.get("train_seconds"), threads=ck.meta.get("threads"),
                    eval_seconds=round(time.perf_counter() - t0, 1))
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -5,6 +5,7 @@
 
 Statistics-only (header + image statistics, no model) always; with --model also end to end through the
 Predictor, which adds the feature-distance check of that checkpoint. Probes come from tests/probes.py.
+The Kaggle slices listed as CT in benchmarks/kaggle_ct.csv (ct_in_kaggle.py) are counted apart from its MRI.
 """
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from ct_in_kaggle import LIST as CT_LIST  # noqa: E402
+from ct_in_kaggle import read_list as read_ct_list  # noqa: E402
 
 
 def stripped_dicom_pngs() -> list[tuple[str, bytes]]:
@@ -67,6 +71,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "brain-tumor-mri-dataset"))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "refusal_rates.md"))
+    ap.add_argument("--ct-list", default=str(CT_LIST), help="the dataset's CT slices, counted apart from its MRI")
     a = ap.parse_args()
     import torch
 
@@ -142,31 +147,42 @@ def main() -> None:
                  f" ({dt:.0f} s)")
         L += [f"  - {k}: {v}" for k, v in reasons.most_common()]
         if pr is not None:
+            # the set's CT slices (benchmarks/kaggle_ct.csv, from ct_in_kaggle.py) are not MRI: counted apart
+            ct = set(read_ct_list(a.ct_list))  # paths
+            root = Path(a.data)
+            is_ct = lambda path: Path(path).relative_to(root).as_posix() in ct  # noqa: E731
             test = [p for p in paths if "/Testing/" in p.replace(os.sep, "/")]
             t = time.perf_counter()
-            st = Counter()
-            why = Counter()
+            st, why, st_ct = Counter(), Counter(), Counter()
             for r in pr.predict_paths(test, batch=64):
+                if is_ct(r.path):
+                    st_ct[r.status] += 1
+                    continue
                 st[r.status] += 1
                 if r.status == "rejected":
                     why["feature distance" if "feature distance" in (r.reason or "") else "statistics"] += 1
             dt = time.perf_counter() - t
             n = sum(st.values())
-            L.append(f"- end to end on the {n} Testing images: **{st['rejected']} refused "
+            L.append(f"- end to end on the {n} Testing images that are MRI: **{st['rejected']} refused "
                      f"({100 * st['rejected'] / n:.2f} %)** - {dict(why)}; statuses {dict(st)} ({dt:.0f} s)")
+            L.append(f"- and on the {sum(st_ct.values())} Testing images listed as CT in `{Path(a.ct_list).name}`: "
+                     f"**{st_ct['rejected']} refused**; statuses {dict(st_ct)}")
             # the model's own held-out part, with the refused files named so anyone can look at them
             rows = pr.ckpt.split_rows("test") if pr.ckpt.meta.get("split", {}).get("manifest") else []
             if rows:
-                root = Path(a.data)
                 t = time.perf_counter()
                 recs = list(pr.predict_paths([str(root / r[0]) for r in rows], batch=64))
                 sha = {str(root / r[0]): r[4] for r in rows}
-                bad = [r.path for r in recs if r.status == "rejected"]
+                mri = [r for r in recs if not is_ct(r.path)]
+                cts = [r for r in recs if is_ct(r.path)]
+                bad = [r.path for r in mri if r.status == "rejected"]
                 dt = time.perf_counter() - t
-                L.append(f"- end to end on the model's own held-out test part: **{len(bad)} / {len(recs)} refused "
-                         f"({100 * len(bad) / max(1, len(recs)):.2f} %)**, {len({sha[b] for b in bad})} distinct "
-                         f"images by sha256 ({dt:.0f} s)")
+                L.append(f"- end to end on the model's own held-out test part, its {len(mri)} MRI slices: "
+                         f"**{len(bad)} / {len(mri)} refused ({100 * len(bad) / max(1, len(mri)):.2f} %)**, "
+                         f"{len({sha[b] for b in bad})} distinct images by sha256 ({dt:.0f} s)")
                 L += [f"  - `{Path(b).relative_to(root).as_posix()}` (sha256 {sha[b][:12]})" for b in bad]
+                L.append(f"- and its {len(cts)} slices listed as CT: **{sum(r.status == 'rejected' for r in cts)} "
+                         f"refused**; statuses {dict(Counter(r.status for r in cts))}")
             ood = pr.ckpt.meta.get("refusal", {})
             if ood:
                 pooled = ood.get("ood_threshold_on") == "train+val"

@@ -5,7 +5,8 @@ vertically), turned, windowed differently, at lower resolution, blurred by thick
 tighter or looser. Each slice of the model's own held-out test part is changed one way at its original
 resolution and sent through `Predictor.classify_frames` - the product's own path, refusal and abstention
 included - and the answers are scored per change: accuracy over all slices (a refused slice counts as
-wrong), tumour -> "no tumour" miss rate, and the shares refused and uncertain.
+wrong), tumour -> "no tumour" miss rate, and the shares refused and uncertain. The test slices listed as CT
+in benchmarks/kaggle_ct.csv are left out: they are not MRI.
 
     python benchmarks/robustness.py [--model CKPT] [--data DIR] [--limit N] [--out benchmarks/robustness.md]
 Research use only - not a medical device.
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from ct_in_kaggle import LIST as CT_LIST
+from ct_in_kaggle import read_list as read_ct_list
 from PIL import Image
 
 from tumorlens.config import DISCLAIMER
@@ -109,10 +112,15 @@ def main() -> int:
     ap.add_argument("--limit", type=int, default=0, help="only the first N test slices (0: all)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "benchmarks/robustness.md"))
+    ap.add_argument("--ct-list", default=str(CT_LIST), help="the dataset's CT slices, left out")
     a = ap.parse_args()
     t0 = time.perf_counter()
     pr = Predictor(a.model)
+    # the set's CT slices (benchmarks/kaggle_ct.csv) are not MRI scans from another site: left out
+    ct = set(read_ct_list(a.ct_list))  # paths
     test = [(p, lab) for p, lab, *_ in pr.ckpt.split_rows("test")]
+    n_ct = sum(p in ct for p, _ in test)
+    test = [(p, lab) for p, lab in test if p not in ct]
     test = test[:a.limit] if a.limit > 0 else test
     raw = [read_gray(Path(a.data) / p) for p, _ in test]
     labels = [lab for _, lab in test]
@@ -129,8 +137,9 @@ def main() -> int:
         "# Robustness: the held-out test slices changed the way other sites' scans differ", "",
         f"{DISCLAIMER} Regenerate with `python benchmarks/robustness.py`"
         + (f" --limit {a.limit}" if a.limit else "") + ".", "",
-        f"Model: `{Path(str(pr.ckpt.path)).name}` (sha256 {pr.ckpt.sha256[:12]}); {len(test)} slices of its "
-        f"held-out test part ({sum(y != 'notumor' for y in labels)} tumour), each changed at its original "
+        f"Model: `{Path(str(pr.ckpt.path)).name}` (sha256 {pr.ckpt.sha256[:12]}); {len(test)} MRI slices of its "
+        f"held-out test part ({sum(y != 'notumor' for y in labels)} tumour; the {n_ct} slices listed as CT in "
+        f"`{Path(a.ct_list).name}` left out), each changed at its original "
         "resolution, then classified by `Predictor` with refusal and abstention on. Accuracy counts every slice "
         "(a refused one is wrong; an uncertain one is scored by its label); miss rate = tumour slices called "
         f"'no tumour'. {time.perf_counter() - t0:.0f} s with {torch.get_num_threads()} torch thread(s).", "",

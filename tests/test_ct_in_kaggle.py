@@ -51,3 +51,21 @@ def test_a_bright_skull_scores_as_ct_and_a_dark_bone_band_as_mri(tmp_path):
 def test_known_kaggle_ct_slices_are_listed_and_mri_slices_are_not(name, is_ct):
     mod = _load()
     assert (mod.ct_stats(str(KAGGLE / name))["ct_score"] >= mod.CUT) is is_ct
+
+
+@needs_kaggle()
+def test_the_ct_list_names_existing_slices_by_content_and_the_bundled_model_refuses_them():
+    from tumorlens.data import file_sha256
+    from tumorlens.predict import Predictor
+
+    mod = _load()
+    listed = mod.read_list()
+    assert set(mod.BY_EYE) <= set(listed) and len(listed) >= 70
+    for rel, sha in list(listed.items())[:3] + [(k, v) for k, v in listed.items() if k in mod.BY_EYE][:3]:
+        assert file_sha256(KAGGLE / rel) == sha
+    for rel in mod.BY_EYE[:4]:  # the CT with a bright lesion: missed by the statistic, hence listed by eye
+        assert mod.ct_stats(str(KAGGLE / rel))["ct_score"] < mod.CUT
+    recs = list(Predictor().predict_paths([str(KAGGLE / r) for r in sorted(listed)], workers=0))
+    refused = sum(r.status == "rejected" for r in recs)
+    # fitted without them, the feature distance refuses nearly all (fitted with them, it refused 5 of 74)
+    assert refused >= 0.9 * len(recs), f"only {refused} of {len(recs)} Kaggle CT slices refused"

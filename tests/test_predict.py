@@ -213,6 +213,19 @@ def test_model_card_renders_metadata_and_never_invents_numbers(ckpt, tmp_path, c
     ck3 = save_checkpoint(tmp_path / "plain.safetensors", ck.model, replace(ck.config, flip_average=False), meta)
     assert _main(["model-card", "--model", str(ck3), "--out", str(out)]) == 0
     assert "- inference: the slice alone" in out.read_text()
+    assert "fitted without" not in text and "A CT slice given as an image file may get a class" in text
+    meta4 = {**meta, "refusal": {**meta["refusal"], "excluded": {"what": "CT slices of the Kaggle set",
+                                                                 "list": "kaggle_ct.csv", "train": 57, "val": 1}},
+             "test_metrics": {**meta["test_metrics"], "refused_test": {"n": 1323, "rejected": 9, "rate": 9 / 1323},
+                              "refused_test_ct": {"n": 18, "rejected": 17, "rate": 17 / 18}}}
+    ck4 = save_checkpoint(tmp_path / "ct.safetensors", ck.model, ck.config, meta4)
+    assert _main(["model-card", "--model", str(ck4), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert ("fitted without the CT slices of the Kaggle set listed in `kaggle_ct.csv` (57 training and 1 "
+            "validation slices)") in text
+    assert "refused as not brain MRI: 9/1323 (0.7 %) of these real MRI slices" in text
+    assert "(the 18 CT slices among the test images are counted apart: 17 refused)" in text
+    assert "so it refuses most CT slices given as image files" in text
     capsys.readouterr()
 
 

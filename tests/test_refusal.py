@@ -162,6 +162,10 @@ def test_finalize_is_idempotent_and_stores_abstention_and_refusal(tmp_path_facto
     finalize_checkpoint(ck, torch.from_numpy(X).unsqueeze(1), Xv, yv, y_train=y, out=out)
     assert read_metadata(out) == m1
     assert len(json.dumps(m1)) < 300_000
+    assert "excluded" not in ref
+    note = {"what": "CT slices", "list": "ct.csv", "train": 3, "val": 0}
+    finalize_checkpoint(ck, torch.from_numpy(X).unsqueeze(1), Xv, yv, y_train=y, out=out, excluded=note)
+    assert read_metadata(out)["refusal"]["excluded"] == note
 
 
 def test_fit_abstention_rule_on_a_controlled_model(tmp_path_factory):

@@ -21,10 +21,9 @@ def test_changed_test_slices_keep_their_tumours_and_are_not_refused_for_orientat
     assert len(rows) == 14 and rows["as published"][0] > 0.85
     for name, (acc, miss, refused, _) in rows.items():
         assert miss < 12.0, name  # tumour -> 'no tumour' stays rare under every change
-    for name in ("left-right flip", "upside down (vertical flip)", "turned 180 degrees", "noise (3% of the range)"):
-        assert rows[name][2] < 5.0, name  # an orientation or noise is no reason to refuse a real slice
-    # Slices turned sideways: the feature distance reads every conv block since it let real CT through when it
-    # read the last map alone, and it refuses more sideways slices (3.8-3.9% of all 1,341 test slices, 6.7% of
-    # these 150, against 1.7-1.9% before: benchmarks/robustness.md). A chosen trade-off, bounded here.
-    for name in ("turned 90 degrees", "turned 270 degrees"):
-        assert rows[name][2] < 10.0, name
+    # an orientation or noise is no reason to refuse a real slice. Sideways slices were bounded at 10% while the
+    # feature distance was fitted with the Kaggle CT slices in (3.8-3.9% of all test slices refused, 6.7% of
+    # these 150); fitted without them, 2.2-2.7% and 2.7-3.3% (benchmarks/robustness.md)
+    for name in ("left-right flip", "upside down (vertical flip)", "turned 90 degrees", "turned 180 degrees",
+                 "turned 270 degrees", "noise (3% of the range)"):
+        assert rows[name][2] < 5.0, name

@@ -159,9 +159,12 @@ def _metrics_section(m: dict[str, Any], title: str) -> list[str]:
         out.append(f"- at the abstention threshold {sel['threshold']:.3f}: {_pct(sel['coverage'])} answered, "
                    f"{_pct(sel['accuracy'])} of them correct")
     ref = m.get("refused_test")
+    ct = m.get("refused_test_ct")
     if isinstance(ref, dict) and ref.get("n"):
         out.append(f"- refused as not brain MRI: {ref['rejected']}/{ref['n']} ({_pct(ref['rate'])}) of these "
-                   f"real MRI slices, through the full file path")
+                   f"real MRI slices, through the full file path"
+                   + (f" (the {ct['n']} CT slices among the test images are counted apart: {ct['rejected']} "
+                      f"refused)" if isinstance(ct, dict) and ct.get("n") else ""))
     rep = m.get("report")
     names = m.get("class_names") or []
     if isinstance(rep, dict) and names:
@@ -306,6 +309,11 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
                     "model refused 2.2% of its clean test slices; validation is a single patient fold) were "
                     "chosen with test figures in view."
                     if ref.get("ood_quantile", 0.995) > 0.995 else ""))
+        ex = ref.get("excluded") or {}
+        if ex:
+            L.append(f"- the feature distance was fitted without the {ex.get('what', 'slices')} listed in "
+                     f"`{ex.get('list', '?')}` ({ex.get('train', '?')} training and {ex.get('val', '?')} validation "
+                     f"slices), so that it describes brain MRI only.")
     else:
         L.append("- (no feature-space refusal is stored in this checkpoint)")
     L += ["", "## Known failure modes", "",
@@ -318,9 +326,11 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
           "- A grayscale photograph or an MRI-like image can pass the statistical checks; the feature-space "
           "check is the last line of defence.",
           "- The Kaggle set holds CT slices (bright skull, grey brain), mostly in its no-tumour folders, and a "
-          "model trained on it learns them under those labels: a CT slice given as an image file may get a "
-          "class (usually `notumor`) instead of being refused (a CT DICOM is refused by its Modality tag). "
-          "Those the feature-space check refuses count as refused real slices in the figures above. "
+          "model trained on it learns them under those labels. " + (
+              "Its feature distance was fitted without them, so it refuses most CT slices given as image files, "
+              "but one that passes gets a class (usually `notumor`)" if (ref.get("excluded") or {}) else
+              "A CT slice given as an image file may get a class (usually `notumor`) instead of being refused")
+          + " (a CT DICOM is refused by its Modality tag). "
           "`python benchmarks/ct_in_kaggle.py` lists them and what a model does with each.",
           "- Noisy slices (strong pixel noise at full resolution) can be refused as 'mostly pixel noise', and "
           "slices turned sideways are answered less accurately and more often `uncertain` or refused; measure a model with "

@@ -428,8 +428,11 @@ def fit_refusal(predictor_or_ckpt: Any, train_x: Any, val_x: Any, train_y: Any =
 
 
 def finalize_checkpoint(run_ckpt_path: Any, data_x_train: Any, data_x_val: Any, y_val: Any,
-                        y_train: Any = None, out: Any = None) -> Any:
+                        y_train: Any = None, out: Any = None, excluded: dict[str, Any] | None = None) -> Any:
     """Fit abstention and refusal for a trained checkpoint and write them into its metadata.
+
+    excluded: a note of what the caller left out of the data (stored as meta['refusal']['excluded']), e.g. CT
+    slices of a dataset sold as MRI, which the feature distance must not learn as brain MRI.
 
     Idempotent: the fits depend only on the weights and the data (never on earlier abstention/refusal
     entries), so a second call rewrites the same metadata. Writes to `out` (default: in place) and
@@ -448,6 +451,8 @@ def finalize_checkpoint(run_ckpt_path: Any, data_x_train: Any, data_x_val: Any, 
     meta.pop("refusal", None)
     meta["abstention"] = fit_abstention(pr, data_x_val, y_val)
     meta["refusal"] = fit_refusal(pr, data_x_train, data_x_val, y_train)
+    if excluded:
+        meta["refusal"]["excluded"] = dict(excluded)
     path = Path(out) if out else Path(run_ckpt_path)
     save_checkpoint(path, ck.model, ck.config, meta, tuple(ck.classes))
     return path
