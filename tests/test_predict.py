@@ -324,12 +324,16 @@ def test_prepare_task_runs_the_mirrored_model_on_a_task_and_drops_the_inputs(ckp
     assert np.allclose(np.stack([fr.f for fr in done[:3]]), f, atol=1e-4)
 
 
-def test_worker_prediction_restores_the_blas_thread_count(ckpt, files, tmp_path):
+def test_worker_prediction_restores_the_blas_thread_count_and_runs_without_threadpoolctl(ckpt, files, tmp_path,
+                                                                                         monkeypatch):
     from threadpoolctl import threadpool_info
 
+    inputs = _worker_inputs(files, tmp_path)
     before = [(i["internal_api"], i["num_threads"]) for i in threadpool_info()]
-    list(Predictor(ckpt, backend="torch").predict_paths(_worker_inputs(files, tmp_path), workers=2))
+    recs = list(Predictor(ckpt, backend="torch").predict_paths(inputs, workers=2))
     assert [(i["internal_api"], i["num_threads"]) for i in threadpool_info()] == before
+    monkeypatch.setitem(__import__("sys").modules, "threadpoolctl", None)  # not installed
+    _same_records(list(Predictor(ckpt, backend="torch").predict_paths(inputs, workers=2)), recs, atol=0)
 
 
 @pytest.mark.parametrize("n", [1, 7, 64])

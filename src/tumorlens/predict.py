@@ -320,9 +320,15 @@ class Predictor:
         # one BLAS thread here meanwhile (the feature-distance score is a small matrix product): OpenBLAS's
         # second thread spin-waits between calls, and took 0.9 s of CPU from the workers over 1,000 PNG
         # slices, 2.6 s against 2.0 s end to end (2 cores; measured per thread from /proc)
-        from threadpoolctl import threadpool_limits
+        try:
+            from threadpoolctl import threadpool_limits
 
-        with threadpool_limits(limits=1, user_api="blas"), \
+            one_blas_thread: Any = threadpool_limits(limits=1, user_api="blas")
+        except ImportError:  # a dependency, but prediction must not fail without it: only slower
+            import contextlib
+
+            one_blas_thread = contextlib.nullcontext()
+        with one_blas_thread, \
                 pool(workers, self.pre, self.refuse, slice, onnx, self.flip_average, self.ORT_CHUNK) as workers_pool:
             tasks = [paths[i:i + FILES_PER_TASK] for i in range(0, len(paths), FILES_PER_TASK)]
             done = (file_frames for task in workers_pool.imap(prepare_task, tasks) for file_frames in task)
