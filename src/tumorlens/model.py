@@ -182,7 +182,11 @@ class TumorNet(nn.Module):
         early blocks' textures and intensities tell CT from MRI where the last map alone did not
         (README, refusal)."""
         f, blocks = self._encode(x)  # (B, C, H, W)
-        pooled = torch.cat([b.mean((2, 3)) for b in blocks], 1)  # [(B, C_i, h_i, w_i)] -> (B, sum C_i)
+        # [(B, C_i, h_i, w_i)] -> (B, sum C_i). The mean over positions as adaptive_avg_pool2d, not .mean((2, 3)):
+        # the same values within float rounding (4e-6 here), but it exports as GlobalAveragePool, which ONNX
+        # Runtime computes in its blocked channel layout, where ReduceMean made it convert each block's map back
+        # first; the model ran 7% faster (0.73 -> 0.68 ms per input, 1 thread, throwaway timing 2026-11-27)
+        pooled = torch.cat([F.adaptive_avg_pool2d(b, 1).flatten(1) for b in blocks], 1)
         return self.forward_head(self._gate(f, blocks)), pooled
 
     def forward_train(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
