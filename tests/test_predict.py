@@ -445,3 +445,14 @@ def test_worker_count_follows_the_number_of_files():
 
     assert auto_workers(10) == 0 and auto_workers(127) == 0
     assert 1 <= auto_workers(1000) <= 4
+
+
+def test_the_worker_side_modules_do_not_import_torch():
+    """Worker processes read files and run the exported graph: with a spawn start method they import only
+    these, so they must stay torch-free (prepare.py, runtime.OrtSession)."""
+    import subprocess
+    import sys
+
+    code = "import sys, tumorlens.prepare, tumorlens.runtime, tumorlens.refusal; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr[-500:]
