@@ -130,6 +130,26 @@ def test_run_folder_holds_checkpoint_history_and_config(data, tmp_path):
         train(TINY, *data, tmp_path / "run")
 
 
+def test_a_trained_model_gets_abstention_and_refusal_fitted_on_its_own_parts(data, tmp_path):
+    from tumorlens.predict import Predictor
+    from tumorlens.refusal import finalize_checkpoint
+
+    tr, va = data
+    ckpt = train(TINY, tr, va, tmp_path / "run")
+    doc = read_metadata(ckpt)
+    assert doc["abstention"]["fitted_on"] == "val" and doc["abstention"]["n"] == len(va.y)
+    assert doc["refusal"]["n_train"] == len(tr.y) and doc["refusal"]["n_val"] == len(va.y)
+    pr = Predictor(ckpt)
+    assert pr.ood is not None and pr.threshold == doc["abstention"]["threshold"] > 0
+    # the same fits as finalizing the checkpoint afterwards, as build_model.py does
+    again = finalize_checkpoint(ckpt, tr.x[:, 0].numpy(), va.x[:, 0].numpy(), va.y.numpy(), y_train=tr.y.numpy(),
+                                out=tmp_path / "again.safetensors")
+    assert read_metadata(again)["refusal"] == doc["refusal"]
+    assert read_metadata(again)["abstention"] == doc["abstention"]
+    few = train(TINY, tr, SplitData(va.x[:9], va.y[:9], va.paths[:9]), tmp_path / "few")
+    assert "refusal" not in read_metadata(few) and "abstention" not in read_metadata(few)
+
+
 def test_checkpoint_loads_without_other_files_and_rejects_garbage(data, tmp_path):
     ckpt = train(TINY, *data, tmp_path / "run")
     moved = tmp_path / "alone.safetensors"

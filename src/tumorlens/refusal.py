@@ -427,6 +427,17 @@ def fit_refusal(predictor_or_ckpt: Any, train_x: Any, val_x: Any, train_y: Any =
             "top_cut_rule": list(TOP_CUT)}
 
 
+def answer_rules(ck: Any, data_x_train: Any, data_x_val: Any, y_val: Any, y_train: Any = None) -> dict[str, Any]:
+    """meta['abstention'] and meta['refusal'] for a loaded checkpoint (its calibration already in its meta):
+    what lets a model say `uncertain` or refuse. The fits depend only on the weights and the data."""
+    from .predict import Predictor
+
+    pr = Predictor(ck, refuse=False)
+    pr.threshold = 0.0
+    return {"abstention": fit_abstention(pr, data_x_val, y_val),
+            "refusal": fit_refusal(pr, data_x_train, data_x_val, y_train)}
+
+
 def finalize_checkpoint(run_ckpt_path: Any, data_x_train: Any, data_x_val: Any, y_val: Any,
                         y_train: Any = None, out: Any = None, excluded: dict[str, Any] | None = None) -> Any:
     """Fit abstention and refusal for a trained checkpoint and write them into its metadata.
@@ -441,16 +452,9 @@ def finalize_checkpoint(run_ckpt_path: Any, data_x_train: Any, data_x_val: Any, 
     from pathlib import Path
 
     from .checkpoint import load_checkpoint, save_checkpoint
-    from .predict import Predictor
 
     ck = load_checkpoint(run_ckpt_path)
-    pr = Predictor(ck, refuse=False)
-    pr.threshold = 0.0
-    meta = dict(ck.meta)
-    meta.pop("abstention", None)
-    meta.pop("refusal", None)
-    meta["abstention"] = fit_abstention(pr, data_x_val, y_val)
-    meta["refusal"] = fit_refusal(pr, data_x_train, data_x_val, y_train)
+    meta = {**ck.meta, **answer_rules(ck, data_x_train, data_x_val, y_val, y_train)}
     if excluded:
         meta["refusal"]["excluded"] = dict(excluded)
     path = Path(out) if out else Path(run_ckpt_path)

@@ -289,6 +289,18 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
         meta["val_accuracy"] = best["acc"]
         meta["calibration"] = fit_calibration(Checkpoint(model, cfg, CLASSES, meta), val_data.x[:, 0].numpy(),
                                               val_data.y.numpy())
+        # every trained model, not only the bundled one, gets its abstention threshold and feature-distance
+        # refusal, fitted on this run's own train and val parts (benchmarks/build_model.py refits them for the
+        # bundled model without the Kaggle set's CT slices)
+        if len(train_data.y) >= 10 and len(val_data.y) >= 10:
+            from .refusal import answer_rules
+
+            meta.update(answer_rules(Checkpoint(model, cfg, CLASSES, meta), train_data.x[:, 0].numpy(),
+                                     val_data.x[:, 0].numpy(), val_data.y.numpy(), y_train=train_data.y.numpy()))
+        else:
+            log.info("too few images for the abstention and refusal fits (%d train, %d val; 10 each needed): "
+                     "this model answers every input that passes the image checks", len(train_data.y),
+                     len(val_data.y))
     ckpt = save_checkpoint(out / CKPT_FILE, model, cfg, meta)
     atomic_write_text(out / "config.json", json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
     state_path.unlink(missing_ok=True)
