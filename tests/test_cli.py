@@ -130,3 +130,34 @@ def test_train_cli_on_a_phantom_dataset_writes_a_self_describing_run_and_refuses
     assert capsys.readouterr().err.strip() == f"error: {run}: already holds a finished run; choose another --out"
     assert main(args + ["--resume"]) == 2
     assert capsys.readouterr().err.strip() == f"error: {run}: nothing to resume (no state.pt)"
+
+
+def test_train_leaves_images_listed_as_not_mri_out_of_the_refusal_fit(tmp_path, capsys):
+    from tumorlens.checkpoint import read_metadata
+    from tumorlens.data import file_sha256
+    from tumorlens.synthetic import make_dataset
+
+    data = make_dataset(tmp_path / "data", n_per_class=25, size=64, seed=6)
+    run = tmp_path / "run"
+    split = tmp_path / "split.csv"
+    assert main(["split", str(data), "--strategy", "stratified", "--out", str(split)]) == 0
+    rows = read_split(split)
+    listed = [r.path for r in rows if r.split == "train"][:3] + [r.path for r in rows if r.split == "val"][:1]
+    csv_path = tmp_path / "not_mri.csv"
+    csv_path.write_text("path,sha256\n" + "".join(f"{p},{file_sha256(data / p)}\n" for p in listed))
+    args = ["train", str(data), "--split", str(split), "--out", str(run), "--set", "epochs=1", "--set", "threads=1",
+            "--set", "batch_size=16", "--not-mri", str(csv_path)]
+    assert main(args) == 0
+    assert "fitted without the 3 train and 1 val images listed in not_mri.csv" in capsys.readouterr().err
+    ref = read_metadata(run / "model.safetensors")["refusal"]
+    n_train, n_val = sum(r.split == "train" for r in rows), sum(r.split == "val" for r in rows)
+    assert (ref["n_train"], ref["n_val"]) == (n_train - 3, n_val - 1)
+    assert ref["excluded"] == {"what": "images listed as not MRI", "list": "not_mri.csv", "train": 3, "val": 1}
+    (tmp_path / "bad.csv").write_text("file\nx.png\n")
+    assert main(["train", str(data), "--split", str(split), "--out", str(tmp_path / "r2"), "--not-mri",
+                 str(tmp_path / "bad.csv")]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: {tmp_path / 'bad.csv'}: needs a header row with a sha256 "
+                                                "or a path column")
+    assert main(["train", str(data), "--split", str(split), "--out", str(tmp_path / "r3"), "--not-mri",
+                 str(tmp_path / "missing.csv")]) == 2
+    assert "missing.csv: cannot read" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from . import __version__
 from .config import DISCLAIMER, TumorlensError
@@ -123,6 +123,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     cfg = _resolve_config(a)
     out = Path(a.out)
     check_run_dir(out, a.resume)
+    not_mri = _read_not_mri(a.not_mri) if getattr(a, "not_mri", None) else None
     ds = _load(a.data_dir, cfg.preprocess)
     if a.split:
         rows = read_split(a.split)
@@ -172,8 +173,53 @@ def cmd_train(a: argparse.Namespace) -> int:
             print(f"interrupted; continue with: tumorlens train ... --out {out} --resume", file=sys.stderr)
         raise
     bar.close()
+    if not_mri is not None:
+        _refit_without(ckpt, ds, parts, not_mri, Path(a.not_mri).name)
     print(f"wrote {ckpt}")
     return 0
+
+
+def _read_not_mri(path: str) -> set[str]:
+    """The sha256 values (or, without that column, the dataset-relative paths) of a CSV listing images that
+    are not MRI, such as benchmarks/kaggle_ct.csv."""
+    import csv
+
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        raise TumorlensError(f"{path}: cannot read ({e.strerror or e})") from None
+    except (csv.Error, UnicodeDecodeError) as e:
+        raise TumorlensError(f"{path}: not a readable CSV ({e})") from None
+    key = "sha256" if rows and "sha256" in rows[0] else "path" if rows and "path" in rows[0] else None
+    if key is None:
+        raise TumorlensError(f"{path}: needs a header row with a sha256 or a path column")
+    return {r[key].strip() for r in rows if (r.get(key) or "").strip()}
+
+
+def _refit_without(ckpt: Path, ds: Any, parts: dict[str, Any], listed: set[str], name: str) -> None:
+    """Refit the abstention and refusal of a trained checkpoint without the listed images (by sha256 or path)."""
+    import numpy as np
+
+    from .refusal import finalize_checkpoint
+
+    idx = ds.index()
+    keep = {s: np.array([ds.sha256[idx[p]] not in listed and p not in listed for p in parts[s].paths])
+            for s in ("train", "val")}
+    left = {s: int((~k).sum()) for s, k in keep.items()}
+    if not any(left.values()):
+        print(f"{name}: none of its images is in the train or val part; abstention and refusal fitted on all",
+              file=sys.stderr)
+        return
+    if min(int(k.sum()) for k in keep.values()) < 10:
+        print(f"{name}: fewer than 10 train or val images would be left; abstention and refusal not refitted",
+              file=sys.stderr)
+        return
+    finalize_checkpoint(ckpt, parts["train"].x[keep["train"], 0].numpy(), parts["val"].x[keep["val"], 0].numpy(),
+                        parts["val"].y[keep["val"]].numpy(), y_train=parts["train"].y[keep["train"]].numpy(),
+                        excluded={"what": "images listed as not MRI", "list": name, **left})
+    print(f"abstention and refusal fitted without the {left['train']} train and {left['val']} val images listed "
+          f"in {name}", file=sys.stderr)
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
@@ -303,6 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
     s.add_argument("--out", required=True, help="run folder")
     s.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    s.add_argument("--not-mri", metavar="CSV",
+                   help="images that are not MRI (a CSV with a sha256 or path column, e.g. benchmarks/kaggle_ct.csv):"
+                        " still trained on with their labels, but left out of the abstention and refusal fits")
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("evaluate", help="score a model on the test part of a split; writes report.html")
