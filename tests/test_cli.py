@@ -22,6 +22,10 @@ def test_info_describes_the_bundled_model_and_writes_the_split_it_was_trained_on
     cfg = meta["config"]
     assert f"patience {cfg['patience']}" in text and "mixup off" in text
     assert f"{cfg['turn']:.0%} turned by any angle" in text and "averaged over the slice and its left-right mirror" in text
+    ab, ref = meta["abstention"], meta["refusal"]
+    assert f"`uncertain` below confidence {ab['threshold']:.3f}" in text
+    assert (f"feature distance above {ref['ood']['threshold']:.4g} (fitted on {ref['n_train']} train and "
+            f"{ref['n_val']} val images; {ref['excluded']['train']} + {ref['excluded']['val']} CT slices") in text
     rows = read_split(out)
     assert len(load_checkpoint(BUNDLED).split_rows("test")) == sum(r.split == "test" for r in rows) > 0
     assert [[r.path, r.label, r.split] for r in rows] == [m[:3] for m in meta["split"]["manifest"]]
@@ -35,8 +39,9 @@ def test_info_on_a_checkpoint_without_a_manifest_or_a_missing_file_is_a_one_line
                       model=ModelConfig(channels=(8, 8, 8, 8), lstm_hidden=8, dense=8))
     ckpt = train(cfg, d, SplitData(d.x[:0], d.y[:0], []), tmp_path / "run")  # no meta: no split manifest
     assert main(["info", "--model", str(ckpt), "--split-out", str(tmp_path / "s.csv")]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err == f"error: {ckpt}: checkpoint has no split manifest"
+    io = capsys.readouterr()
+    assert io.err.strip() == f"error: {ckpt}: checkpoint has no split manifest"
+    assert "abstention   none stored" in io.out and "refusal      image checks only" in io.out  # no val part
     with pytest.raises(TumorlensError, match="checkpoint has no split manifest"):
         load_checkpoint(ckpt).split_rows("test")  # what the benchmark scripts read
     assert not (tmp_path / "s.csv").exists()

@@ -295,6 +295,17 @@ def cmd_info(a: argparse.Namespace) -> int:
     cal = doc.get("calibration")
     if cal:
         print(f"calibration  temperature {cal['temperature']:.3f} (fitted on {cal['fitted_on']}, n = {cal['n']})")
+    ab = doc.get("abstention")
+    print("abstention   " + (f"`uncertain` below confidence {ab['threshold']:.3f} (fitted on {ab.get('fitted_on', '?')}, "
+                             f"n = {ab.get('n', '?')})" if ab else "none stored: every accepted input is answered"))
+    ref = (doc.get("refusal") or {}).get("ood")
+    ex = (doc.get("refusal") or {}).get("excluded")
+    print("refusal      image checks" + (f" + feature distance above {ref['threshold']:.4g} (fitted on "
+                                         f"{doc['refusal'].get('n_train', '?')} train and "
+                                         f"{doc['refusal'].get('n_val', '?')} val images"
+                                         + (f"; {ex.get('train', 0)} + {ex.get('val', 0)} {ex.get('what', 'images')} "
+                                            f"left out, listed in {ex.get('list', '?')}" if ex else "") + ")"
+                                         if ref else " only (no feature distance stored)"))
     if a.split_out:
         from .split import SplitRow, write_split
 
