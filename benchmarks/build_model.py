@@ -21,7 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from ct_in_kaggle import LIST as CT_LIST
 from ct_in_kaggle import read_list as read_ct_list
@@ -35,7 +34,7 @@ from tumorlens.masks import training_masks
 from tumorlens.predict import Predictor
 from tumorlens.refusal import finalize_checkpoint
 from tumorlens.split import make_split, read_groups_csv, read_split, split_table, write_split
-from tumorlens.train import CKPT_FILE, STATE_FILE, calibrate, select, split_manifest, train
+from tumorlens.train import CKPT_FILE, STATE_FILE, calibrate, listed_in, select, split_manifest, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,8 +103,7 @@ def main() -> int:
     # the Kaggle slices that are CT (benchmarks/kaggle_ct.csv, from ct_in_kaggle.py) stay out of the abstention
     # and refusal fits: the feature distance is to describe brain MRI (with them in, it answered 69 of the 74)
     ct = set(read_ct_list(a.ct_list).values())  # by content: a listed slice under any name
-    idx = ds.index()
-    mri = {s: np.array([ds.sha256[idx[p]] not in ct for p in parts[s].paths]) for s in ("train", "val", "test")}
+    mri = {s: ~listed_in(ds, parts[s], ct) for s in ("train", "val", "test")}
     finalize_checkpoint(ckpt, parts["train"].x[mri["train"], 0].numpy(), parts["val"].x[mri["val"], 0].numpy(),
                         parts["val"].y[mri["val"]].numpy(), y_train=parts["train"].y[mri["train"]].numpy(),
                         excluded={"what": "CT slices of the Kaggle set", "list": Path(a.ct_list).name,

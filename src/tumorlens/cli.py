@@ -199,13 +199,10 @@ def _read_not_mri(path: str) -> set[str]:
 
 def _refit_without(ckpt: Path, ds: Any, parts: dict[str, Any], listed: set[str], name: str) -> None:
     """Refit the abstention and refusal of a trained checkpoint without the listed images (by sha256 or path)."""
-    import numpy as np
-
     from .refusal import finalize_checkpoint
+    from .train import listed_in
 
-    idx = ds.index()
-    keep = {s: np.array([ds.sha256[idx[p]] not in listed and p not in listed for p in parts[s].paths])
-            for s in ("train", "val")}
+    keep = {s: ~listed_in(ds, parts[s], listed) for s in ("train", "val")}
     left = {s: int((~k).sum()) for s, k in keep.items()}
     if not any(left.values()):
         print(f"{name}: none of its images is in the train or val part; abstention and refusal fitted on all",
@@ -296,16 +293,20 @@ def cmd_info(a: argparse.Namespace) -> int:
     if cal:
         print(f"calibration  temperature {cal['temperature']:.3f} (fitted on {cal['fitted_on']}, n = {cal['n']})")
     ab = doc.get("abstention")
-    print("abstention   " + (f"`uncertain` below confidence {ab['threshold']:.3f} (fitted on {ab.get('fitted_on', '?')}, "
-                             f"n = {ab.get('n', '?')})" if ab else "none stored: every accepted input is answered"))
-    ref = (doc.get("refusal") or {}).get("ood")
-    ex = (doc.get("refusal") or {}).get("excluded")
-    print("refusal      image checks" + (f" + feature distance above {ref['threshold']:.4g} (fitted on "
-                                         f"{doc['refusal'].get('n_train', '?')} train and "
-                                         f"{doc['refusal'].get('n_val', '?')} val images"
-                                         + (f"; {ex.get('train', 0)} + {ex.get('val', 0)} {ex.get('what', 'images')} "
-                                            f"left out, listed in {ex.get('list', '?')}" if ex else "") + ")"
-                                         if ref else " only (no feature distance stored)"))
+    if ab:
+        print(f"abstention   `uncertain` below confidence {ab['threshold']:.3f} (fitted on "
+              f"{ab.get('fitted_on', '?')}, n = {ab.get('n', '?')})")
+    else:
+        print("abstention   none stored: every accepted input is answered")
+    ref = doc.get("refusal") or {}
+    if ref.get("ood"):
+        ex = ref.get("excluded")
+        left_out = (f"; {ex.get('train', 0)} + {ex.get('val', 0)} {ex.get('what', 'images')} left out, listed in "
+                    f"{ex.get('list', '?')}" if ex else "")
+        print(f"refusal      image checks + feature distance above {ref['ood']['threshold']:.4g} (fitted on "
+              f"{ref.get('n_train', '?')} train and {ref.get('n_val', '?')} val images{left_out})")
+    else:
+        print("refusal      image checks only (no feature distance stored)")
     if a.split_out:
         from .split import SplitRow, write_split
 

@@ -18,6 +18,7 @@ import torch
 from .checkpoint import Checkpoint, load_checkpoint
 from .config import TumorlensError
 from .data import preprocess_array
+from .prepare import model_outputs
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +153,6 @@ class Predictor:
         """Preprocessed inputs (N, S, S) -> raw logits (N, K) and every conv block's mean-pooled output
         (N, sum C_i), before the gate when the model has one (`TumorNet.forward_with_pooled`). With `flip_average` both are the
         mean over the slice and its left-right mirror, so a mirrored slice gets the same answer."""
-        from .prepare import model_outputs
-
         if len(x) == 0:
             return np.zeros((0, len(self.classes)), np.float32), np.zeros((0, 0), np.float32)
         # the backend is chosen by the number of slices asked for, not of model inputs (twice as many when
@@ -213,14 +212,12 @@ class Predictor:
         if todo:
             # a worker process may have run the model already (prepare_task); the rest run here
             need = [i for i in todo if prepared[i].z is None]
-            if len(need) == len(todo):
-                z, feats = self.logits_and_features(np.stack([prepared[i].x for i in todo]))
-            else:
-                z_need, f_need = self.logits_and_features(np.stack([prepared[i].x for i in need])) if need else (
-                    None, None)
-                at = {i: j for j, i in enumerate(need)}
-                z = np.stack([prepared[i].z if i not in at else z_need[at[i]] for i in todo])
-                feats = np.stack([prepared[i].f if i not in at else f_need[at[i]] for i in todo])
+            here: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+            if need:
+                z_need, f_need = self.logits_and_features(np.stack([prepared[i].x for i in need]))
+                here = {i: (z_need[j], f_need[j]) for j, i in enumerate(need)}
+            zf = [here[i] if i in here else (prepared[i].z, prepared[i].f) for i in todo]
+            z, feats = np.stack([a for a, _ in zf]), np.stack([b for _, b in zf])
             probs = self._softmax(z)
             scores = self.ood.score(feats) if (self.refuse and self.ood is not None) else None
             for j, i in enumerate(todo):
@@ -319,7 +316,7 @@ class Predictor:
         pending: list[Any] = []
         # one BLAS thread here meanwhile (the feature-distance score is a small matrix product): OpenBLAS's
         # second thread spin-waits between calls, and took 0.9 s of CPU from the workers over 1,000 PNG
-        # slices, 2.6 s against 2.0 s end to end (2 cores; measured per thread from /proc)
+        # slices, 2.6 s against 2.0 s end to end (2 cores; per-thread CPU from /proc, throwaway script 2026-11-27)
         try:
             from threadpoolctl import threadpool_limits
 

@@ -144,6 +144,12 @@ def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7919) % (2**63)
 
 
+def listed_in(ds: Dataset, data: SplitData, names: set[str]) -> np.ndarray:
+    """(N,) bool: the images of `data` (a selection of `ds`) that `names` lists by sha256 or dataset path."""
+    idx = ds.index()
+    return np.array([ds.sha256[idx[p]] in names or p in names for p in data.paths], dtype=bool)
+
+
 def check_run_dir(out: Path, resume: bool) -> None:
     """Refuse a run folder that would lose work: a finished run, or an unfinished one without --resume.
     The CLI calls it before loading any data, so the error comes at once."""
