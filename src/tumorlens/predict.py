@@ -151,8 +151,9 @@ class Predictor:
 
     def logits_and_features(self, x: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
         """Preprocessed inputs (N, S, S) -> raw logits (N, K) and every conv block's mean-pooled output
-        (N, sum C_i), before the gate when the model has one (`TumorNet.forward_with_pooled`). With `flip_average` both are the
-        mean over the slice and its left-right mirror, so a mirrored slice gets the same answer."""
+        (N, sum C_i), before the gate when the model has one (`TumorNet.forward_with_pooled`). With
+        `flip_average` both are the mean over the slice and its left-right mirror, so a mirrored slice gets the
+        same answer."""
         if len(x) == 0:
             return np.zeros((0, len(self.classes)), np.float32), np.zeros((0, 0), np.float32)
         # the backend is chosen by the number of slices asked for, not of model inputs (twice as many when
