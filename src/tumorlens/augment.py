@@ -18,8 +18,61 @@ def _u(n: int, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:
     return lo + (hi - lo) * torch.rand(n, generator=g)
 
 
+def _head_ranks(flat: torch.Tensor, order: torch.Tensor, fg: float = 0.08) -> torch.Tensor:
+    """Histogram-equalise each row's head: pixels above `fg` get their rank among them, spread over (fg, 1].
+
+    flat (B, N) and its ascending argsort `order`; the background (at or below `fg`) is left as it is.
+    Ties are ranked in index order (a scatter; searchsorted for mean ranks cost 4x more per batch here)."""
+    b, n = flat.shape
+    rank = torch.empty_like(flat).scatter_(1, order, torch.arange(n, dtype=flat.dtype).expand(b, n).contiguous())
+    n_bg = (flat <= fg).sum(1, keepdim=True)
+    n_head = (n - n_bg).clamp(min=1)
+    return torch.where(flat > fg, fg + (1 - fg) * (rank - n_bg + 0.5) / n_head, flat)
+
+
+def _contrast_curves(x: torch.Tensor, share: float, g: torch.Generator) -> torch.Tensor:
+    """Give a `share` of the images another monotone intensity mapping, one of three kinds in equal parts.
+
+    Scanners, sequences and exports map tissue to grey levels differently, and the Kaggle no-tumour source
+    differs from the tumour source in exactly that; a model that reads tumours from grey levels calls
+    re-windowed tumour scans "no tumour" (README, "contrast curves"). The kinds: a narrow window (saturate
+    above the 70th-98th percentile of the head and rescale), histogram equalisation of the head blended
+    with the image, and a random piecewise-linear monotone curve (4 segments, random slopes: gamma-like,
+    S-shaped, or flat at either end).
+    """
+    b = x.shape[0]
+    pick = torch.rand(b, generator=g) < share
+    kind = torch.randint(0, 3, (b,), generator=g)
+    q = _u(b, 0.70, 0.98, g)
+    blend = _u(b, 0.5, 1.0, g).view(b, 1)
+    slopes = torch.rand(b, 4, generator=g) ** 2 + 0.02  # increments of the curve over [0, .25, .5, .75, 1]
+    idx = pick.nonzero().squeeze(1)
+    if idx.numel() == 0:
+        return x
+    kind, q, blend, slopes = kind[idx], q[idx], blend[idx], slopes[idx]
+    flat = x[idx].reshape(idx.numel(), -1).clamp(0, 1)  # (P, S*S), the picked images
+    m, n = flat.shape
+    srt, order = flat.sort(dim=1)
+    # narrow window: the q-quantile of head pixels (x > 0.08) becomes white
+    n_bg = (flat <= 0.08).sum(1)
+    at = (n_bg + (q * (n - n_bg - 1).clamp(min=0)).long()).clamp(max=n - 1)
+    top = srt.gather(1, at.view(m, 1)).clamp(min=0.1)  # (P, 1); a headless image keeps most of its range
+    win = (flat / top).clamp(0, 1)
+    eq = blend * _head_ranks(flat, order) + (1 - blend) * flat
+    knots = torch.cat([torch.zeros(m, 1), slopes.cumsum(1) / slopes.sum(1, keepdim=True)], 1)  # (P, 5)
+    pos = flat * 4  # segment index and position within it
+    seg = pos.floor().clamp(max=3).long()
+    y0, y1 = knots.gather(1, seg), knots.gather(1, seg + 1)
+    curve = y0 + (y1 - y0) * (pos - seg)
+    k = kind.view(m, 1)
+    out = torch.where(k == 0, win, torch.where(k == 1, eq, curve))
+    x = x.clone()
+    x[idx] = out.clamp(0, 1).view(m, *x.shape[1:])
+    return x
+
+
 def augment(x: torch.Tensor, g: torch.Generator, strength: float = 1.0, masks: torch.Tensor | None = None,
-            turn: float = 0.1):
+            turn: float = 0.1, contrast: float = 0.0):
     """(B, 1, S, S) in [0, 1] -> augmented batch of the same shape, values in [0, 1].
 
     masks: tumour masks (B, 1, S, S) that get the same geometry (no intensity changes); then returns
@@ -50,6 +103,9 @@ def augment(x: torch.Tensor, g: torch.Generator, strength: float = 1.0, masks: t
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     if masks is not None:
         masks = F.grid_sample(masks, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    # --- intensity: other monotone mappings for a `contrast` share (no draws when 0: old runs replay exactly)
+    if contrast > 0:
+        x = _contrast_curves(x.clamp(0, 1), contrast, g)
     # --- intensity: gamma, contrast around the mean, brightness (other scanners, sequences, windows)
     gamma = torch.exp(_u(b, -0.3, 0.3, g) * strength).view(b, 1, 1, 1)
     x = x.clamp(0, 1) ** gamma

@@ -128,6 +128,9 @@ class TrainConfig:
     # mixup (Zhang et al. 2018): blend each batch with a shuffled copy of itself, weight ~ Beta(a, a), and
     # the labels and tumour masks by the same weight; this is a, 0: off (train.py)
     mixup: float = 0.0
+    # share of training images given another monotone grey-level mapping: a narrow window, histogram
+    # equalisation or a random curve (augment.py); 0: off
+    contrast: float = 0.0
     # at inference (Predictor, and so evaluate, predict and serve alike) average the logits of each slice and
     # its left-right mirror; the temperature is fitted on those averaged logits. A head is near-symmetric, so
     # the mirror is a second look at the same anatomy. It raised clean test accuracy on all six benchmark runs
@@ -154,6 +157,8 @@ class TrainConfig:
             raise TumorlensError(f"ema must be in [0, 1) (0: off), got {self.ema}")
         if not 0.0 <= self.turn <= 1.0:
             raise TumorlensError(f"turn must be a share in [0, 1], got {self.turn}")
+        if not 0.0 <= self.contrast <= 1.0:
+            raise TumorlensError(f"contrast must be in [0, 1], got {self.contrast}")
         if not 0.0 <= self.mixup <= 10.0:
             raise TumorlensError(f"mixup must be in [0, 10] (the Beta distribution's a; 0: off), got {self.mixup}")
 

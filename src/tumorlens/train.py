@@ -236,9 +236,9 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
             x, y = train_data.x[idx], train_data.y[idx]
             m = train_data.masks[idx] if guided else None
             if cfg.augment and m is None:
-                x = augment(x, g, turn=cfg.turn)
+                x = augment(x, g, turn=cfg.turn, contrast=cfg.contrast)
             elif cfg.augment:
-                x, m = augment(x, g, masks=m, turn=cfg.turn)  # the masks follow the images' geometry
+                x, m = augment(x, g, masks=m, turn=cfg.turn, contrast=cfg.contrast)  # the masks follow the images' geometry
             known = train_data.known[idx] if guided else None
             lam, partner = 1.0, None
             if cfg.mixup > 0:
