@@ -59,6 +59,22 @@ def _window(a: np.ndarray, pct: float) -> np.ndarray:
     return np.minimum(a, np.percentile(head, pct)).astype(np.float32)
 
 
+def _equalize(a: np.ndarray) -> np.ndarray:
+    """Histogram equalisation of the 8-bit image, as an export or viewer may apply (PIL ImageOps.equalize)."""
+    from PIL import ImageOps
+
+    hi = max(float(a.max()), 1e-6)
+    eq = ImageOps.equalize(Image.fromarray(np.round(a / hi * 255).astype(np.uint8)))
+    return np.asarray(eq, np.float32)
+
+
+def _s_curve(a: np.ndarray) -> np.ndarray:
+    """A steep S-shaped display curve centred on the head's median: strong contrast, flat ends."""
+    head = a[a > 0.08 * a.max()] if a.max() > 0 else a.ravel()
+    mid, spread = float(np.median(head)), max(float(head.std()), 1e-6)
+    return (255 / (1 + np.exp(-(a - mid) / (0.3 * spread)))).astype(np.float32) * (a > 0)
+
+
 def _pad(a: np.ndarray, frac: float) -> np.ndarray:
     """A looser frame: a dark border of `frac` of the side on every edge."""
     p = int(frac * max(a.shape))
@@ -86,6 +102,9 @@ CHANGES = {
     "gamma 0.6 (brighter)": lambda a, rng: _gamma(a, 0.6),
     "gamma 1.6 (darker)": lambda a, rng: _gamma(a, 1.6),
     "narrow window (saturate above the 90th percentile)": lambda a, rng: _window(a, 90),
+    "narrower window (saturate above the 80th percentile)": lambda a, rng: _window(a, 80),
+    "histogram-equalised": lambda a, rng: _equalize(a),
+    "S-shaped contrast curve": lambda a, rng: _s_curve(a),
     "128 px resolution": lambda a, rng: _resample(a, 128),
     "blur": lambda a, rng: _blur(a),
     "noise (3% of the range)": _noise,
@@ -135,8 +154,9 @@ def main() -> int:
                     f"({100 * mlo:.1f}-{100 * mhi:.1f}) | {100 * s['refused']:.1f}% | {100 * s['uncertain']:.1f}% |")
     text = "\n".join([
         "# Robustness: the held-out test slices changed the way other sites' scans differ", "",
-        f"{DISCLAIMER} Regenerate with `python benchmarks/robustness.py`"
-        + (f" --limit {a.limit}" if a.limit else "") + ".", "",
+        f"{DISCLAIMER} Regenerate with `python benchmarks/robustness.py"
+        + (" --model CKPT" if a.model else "") + (f" --limit {a.limit}" if a.limit else "") + "`"
+        + (" (CKPT: the checkpoint named below)" if a.model else "") + ".", "",
         f"Model: `{Path(str(pr.ckpt.path)).name}` (sha256 {pr.ckpt.sha256[:12]}); {len(test)} MRI slices of its "
         f"held-out test part ({sum(y != 'notumor' for y in labels)} tumour; the {n_ct} slices listed as CT in "
         f"`{Path(a.ct_list).name}` left out), each changed at its original "

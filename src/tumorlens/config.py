@@ -94,8 +94,8 @@ class ModelConfig:
 
 
 # settings whose default is not what a run written before the setting existed did: turn was fixed at 0.1,
-# and prediction used the slice alone
-STORED_BEFORE: dict[str, Any] = {"turn": 0.1, "flip_average": False}
+# prediction used the slice alone, and no grey-level curves were drawn
+STORED_BEFORE: dict[str, Any] = {"turn": 0.1, "flip_average": False, "contrast": 0.0}
 # settings used only after training: runs that differ only in these have the same weights
 INFERENCE_ONLY = ("flip_average",)
 
@@ -129,8 +129,10 @@ class TrainConfig:
     # the labels and tumour masks by the same weight; this is a, 0: off (train.py)
     mixup: float = 0.0
     # share of training images given another monotone grey-level mapping: a narrow window, histogram
-    # equalisation or a random curve (augment.py); 0: off
-    contrast: float = 0.0
+    # equalisation or a random curve (augment.py); 0: off. Without it, tumour slices re-windowed above their
+    # head's 80th percentile were called "no tumour" 26% of the time, histogram-equalised ones 29% (README,
+    # "grey-level curves")
+    contrast: float = 0.3
     # at inference (Predictor, and so evaluate, predict and serve alike) average the logits of each slice and
     # its left-right mirror; the temperature is fitted on those averaged logits. A head is near-symmetric, so
     # the mirror is a second look at the same anatomy. It raised clean test accuracy on all six benchmark runs
