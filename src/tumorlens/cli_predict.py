@@ -316,6 +316,8 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
                      f"slices), so that it describes brain MRI only.")
     else:
         L.append("- (no feature-space refusal is stored in this checkpoint)")
+    # the share of images trained with grey-level curves (absent: a run from before the setting)
+    contrast = config.get("contrast", STORED_BEFORE["contrast"]) if config.get("augment", True) else 0.0
     L += ["", "## Known failure modes", "",
           "- Single slices only: a tumour outside the slice shown cannot be seen; slices far from the tumour "
           "are called `notumor`.",
@@ -332,6 +334,12 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
               "A CT slice given as an image file may get a class (usually `notumor`) instead of being refused")
           + " (a CT DICOM is refused by its Modality tag). "
           "`python benchmarks/ct_in_kaggle.py` lists them and what a model does with each.",
+          "- Scans shown through another grey-level curve (a narrow window, histogram equalisation, an "
+          "S-shaped display curve) lose tumours more often than scans as acquired. " + (
+              f"This model was trained with such curves on {100 * contrast:.0f}% of its images, which reduces "
+              "but does not remove this" if contrast else
+              "This model was trained without such curves, and may call many of those tumours "
+              "`notumor`") + "; measure a model with `python benchmarks/robustness.py --model CKPT`.",
           "- Noisy slices (strong pixel noise at full resolution) can be refused as 'mostly pixel noise', and "
           "slices turned sideways are answered less accurately and more often `uncertain` or refused; measure a model with "
           "`python benchmarks/robustness.py --model CKPT`.",
