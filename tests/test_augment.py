@@ -1,5 +1,4 @@
 """Augmentation contracts: the grey-level curves are monotone, stay in range, and cost old runs nothing."""
-import numpy as np
 import pytest
 import torch
 

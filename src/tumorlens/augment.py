@@ -3,8 +3,10 @@
 Chosen to generalise beyond one dataset's acquisition rather than to fit it: slices arrive in any
 orientation (axial, coronal, sagittal; radiological or neurological left-right; flipped vertically by
 some viewers), at any zoom and with any windowing, sequence contrast and noise. So: flips on both axes,
-rotations up to 180 degrees, scale and shift, gamma / contrast / brightness jitter, blur and noise. Everything runs on the whole batch at once
-(affine_grid + grid_sample), which costs about 10% of a training step at 64x64 on this CPU.
+rotations up to 180 degrees, scale and shift, grey-level curves (narrow windows, histogram equalisation,
+random monotone curves), gamma / contrast / brightness jitter, blur and noise. Everything runs on the whole
+batch at once (affine_grid + grid_sample), which costs about 10% of a training step at 64x64 on this CPU;
+the curves add about 3 ms per batch of 64 at 30% (2 threads).
 """
 from __future__ import annotations
 
@@ -35,7 +37,7 @@ def _contrast_curves(x: torch.Tensor, share: float, g: torch.Generator) -> torch
 
     Scanners, sequences and exports map tissue to grey levels differently, and the Kaggle no-tumour source
     differs from the tumour source in exactly that; a model that reads tumours from grey levels calls
-    re-windowed tumour scans "no tumour" (README, "contrast curves"). The kinds: a narrow window (saturate
+    re-windowed tumour scans "no tumour" (README, "grey-level curves"). The kinds: a narrow window (saturate
     above the 70th-98th percentile of the head and rescale), histogram equalisation of the head blended
     with the image, and a random piecewise-linear monotone curve (4 segments, random slopes: gamma-like,
     S-shaped, or flat at either end).
@@ -77,6 +79,7 @@ def augment(x: torch.Tensor, g: torch.Generator, strength: float = 1.0, masks: t
 
     masks: tumour masks (B, 1, S, S) that get the same geometry (no intensity changes); then returns
     (images, masks). The random draws are the same with or without masks.
+    contrast: the share of images given a grey-level curve (_contrast_curves); 0 draws nothing.
 
     A share `turn` (10%) of the images turn by any angle (up to 180 degrees) and 10% flip vertically; the
     rest turn by at most 10 degrees. Rotating every image by any angle cost 25 points of validation accuracy

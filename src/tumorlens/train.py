@@ -238,7 +238,8 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
             if cfg.augment and m is None:
                 x = augment(x, g, turn=cfg.turn, contrast=cfg.contrast)
             elif cfg.augment:
-                x, m = augment(x, g, masks=m, turn=cfg.turn, contrast=cfg.contrast)  # the masks follow the images' geometry
+                # the masks follow the images' geometry
+                x, m = augment(x, g, masks=m, turn=cfg.turn, contrast=cfg.contrast)
             known = train_data.known[idx] if guided else None
             lam, partner = 1.0, None
             if cfg.mixup > 0:
