@@ -53,9 +53,14 @@ def _gamma(a: np.ndarray, g: float) -> np.ndarray:
     return ((a / hi) ** g * hi).astype(np.float32)
 
 
+def _head(a: np.ndarray) -> np.ndarray:
+    """The head's pixels: above 8% of the maximum (the preprocessing's foreground threshold)."""
+    return a[a > 0.08 * a.max()] if a.max() > 0 else a.ravel()
+
+
 def _window(a: np.ndarray, pct: float) -> np.ndarray:
     """Saturate everything above the `pct` percentile of the head: a narrow display window."""
-    head = a[a > 0.08 * a.max()] if a.max() > 0 else a.ravel()
+    head = _head(a)
     return np.minimum(a, np.percentile(head, pct)).astype(np.float32)
 
 
@@ -70,7 +75,7 @@ def _equalize(a: np.ndarray) -> np.ndarray:
 
 def _s_curve(a: np.ndarray) -> np.ndarray:
     """A steep S-shaped display curve centred on the head's median: strong contrast, flat ends."""
-    head = a[a > 0.08 * a.max()] if a.max() > 0 else a.ravel()
+    head = _head(a)
     mid, spread = float(np.median(head)), max(float(head.std()), 1e-6)
     return (255 / (1 + np.exp(-(a - mid) / (0.3 * spread)))).astype(np.float32) * (a > 0)
 
