@@ -80,6 +80,15 @@ def _s_curve(a: np.ndarray) -> np.ndarray:
     return (255 / (1 + np.exp(-(a - mid) / (0.3 * spread)))).astype(np.float32) * (a > 0)
 
 
+def _invert(a: np.ndarray) -> np.ndarray:
+    """The head's grey levels reversed (background kept dark): fluid bright and white matter dark, as in a T2
+    slice, but the enhancing tumour dark. A crude stand-in for another sequence; the real non-T1 tumour
+    slices are scored by sequences.py. Models trained with `sequence` > 0 saw such inversions."""
+    hi = max(float(np.percentile(_head(a), 99.5)), 1e-6)
+    x = np.clip(a / hi, 0, 1)
+    return (np.where(a > 0.08 * a.max(), 1.08 - x, 0) * 255).astype(np.float32)
+
+
 def _pad(a: np.ndarray, frac: float) -> np.ndarray:
     """A looser frame: a dark border of `frac` of the side on every edge."""
     p = int(frac * max(a.shape))
@@ -110,6 +119,7 @@ CHANGES = {
     "narrower window (saturate above the 80th percentile)": lambda a, rng: _window(a, 80),
     "histogram-equalised": lambda a, rng: _equalize(a),
     "S-shaped contrast curve": lambda a, rng: _s_curve(a),
+    "grey levels inverted inside the head (T2-like fluid)": lambda a, rng: _invert(a),
     "128 px resolution": lambda a, rng: _resample(a, 128),
     "blur": lambda a, rng: _blur(a),
     "noise (3% of the range)": _noise,

@@ -1,8 +1,9 @@
-"""Augmentation contracts: the grey-level curves are monotone, stay in range, and cost old runs nothing."""
+"""Augmentation contracts: the grey-level curves are monotone, the sequence swap folds the head's grey levels,
+both stay in range, and neither costs old runs anything."""
 import pytest
 import torch
 
-from tumorlens.augment import _contrast_curves, _head_ranks, augment
+from tumorlens.augment import _contrast_curves, _head_ranks, _sequence_swap, augment
 from tumorlens.config import TrainConfig, TumorlensError
 
 torch.set_num_threads(1)
@@ -53,3 +54,33 @@ def test_head_ranks_match_hand_derived_ranks_and_leave_the_background():
     # head pixels (> 0.08): 0.5, 0.2, 0.3 -> ranks 2, 0, 1 among 3; each maps to 0.08 + 0.92 * (rank + 0.5) / 3
     want = torch.tensor([[0.0, 0.08 + 0.92 * 2.5 / 3, 0.08 + 0.92 * 0.5 / 3, 0.08 + 0.92 * 1.5 / 3]])
     torch.testing.assert_close(_head_ranks(flat, flat.argsort(dim=1)), want)
+
+
+def test_sequence_swap_maps_the_head_by_an_n_shaped_curve_and_leaves_the_background():
+    x = _heads()
+    y = _sequence_swap(x, 1.0, torch.Generator().manual_seed(3))
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+    head = x > 0.08
+    assert torch.equal(y[~head], x[~head])  # background untouched
+    assert (y[head] >= 0.08).all()  # the head stays foreground
+    for a, b, h in zip(x, y, head):
+        va, vb = a[h], b[h]
+        order = va.argsort()
+        va, vb = va[order], vb[order]
+        step = vb.diff()
+        # rising up to a grey in [0.15, 0.3], falling up to one in [0.45, 0.65], rising after: an N
+        up1, down, up2 = va[1:] <= 0.15, (va[:-1] >= 0.3) & (va[1:] <= 0.45), va[:-1] >= 0.65
+        assert (step[up1] >= -1e-6).all() and (step[down] <= 1e-6).all() and (step[up2] >= -1e-6).all()
+        assert vb[(va > 0.3) & (va < 0.45)].mean() < vb[(va > 0.15) & (va < 0.3)].max()  # fluid above tissue
+
+
+def test_sequence_share_zero_draws_nothing_so_earlier_runs_replay_exactly():
+    x = _heads()
+    a = augment(x, torch.Generator().manual_seed(5), contrast=0.3)
+    assert torch.equal(a, augment(x, torch.Generator().manual_seed(5), contrast=0.3, sequence=0.0))
+    assert not torch.equal(a, augment(x, torch.Generator().manual_seed(5), contrast=0.3, sequence=0.5))
+
+
+def test_sequence_share_outside_the_unit_range_is_refused_with_its_name():
+    with pytest.raises(TumorlensError, match="sequence must be in"):
+        TrainConfig().with_overrides(["sequence=-0.1"])

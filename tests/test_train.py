@@ -112,7 +112,7 @@ def test_a_stored_config_without_a_later_setting_reads_as_that_run_behaved():
     for k in STORED_BEFORE:
         del d[k]
     old = TrainConfig.from_dict(d)
-    assert old.turn == 0.1 and old.flip_average is False and old.contrast == 0.0  # before each setting existed
+    assert old.turn == 0.1 and old.flip_average is False and old.contrast == 0.0 and old.sequence == 0.0
     assert TrainConfig().turn == 0.25 and TrainConfig().flip_average is True and TrainConfig().contrast == 0.3
     assert TrainConfig.from_file_dict({"epochs": 3}).flip_average is True  # a user's partial file: defaults
 

@@ -73,13 +73,43 @@ def _contrast_curves(x: torch.Tensor, share: float, g: torch.Generator) -> torch
     return x
 
 
+def _sequence_swap(x: torch.Tensor, share: float, g: torch.Generator, fg: float = 0.08) -> torch.Tensor:
+    """Give a `share` of the images a T2-like, non-monotone grey-level mapping of the head.
+
+    The Kaggle tumour classes are contrast-enhanced T1 slices (dark fluid) while its no-tumour class is mostly
+    T2 and FLAIR (bright fluid): a model can learn "bright fluid, no tumour" and call T2 tumour scans "no
+    tumour" (README, "other sequences"). The curve is an N over the head's grey levels v in (fg, 1]: rising
+    from fg to `hi` at v = a (bone and partial volume stay dark at the rim, fluid turns bright), falling to
+    `lo` at v = c (white matter dark, grey matter above it, as in T2), rising again to `top` at v = 1 (the
+    enhancing tumour, fat and vessels mid to bright). a, c, hi, lo, top are drawn per image; the background
+    (v <= fg) stays as it is.
+    """
+    b = x.shape[0]
+    pick = torch.rand(b, generator=g) < share
+    knots = torch.stack([_u(b, 0.15, 0.3, g), _u(b, 0.45, 0.65, g),  # a, c
+                         _u(b, 0.75, 1.0, g), _u(b, 0.15, 0.35, g), _u(b, 0.5, 0.9, g)], 1)  # hi, lo, top
+    idx = pick.nonzero().squeeze(1)
+    if idx.numel() == 0:
+        return x
+    v = x[idx].clamp(0, 1)
+    a, c, hi, lo, top = (knots[idx, i].view(-1, 1, 1, 1) for i in range(5))
+    rise = fg + (hi - fg) * (v - fg) / (a - fg)
+    fall = hi + (lo - hi) * (v - a) / (c - a)
+    again = lo + (top - lo) * (v - c) / (1 - c)
+    out = torch.where(v < a, rise, torch.where(v < c, fall, again))
+    x = x.clone()
+    x[idx] = torch.where(v > fg, out, v)
+    return x
+
+
 def augment(x: torch.Tensor, g: torch.Generator, strength: float = 1.0, masks: torch.Tensor | None = None,
-            turn: float = 0.1, contrast: float = 0.0):
+            turn: float = 0.1, contrast: float = 0.0, sequence: float = 0.0):
     """(B, 1, S, S) in [0, 1] -> augmented batch of the same shape, values in [0, 1].
 
     masks: tumour masks (B, 1, S, S) that get the same geometry (no intensity changes); then returns
     (images, masks). The random draws are the same with or without masks.
     contrast: the share of images given a grey-level curve (_contrast_curves); 0 draws nothing.
+    sequence: the share of images given a non-monotone, sequence-like mapping (_sequence_swap); 0 draws nothing.
 
     A share `turn` (10%) of the images turn by any angle (up to 180 degrees) and 10% flip vertically; the
     rest turn by at most 10 degrees. Rotating every image by any angle cost 25 points of validation accuracy
@@ -106,6 +136,9 @@ def augment(x: torch.Tensor, g: torch.Generator, strength: float = 1.0, masks: t
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     if masks is not None:
         masks = F.grid_sample(masks, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    # --- intensity: another sequence's look for a `sequence` share (no draws when 0: old runs replay exactly)
+    if sequence > 0:
+        x = _sequence_swap(x, sequence, g)
     # --- intensity: other monotone mappings for a `contrast` share (no draws when 0: old runs replay exactly)
     if contrast > 0:
         x = _contrast_curves(x, contrast, g)  # clamps the images it changes; the gamma below clamps all

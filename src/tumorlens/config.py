@@ -95,7 +95,7 @@ class ModelConfig:
 
 # settings whose default is not what a run written before the setting existed did: turn was fixed at 0.1,
 # prediction used the slice alone, and no grey-level curves were drawn
-STORED_BEFORE: dict[str, Any] = {"turn": 0.1, "flip_average": False, "contrast": 0.0}
+STORED_BEFORE: dict[str, Any] = {"turn": 0.1, "flip_average": False, "contrast": 0.0, "sequence": 0.0}
 # settings used only after training: runs that differ only in these have the same weights
 INFERENCE_ONLY = ("flip_average",)
 
@@ -133,6 +133,10 @@ class TrainConfig:
     # head's 80th percentile were called "no tumour" 26% of the time, histogram-equalised ones 29% (README,
     # "grey-level curves")
     contrast: float = 0.3
+    # share of training images given a non-monotone, sequence-like grey-level mapping: inverted inside the
+    # head or a V-shaped curve (augment.py); 0: off. The tumour classes are contrast-enhanced T1 slices and
+    # the no-tumour class mostly T2 and FLAIR (README, "other sequences")
+    sequence: float = 0.0
     # at inference (Predictor, and so evaluate, predict and serve alike) average the logits of each slice and
     # its left-right mirror; the temperature is fitted on those averaged logits. A head is near-symmetric, so
     # the mirror is a second look at the same anatomy. It raised clean test accuracy on all six benchmark runs
@@ -161,6 +165,8 @@ class TrainConfig:
             raise TumorlensError(f"turn must be a share in [0, 1], got {self.turn}")
         if not 0.0 <= self.contrast <= 1.0:
             raise TumorlensError(f"contrast must be in [0, 1], got {self.contrast}")
+        if not 0.0 <= self.sequence <= 1.0:
+            raise TumorlensError(f"sequence must be in [0, 1], got {self.sequence}")
         if not 0.0 <= self.mixup <= 10.0:
             raise TumorlensError(f"mixup must be in [0, 10] (the Beta distribution's a; 0: off), got {self.mixup}")
 

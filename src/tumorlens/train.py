@@ -236,10 +236,12 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
             x, y = train_data.x[idx], train_data.y[idx]
             m = train_data.masks[idx] if guided else None
             if cfg.augment and m is None:
-                x = augment(x, g, turn=cfg.turn, contrast=cfg.contrast)
+                x = augment(x, g, turn=cfg.turn, contrast=cfg.contrast,
+                            sequence=cfg.sequence)
             elif cfg.augment:
                 # the masks follow the images' geometry
-                x, m = augment(x, g, masks=m, turn=cfg.turn, contrast=cfg.contrast)
+                x, m = augment(x, g, masks=m, turn=cfg.turn, contrast=cfg.contrast,
+                               sequence=cfg.sequence)
             known = train_data.known[idx] if guided else None
             lam, partner = 1.0, None
             if cfg.mixup > 0:

@@ -1,0 +1,137 @@
+"""Tumours on other MRI sequences: does the model call a T2 or FLAIR tumour slice "no tumour"?
+
+    python benchmarks/sequences.py split --source runs/bench/split-clean-s0.csv --out SPLIT.csv
+    python benchmarks/sequences.py score --model CKPT [--model CKPT ...] [--out benchmarks/sequences.md]
+
+The Kaggle tumour classes are contrast-enhanced T1 slices (dark fluid), while its no-tumour class is mostly
+T2 and FLAIR (bright fluid): "bright ventricles" alone separates most no-tumour slices from the tumour ones,
+and a model that learns it calls tumour scans of other sequences "no tumour" - the shortcut the README warns
+of. `kaggle_t2_tumours.csv` lists the 26 tumour slices of the set that are not T1-weighted: every tumour slice
+outside the figshare copies (273) was looked at by eye on 2026-11-27, and the T2, FLAIR and diffusion ones kept
+(all meningioma; near-copies of each other in places, 19 duplicate groups).
+
+`split` moves every group that holds a listed slice to the test side of a split file (all 26 land in test,
+nothing else moves), so a model trained on it has seen no tumour on those sequences. `score` sends the listed
+slices on each model's test side through `Predictor` (refusal and abstention on) and reports how many it
+calls "no tumour", together with the model's accuracy on the rest of its test part (the CT slices of
+`kaggle_ct.csv` left out; a refused slice counts as wrong, an uncertain one by its label).
+
+Research use only - not a medical device.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import time
+from collections import Counter
+from pathlib import Path
+
+import torch
+from ct_in_kaggle import read_list as read_ct_list
+
+from tumorlens.config import DISCLAIMER, TumorlensError
+from tumorlens.fileio import atomic_write_text
+from tumorlens.metrics import wilson_ci
+from tumorlens.predict import Predictor
+
+ROOT = Path(__file__).resolve().parents[1]
+LIST = ROOT / "benchmarks" / "kaggle_t2_tumours.csv"
+DATA = ROOT.parent / "shared/data/brain-tumor-mri-dataset"
+
+
+def read_list(path: str | Path = LIST) -> dict[str, str]:
+    """path (relative to the dataset root) -> sha256 of the listed non-T1 tumour slices."""
+    with open(path, newline="") as f:
+        return {r["path"]: r["sha256"] for r in csv.DictReader(f)}
+
+
+def write_split(source: str, out: str, listed: dict[str, str]) -> str:
+    with open(source, newline="") as f:
+        rows = list(csv.DictReader(f))
+    missing = set(listed) - {r["path"] for r in rows}
+    if missing:
+        raise TumorlensError(f"{source}: {len(missing)} listed slices are not in this split, e.g. {min(missing)}")
+    groups = {r["group"] for r in rows if r["path"] in listed}
+    moved = Counter(r["split"] for r in rows if r["group"] in groups)
+    for r in rows:
+        if r["group"] in groups:
+            r["split"] = "test"
+    lines = [",".join(rows[0].keys())] + [",".join(r.values()) for r in rows]
+    atomic_write_text(out, "\n".join(lines) + "\n")
+    return f"{out}: {sum(moved.values())} slices of {len(groups)} groups on the test side (were {dict(moved)})"
+
+
+def score(model: str, data: Path, listed: dict[str, str], ct: set[str]) -> dict:
+    pr = Predictor(model)
+    test = [(p, lab) for p, lab, *_ in pr.ckpt.split_rows("test") if p not in ct]
+    seq = [(p, lab) for p, lab in test if p in listed]
+    rest = [(p, lab) for p, lab in test if p not in listed]
+    recs = {p: pr.predict_file(data / p)[0] for p, _ in seq + rest}
+    status = Counter(recs[p].status for p, _ in seq)
+    missed = sum(recs[p].label == "notumor" for p, _ in seq)
+    right = sum(recs[p].label == lab for p, lab in seq)
+    rest_right = sum(recs[p].label == lab for p, lab in rest)
+    return {"model": model, "sha": pr.ckpt.sha256[:12], "sequence": pr.ckpt.config.sequence,
+            "contrast": pr.ckpt.config.contrast, "n": len(seq), "missed": missed, "right": right,
+            "status": status, "rest_n": len(rest), "rest_right": rest_right,
+            "missed_paths": sorted(p for p, _ in seq if recs[p].label == "notumor")}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sp = sub.add_parser("split", help="a split with every listed slice's group on the test side")
+    sp.add_argument("--source", required=True)
+    sp.add_argument("--out", required=True)
+    sc = sub.add_parser("score", help="the listed slices on each model's test side, through Predictor")
+    sc.add_argument("--model", action="append", required=True)
+    sc.add_argument("--data", default=str(DATA))
+    sc.add_argument("--out", default=str(ROOT / "benchmarks/sequences.md"))
+    for p in (sp, sc):
+        p.add_argument("--list", default=str(LIST))
+    a = ap.parse_args()
+    listed = read_list(a.list)
+    if a.cmd == "split":
+        print(write_split(a.source, a.out, listed))
+        return 0
+    t0 = time.perf_counter()
+    data = Path(a.data)
+    for p, sha in listed.items():  # the list names exact files: a changed copy of the set is not this test
+        if hashlib.sha256((data / p).read_bytes()).hexdigest() != sha:
+            raise TumorlensError(f"{data / p}: not the file listed in {a.list} (sha256 differs)")
+    ct = set(read_ct_list())
+    rows = []
+    for m in a.model:
+        s = score(m, data, listed, ct)
+        if not s["n"]:
+            raise TumorlensError(f"{m}: none of the listed slices is on its test side (train it on "
+                                 f"`sequences.py split`)")
+        lo, hi = wilson_ci(s["missed"], s["n"])
+        rlo, rhi = wilson_ci(s["rest_right"], s["rest_n"])
+        st = ", ".join(f"{k} {v}" for k, v in sorted(s["status"].items()))
+        rows.append(f"| `{m}` ({s['sha']}) | {s['contrast']:g} | {s['sequence']:g} | {s['n']} | "
+                    f"**{s['missed']}** ({100 * s['missed'] / s['n']:.0f}%, 95% CI {100 * lo:.0f}-{100 * hi:.0f}%) "
+                    f"| {s['right']} | {st} | {s['rest_right'] / s['rest_n']:.3f} ({rlo:.3f}-{rhi:.3f}, "
+                    f"n {s['rest_n']}) |")
+    text = "\n".join([
+        "# Tumours on other MRI sequences (T2, FLAIR, diffusion)", "",
+        f"{DISCLAIMER} Regenerate with `python benchmarks/sequences.py score "
+        + " ".join(f"--model {m}" for m in a.model) + "` (how the models were trained: README, "
+        "\"other sequences\").", "",
+        f"The {len(listed)} non-T1 tumour slices of the Kaggle set (`{Path(a.list).name}`, all meningioma, "
+        "found by eye) on each model's test side, through `Predictor` with refusal and abstention on. missed = "
+        "called \"no tumour\"; right = called meningioma. The last column is the accuracy on the rest of the "
+        f"model's test part (its CT slices left out). {time.perf_counter() - t0:.0f} s with "
+        f"{torch.get_num_threads()} torch thread(s).", "",
+        "| model | contrast | sequence | n | missed | right | statuses | accuracy on the rest of the test part |",
+        "|---|---|---|---|---|---|---|---|", *rows, ""])
+    atomic_write_text(a.out, text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    from tumorlens.cli import guarded
+
+    raise SystemExit(guarded(main))
