@@ -1,14 +1,16 @@
 """Tumours on other MRI sequences: does the model call a T2 or FLAIR tumour slice "no tumour"?
 
     python benchmarks/sequences.py split --source runs/bench/split-clean-s0.csv --out SPLIT.csv
-    python benchmarks/sequences.py score --model CKPT [--model CKPT ...] [--out benchmarks/sequences.md]
+    python benchmarks/sequences.py score [--model CKPT ...] [--out benchmarks/sequences.md]
 
 The Kaggle tumour classes are contrast-enhanced T1 slices (dark fluid), while its no-tumour class is mostly
 T2 and FLAIR (bright fluid): "bright ventricles" alone separates most no-tumour slices from the tumour ones,
 and a model that learns it calls tumour scans of other sequences "no tumour" - the shortcut the README warns
-of. `kaggle_t2_tumours.csv` lists the 26 tumour slices of the set that are not T1-weighted: every tumour slice
-outside the figshare copies (273) was looked at by eye on 2026-11-27, and the T2, FLAIR and diffusion ones kept
-(all meningioma; near-copies of each other in places, 19 duplicate groups).
+of. `kaggle_non_t1_tumours.csv` lists the 26 tumour slices of the set that are not contrast-enhanced T1 slices: every
+tumour slice outside the figshare copies (273) was looked at by eye on 2026-11-27 and the ones with another
+look kept (all meningioma; near-copies of each other in places, 19 duplicate groups). The `kind` column is
+that look, by eye and not by a radiologist: T2 (bright fluid, 13), FLAIR (dark fluid, bright oedema, 8),
+diffusion (1), unclear (4, two of which may be T1 after all).
 
 `split` moves every group that holds a listed slice to the test side of a split file (all 26 land in test,
 nothing else moves), so a model trained on it has seen no tumour on those sequences. `score` sends the listed
@@ -36,17 +38,17 @@ from tumorlens.metrics import wilson_ci
 from tumorlens.predict import Predictor
 
 ROOT = Path(__file__).resolve().parents[1]
-LIST = ROOT / "benchmarks" / "kaggle_t2_tumours.csv"
+LIST = ROOT / "benchmarks" / "kaggle_non_t1_tumours.csv"
 DATA = ROOT.parent / "shared/data/brain-tumor-mri-dataset"
 
 
-def read_list(path: str | Path = LIST) -> dict[str, str]:
-    """path (relative to the dataset root) -> sha256 of the listed non-T1 tumour slices."""
+def read_list(path: str | Path = LIST) -> dict[str, tuple[str, str]]:
+    """path (relative to the dataset root) -> (sha256, kind) of the listed non-T1 tumour slices."""
     with open(path, newline="") as f:
-        return {r["path"]: r["sha256"] for r in csv.DictReader(f)}
+        return {r["path"]: (r["sha256"], r["kind"]) for r in csv.DictReader(f)}
 
 
-def write_split(source: str, out: str, listed: dict[str, str]) -> str:
+def write_split(source: str, out: str, listed: dict[str, tuple[str, str]]) -> str:
     with open(source, newline="") as f:
         rows = list(csv.DictReader(f))
     missing = set(listed) - {r["path"] for r in rows}
@@ -62,7 +64,7 @@ def write_split(source: str, out: str, listed: dict[str, str]) -> str:
     return f"{out}: {sum(moved.values())} slices of {len(groups)} groups on the test side (were {dict(moved)})"
 
 
-def score(model: str, data: Path, listed: dict[str, str], ct: set[str]) -> dict:
+def score(model: str, data: Path, listed: dict[str, tuple[str, str]], ct: set[str]) -> dict:
     pr = Predictor(model)
     test = [(p, lab) for p, lab, *_ in pr.ckpt.split_rows("test") if p not in ct]
     seq = [(p, lab) for p, lab in test if p in listed]
@@ -70,11 +72,13 @@ def score(model: str, data: Path, listed: dict[str, str], ct: set[str]) -> dict:
     recs = {p: pr.predict_file(data / p)[0] for p, _ in seq + rest}
     status = Counter(recs[p].status for p, _ in seq)
     missed = sum(recs[p].label == "notumor" for p, _ in seq)
+    by_kind = {k: (sum(recs[p].label == "notumor" for p, _ in seq if listed[p][1] == k),
+                   sum(listed[p][1] == k for p, _ in seq)) for k in sorted({listed[p][1] for p, _ in seq})}
     right = sum(recs[p].label == lab for p, lab in seq)
     rest_right = sum(recs[p].label == lab for p, lab in rest)
     return {"model": model, "sha": pr.ckpt.sha256[:12], "sequence": pr.ckpt.config.sequence,
             "contrast": pr.ckpt.config.contrast, "n": len(seq), "missed": missed, "right": right,
-            "status": status, "rest_n": len(rest), "rest_right": rest_right,
+            "status": status, "by_kind": by_kind, "rest_n": len(rest), "rest_right": rest_right,
             "missed_paths": sorted(p for p, _ in seq if recs[p].label == "notumor")}
 
 
@@ -85,7 +89,7 @@ def main() -> int:
     sp.add_argument("--source", required=True)
     sp.add_argument("--out", required=True)
     sc = sub.add_parser("score", help="the listed slices on each model's test side, through Predictor")
-    sc.add_argument("--model", action="append", required=True)
+    sc.add_argument("--model", action="append", help="a checkpoint, repeatable (default: the bundled model)")
     sc.add_argument("--data", default=str(DATA))
     sc.add_argument("--out", default=str(ROOT / "benchmarks/sequences.md"))
     for p in (sp, sc):
@@ -97,35 +101,37 @@ def main() -> int:
         return 0
     t0 = time.perf_counter()
     data = Path(a.data)
-    for p, sha in listed.items():  # the list names exact files: a changed copy of the set is not this test
+    for p, (sha, _) in listed.items():  # the list names exact files: a changed copy of the set is not this test
         if hashlib.sha256((data / p).read_bytes()).hexdigest() != sha:
             raise TumorlensError(f"{data / p}: not the file listed in {a.list} (sha256 differs)")
     ct = set(read_ct_list())
     rows = []
-    for m in a.model:
+    models = a.model or [None]
+    for m in models:
         s = score(m, data, listed, ct)
         if not s["n"]:
-            raise TumorlensError(f"{m}: none of the listed slices is on its test side (train it on "
+            raise TumorlensError(f"{m or 'the bundled model'}: none of the listed slices is on its test side (train it on "
                                  f"`sequences.py split`)")
         lo, hi = wilson_ci(s["missed"], s["n"])
         rlo, rhi = wilson_ci(s["rest_right"], s["rest_n"])
         st = ", ".join(f"{k} {v}" for k, v in sorted(s["status"].items()))
-        rows.append(f"| `{m}` ({s['sha']}) | {s['contrast']:g} | {s['sequence']:g} | {s['n']} | "
+        kinds = ", ".join(f"{k} {m}/{n}" for k, (m, n) in s["by_kind"].items())
+        rows.append(f"| `{m or 'bundled'}` ({s['sha']}) | {s['contrast']:g} | {s['sequence']:g} | {s['n']} | "
                     f"**{s['missed']}** ({100 * s['missed'] / s['n']:.0f}%, 95% CI {100 * lo:.0f}-{100 * hi:.0f}%) "
-                    f"| {s['right']} | {st} | {s['rest_right'] / s['rest_n']:.3f} ({rlo:.3f}-{rhi:.3f}, "
+                    f"| {kinds} | {s['right']} | {st} | {s['rest_right'] / s['rest_n']:.3f} ({rlo:.3f}-{rhi:.3f}, "
                     f"n {s['rest_n']}) |")
     text = "\n".join([
         "# Tumours on other MRI sequences (T2, FLAIR, diffusion)", "",
         f"{DISCLAIMER} Regenerate with `python benchmarks/sequences.py score "
-        + " ".join(f"--model {m}" for m in a.model) + "` (how the models were trained: README, "
+        + " ".join(f"--model {m}" for m in a.model or []) + "` (how the models were trained: README, "
         "\"other sequences\").", "",
         f"The {len(listed)} non-T1 tumour slices of the Kaggle set (`{Path(a.list).name}`, all meningioma, "
-        "found by eye) on each model's test side, through `Predictor` with refusal and abstention on. missed = "
+        "found by eye; `kind` by eye) on each model's test side, through `Predictor` with refusal and abstention on. missed = "
         "called \"no tumour\"; right = called meningioma. The last column is the accuracy on the rest of the "
         f"model's test part (its CT slices left out). {time.perf_counter() - t0:.0f} s with "
         f"{torch.get_num_threads()} torch thread(s).", "",
-        "| model | contrast | sequence | n | missed | right | statuses | accuracy on the rest of the test part |",
-        "|---|---|---|---|---|---|---|---|", *rows, ""])
+        "| model | contrast | sequence | n | missed | missed by kind | right | statuses | accuracy on the rest of the "
+        "test part |", "|---|---|---|---|---|---|---|---|---|", *rows, ""])
     atomic_write_text(a.out, text)
     print(text)
     return 0

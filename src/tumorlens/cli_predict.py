@@ -340,6 +340,11 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
               "but does not remove this" if contrast else
               "This model was trained without such curves, and may call many of those tumours "
               "`notumor`") + "; measure a model with `python benchmarks/robustness.py --model CKPT`.",
+          "- Tumours on T2-weighted slices: the Kaggle tumour classes are contrast-enhanced T1 slices and its "
+          "no-tumour class is mostly T2 and FLAIR, so a T2 tumour slice can be called `notumor` (a model trained "
+          "without any called 9 of the set's 13 T2 tumour slices `notumor`, and T2-like grey-level curves in "
+          "training did not fix it: `benchmarks/sequences.md`); measure a model with "
+          "`python benchmarks/sequences.py score --model CKPT`.",
           "- Noisy slices (strong pixel noise at full resolution) can be refused as 'mostly pixel noise', and "
           "slices turned sideways are answered less accurately and more often `uncertain` or refused; measure a model with "
           "`python benchmarks/robustness.py --model CKPT`.",
