@@ -1,6 +1,7 @@
 """Tumours on other MRI sequences: does the model call a T2 or FLAIR tumour slice "no tumour"?
 
     python benchmarks/sequences.py split --source runs/bench/split-clean-s0.csv --out SPLIT.csv
+                                         [--train-half A|B [--repeat K]]
     python benchmarks/sequences.py score [--model CKPT ...] [--out benchmarks/sequences.md]
 
 The Kaggle tumour classes are contrast-enhanced T1 slices (dark fluid), while its no-tumour class is mostly
@@ -13,7 +14,9 @@ that look, by eye and not by a radiologist: T2 (bright fluid, 13), FLAIR (dark f
 diffusion (1), unclear (4, two of which may be T1 after all).
 
 `split` moves every group that holds a listed slice to the test side of a split file (all 26 land in test,
-nothing else moves), so a model trained on it has seen no tumour on those sequences. `score` sends the listed
+nothing else moves), so a model trained on it has seen no tumour on those sequences. With `--train-half`, one
+half of those groups goes to the train side instead (each row `--repeat` times: oversampled), the other to
+test: does training on some T2 tumours teach the model the others? `score` sends the listed
 slices on each model's test side through `Predictor` (refusal and abstention on) and reports how many it
 calls "no tumour", together with the model's accuracy on the rest of its test part (the CT slices of
 `kaggle_ct.csv` left out; a refused slice counts as wrong, an uncertain one by its label).
@@ -48,20 +51,45 @@ def read_list(path: str | Path = LIST) -> dict[str, tuple[str, str]]:
         return {r["path"]: (r["sha256"], r["kind"]) for r in csv.DictReader(f)}
 
 
-def write_split(source: str, out: str, listed: dict[str, tuple[str, str]]) -> str:
+def halves(rows: list[dict], listed: dict[str, tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """The listed slices' groups in two halves: every other group in sorted order, the T2 groups and the rest
+    apart, so that each half holds about half of the T2 slices."""
+    kinds: dict[str, set[str]] = {}
+    for r in rows:
+        if r["path"] in listed:
+            kinds.setdefault(r["group"], set()).add(listed[r["path"]][1])
+    t2 = sorted(g for g, k in kinds.items() if "T2" in k)
+    rest = sorted(g for g, k in kinds.items() if "T2" not in k)
+    return t2[0::2] + rest[0::2], t2[1::2] + rest[1::2]
+
+
+def write_split(source: str, out: str, listed: dict[str, tuple[str, str]], train_half: str | None = None,
+                repeat: int = 1) -> str:
+    """All listed slices' groups to the test side; or, with `train_half` (A or B), that half's groups to the
+    train side, each row `repeat` times (an oversampling experiment), and the other half to test."""
     with open(source, newline="") as f:
         rows = list(csv.DictReader(f))
     missing = set(listed) - {r["path"] for r in rows}
     if missing:
         raise TumorlensError(f"{source}: {len(missing)} listed slices are not in this split, e.g. {min(missing)}")
     groups = {r["group"] for r in rows if r["path"] in listed}
+    a, b = halves(rows, listed)
+    train = set() if train_half is None else set(a if train_half == "A" else b)
     moved = Counter(r["split"] for r in rows if r["group"] in groups)
+    out_rows = []
     for r in rows:
-        if r["group"] in groups:
-            r["split"] = "test"
-    lines = [",".join(rows[0].keys())] + [",".join(r.values()) for r in rows]
+        if r["group"] in train:
+            out_rows += [{**r, "split": "train"}] * repeat
+        elif r["group"] in groups:
+            out_rows.append({**r, "split": "test"})
+        else:
+            out_rows.append(r)
+    lines = [",".join(rows[0].keys())] + [",".join(r.values()) for r in out_rows]
     atomic_write_text(out, "\n".join(lines) + "\n")
-    return f"{out}: {sum(moved.values())} slices of {len(groups)} groups on the test side (were {dict(moved)})"
+    n_test = sum(r["group"] in groups and r["group"] not in train for r in rows)
+    return (f"{out}: {n_test} slices of {len(groups) - len(train)} groups on the test side"
+            + (f", {len(out_rows) - len(rows) + sum(r['group'] in train for r in rows)} rows of {len(train)} "
+               f"groups on the train side (x{repeat})" if train else "") + f" (were {dict(moved)})")
 
 
 def score(model: str, data: Path, listed: dict[str, tuple[str, str]], ct: set[str]) -> dict:
@@ -88,6 +116,9 @@ def main() -> int:
     sp = sub.add_parser("split", help="a split with every listed slice's group on the test side")
     sp.add_argument("--source", required=True)
     sp.add_argument("--out", required=True)
+    sp.add_argument("--train-half", choices=("A", "B"),
+                    help="put this half of the listed groups on the train side and the other half on test")
+    sp.add_argument("--repeat", type=int, default=1, help="with --train-half: each of its rows this many times")
     sc = sub.add_parser("score", help="the listed slices on each model's test side, through Predictor")
     sc.add_argument("--model", action="append", help="a checkpoint, repeatable (default: the bundled model)")
     sc.add_argument("--data", default=str(DATA))
@@ -97,7 +128,9 @@ def main() -> int:
     a = ap.parse_args()
     listed = read_list(a.list)
     if a.cmd == "split":
-        print(write_split(a.source, a.out, listed))
+        if a.repeat < 1 or (a.repeat > 1 and not a.train_half):
+            raise TumorlensError("--repeat needs --train-half and a count >= 1")
+        print(write_split(a.source, a.out, listed, a.train_half, a.repeat))
         return 0
     t0 = time.perf_counter()
     data = Path(a.data)

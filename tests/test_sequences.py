@@ -43,6 +43,19 @@ def test_hold_out_split_moves_every_group_with_a_listed_slice_to_test_and_nothin
         seq.write_split(str(src), str(tmp_path / "o2.csv"), {**listed, "zz.jpg": ("z", "T2")})
 
 
+def test_a_train_half_goes_to_train_repeated_and_the_other_half_to_test(tmp_path, monkeypatch):
+    seq = _load(monkeypatch)
+    src = _split(tmp_path / "s.csv", [("t1.jpg", "test", "g1"), ("t2.jpg", "train", "g2"), ("f1.jpg", "val", "g3"),
+                                      ("f2.jpg", "train", "g4"), ("n.jpg", "val", "g5")])
+    listed = {"t1.jpg": ("", "T2"), "t2.jpg": ("", "T2"), "f1.jpg": ("", "FLAIR"), "f2.jpg": ("", "FLAIR")}
+    assert seq.halves(list(csv.DictReader(open(src))), listed) == (["g1", "g3"], ["g2", "g4"])  # T2 apart
+    seq.write_split(str(src), str(tmp_path / "a.csv"), listed, train_half="A", repeat=3)
+    with open(tmp_path / "a.csv", newline="") as f:
+        got = [(r["path"], r["split"]) for r in csv.DictReader(f)]
+    assert got == [("t1.jpg", "train")] * 3 + [("t2.jpg", "test")] + [("f1.jpg", "train")] * 3 + \
+        [("f2.jpg", "test"), ("n.jpg", "val")]
+
+
 def test_the_list_names_26_meningioma_slices_each_with_a_kind_and_a_checksum(monkeypatch):
     listed = _load(monkeypatch).read_list()
     assert len(listed) == 26 and all("/meningioma/" in p for p in listed)
