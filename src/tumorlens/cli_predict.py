@@ -228,7 +228,9 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
           "- Other modalities (CT, ultrasound, PET/SPECT, X-ray), other body parts, photographs or documents - "
           "these are refused (see below), but refusal is not guaranteed.",
           "- Tumour types outside the four classes, paediatric scans, post-operative scans, whole-volume or "
-          "patient-level diagnosis; the model sees one slice at a time.", ""]
+          "patient-level diagnosis; the model sees one slice at a time.",
+          "- Finding tumours on T2, FLAIR or other sequences with a model trained on the Kaggle set: its tumour "
+          "slices are contrast-enhanced T1 (see the known failure modes).", ""]
     data = meta.get("data") or {}
     L += ["## Data and licences", "",
           f"- training data: {data.get('name', 'not recorded')}"
