@@ -83,7 +83,7 @@ def _s_curve(a: np.ndarray) -> np.ndarray:
 def _invert(a: np.ndarray) -> np.ndarray:
     """The head's grey levels reversed (background kept dark): fluid bright and white matter dark, as in a T2
     slice, but the enhancing tumour dark. A crude stand-in for another sequence; the real non-T1 tumour
-    slices are scored by sequences.py. Models trained with `sequence` > 0 saw such inversions."""
+    slices are scored by sequences.py (where a model trained to see through inversions did no better)."""
     hi = max(float(np.percentile(_head(a), 99.5)), 1e-6)
     x = np.clip(a / hi, 0, 1)
     return (np.where(a > 0.08 * a.max(), 1.08 - x, 0) * 255).astype(np.float32)
