@@ -1,9 +1,9 @@
 """Augmentation contracts: the grey-level curves are monotone, the sequence swap folds the head's grey levels,
-both stay in range, and neither costs old runs anything."""
+skull stripping keeps the head's inner part only, all stay in range, and none costs old runs anything."""
 import pytest
 import torch
 
-from tumorlens.augment import _contrast_curves, _head_ranks, _sequence_swap, augment
+from tumorlens.augment import _contrast_curves, _head_depth, _head_ranks, _sequence_swap, augment
 from tumorlens.config import TrainConfig, TumorlensError
 
 torch.set_num_threads(1)
@@ -84,3 +84,27 @@ def test_sequence_share_zero_draws_nothing_so_earlier_runs_replay_exactly():
 def test_sequence_share_outside_the_unit_range_is_refused_with_its_name():
     with pytest.raises(TumorlensError, match="sequence must be in"):
         TrainConfig().with_overrides(["sequence=-0.1"])
+
+
+def test_head_depth_counts_erosions_and_treats_enclosed_dark_regions_as_head():
+    x = torch.zeros(1, 1, 16, 16)
+    x[..., 2:14, 2:14] = 0.5  # a 12x12 head
+    x[..., 6:10, 6:10] = 0.0  # a dark "ventricle" inside it
+    d = _head_depth(x, steps=8)[0, 0]
+    assert d[0, 0] == 0 and d[1, 1] == 0 and d[2, 2] == 0  # outside, and the head's outline
+    assert d[3, 3] == 1 and d[4, 4] == 2 and d[5, 5] == 3  # hand-derived: the n-th ring inside survives n erosions
+    assert d[7, 7] == 5 and d[8, 8] == 5  # the enclosed dark square is head, at the centre of a 12-px square
+    assert d.max() == 5
+
+
+def test_strip_keeps_only_the_inner_head_and_share_zero_draws_nothing():
+    x = _heads()
+    a = augment(x, torch.Generator().manual_seed(5), contrast=0.3)
+    assert torch.equal(a, augment(x, torch.Generator().manual_seed(5), contrast=0.3, strip=0.0))
+    y, m = augment(x, torch.Generator().manual_seed(5), strip=1.0, turn=0.0, masks=(x > 0.08).float())
+    # the ring the strip removed is background: the stripped head is smaller than the mask of the whole
+    # head would be after the same geometry, and the tumour masks were cut alike (nothing outside the image)
+    assert y.shape == x.shape and (y >= 0).all() and (y <= 1).all()
+    assert ((m > 0.5) & (y < 0.02)).float().mean() < 0.01
+    with pytest.raises(TumorlensError, match="strip must be in"):
+        TrainConfig().with_overrides(["strip=2"])

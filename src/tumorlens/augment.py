@@ -102,14 +102,40 @@ def _sequence_swap(x: torch.Tensor, share: float, g: torch.Generator, fg: float 
     return x
 
 
+def _head_depth(x: torch.Tensor, fg: float = 0.08, steps: int = 8) -> torch.Tensor:
+    """(P, 1, S, S) -> how many 3x3 erosions each pixel survives (0 outside the head and on its outline, at
+    most `steps`).
+
+    The head is everything not reachable from the frame's edge through background (<= fg), so dark fluid,
+    ventricles and necrotic cores inside it count as head (a flood fill by repeated 3x3 dilation)."""
+    m = x > fg
+    edge = torch.zeros_like(m)
+    edge[..., 0, :] = edge[..., -1, :] = edge[..., :, 0] = edge[..., :, -1] = True
+    reach = edge & ~m
+    for i in range(2 * max(x.shape[-2:])):
+        grown = (F.max_pool2d(reach.float(), 3, 1, 1) > 0) & ~m
+        if i % 4 == 3 and torch.equal(grown, reach):
+            break
+        reach = grown
+    cur = (~reach).float()
+    depth = torch.zeros_like(cur)
+    for _ in range(steps):  # erosion with the outside of the frame as background
+        cur = 1 - F.max_pool2d(F.pad(1 - cur, (1, 1, 1, 1), value=1.0), 3, 1)
+        depth += cur
+    return depth
+
+
 def augment(x: torch.Tensor, g: torch.Generator, strength: float = 1.0, masks: torch.Tensor | None = None,
-            turn: float = 0.1, contrast: float = 0.0, sequence: float = 0.0):
+            turn: float = 0.1, contrast: float = 0.0, sequence: float = 0.0, strip: float = 0.0):
     """(B, 1, S, S) in [0, 1] -> augmented batch of the same shape, values in [0, 1].
 
     masks: tumour masks (B, 1, S, S) that get the same geometry (no intensity changes); then returns
     (images, masks). The random draws are the same with or without masks.
     contrast: the share of images given a grey-level curve (_contrast_curves); 0 draws nothing.
     sequence: the share of images given a non-monotone, sequence-like mapping (_sequence_swap); 0 draws nothing.
+    strip: the share of images "skull-stripped": everything but the head's inner part (2-7 px of the 64 px
+      frame shaved off its outline) set to background, then zoomed so the rest fills the frame again, as a
+      skull-stripped scan cropped to the brain would look (BraTS-style data); 0 draws nothing.
 
     A share `turn` (10%) of the images turn by any angle (up to 180 degrees) and 10% flip vertically; the
     rest turn by at most 10 degrees. Rotating every image by any angle cost 25 points of validation accuracy
@@ -118,10 +144,24 @@ def augment(x: torch.Tensor, g: torch.Generator, strength: float = 1.0, masks: t
     orientations without making the whole task rotation-invariant.
     """
     b = x.shape[0]
+    zoom = torch.ones(b)
+    if strip > 0:  # --- skull stripping (no draws when 0: old runs replay exactly)
+        pick = torch.rand(b, generator=g) < strip
+        depth_px = _u(b, 2.0, 7.0, g)
+        idx = pick.nonzero().squeeze(1)
+        if idx.numel():
+            keep = (_head_depth(x[idx]) >= depth_px[idx].view(-1, 1, 1, 1)).float()
+            x = x.clone()
+            x[idx] = x[idx] * keep
+            if masks is not None:
+                masks = masks.clone()
+                masks[idx] = masks[idx] * keep
+            side = 0.92 * x.shape[-1]  # the head's extent in a preprocessed frame (4% margin each side)
+            zoom[idx] = side / (side - 2 * depth_px[idx])
     # --- geometry: one affine matrix per image (flip x, flip y, rotate, scale, shift)
     big = torch.rand(b, generator=g) < turn
     angle = torch.where(big, _u(b, -math.pi, math.pi, g), _u(b, -math.pi / 18, math.pi / 18, g)) * strength
-    scale = torch.exp(_u(b, math.log(0.9), math.log(1.1), g) * strength)
+    scale = torch.exp(_u(b, math.log(0.9), math.log(1.1), g) * strength) * zoom
     flip_x = torch.where(torch.rand(b, generator=g) < 0.5, -1.0, 1.0)
     flip_y = torch.where(torch.rand(b, generator=g) < 0.1, -1.0, 1.0)
     shift = _u(2 * b, -0.06, 0.06, g).view(b, 2) * strength

@@ -94,9 +94,10 @@ class ModelConfig:
 
 
 # settings whose default is not what a run written before the setting existed did: turn was fixed at 0.1,
-# prediction used the slice alone, and no grey-level curves were drawn (`sequence` is off by default too; it is
-# listed so that older runs stay right if that default changes)
-STORED_BEFORE: dict[str, Any] = {"turn": 0.1, "flip_average": False, "contrast": 0.0, "sequence": 0.0}
+# prediction used the slice alone, and no grey-level curves were drawn (`sequence` and `strip` are off by
+# default too; they are listed so that older runs stay right if those defaults change)
+STORED_BEFORE: dict[str, Any] = {"turn": 0.1, "flip_average": False, "contrast": 0.0, "sequence": 0.0,
+                                 "strip": 0.0}
 # settings used only after training: runs that differ only in these have the same weights
 INFERENCE_ONLY = ("flip_average",)
 
@@ -139,6 +140,10 @@ class TrainConfig:
     # and 0.4 it did not stop held-out T2 tumour slices being called "no tumour" (7 and 9 of 13, against 9
     # without) and cost accuracy, so it stays off (README, "other sequences")
     sequence: float = 0.0
+    # share of training images skull-stripped: the head's outer 2-7 px (of 64) set to background and the rest
+    # zoomed to fill the frame (augment.py); 0: off. Public tumour data such as BraTS is skull-stripped,
+    # while every Kaggle slice keeps its skull
+    strip: float = 0.0
     # at inference (Predictor, and so evaluate, predict and serve alike) average the logits of each slice and
     # its left-right mirror; the temperature is fitted on those averaged logits. A head is near-symmetric, so
     # the mirror is a second look at the same anatomy. It raised clean test accuracy on all six benchmark runs
@@ -169,6 +174,8 @@ class TrainConfig:
             raise TumorlensError(f"contrast must be in [0, 1], got {self.contrast}")
         if not 0.0 <= self.sequence <= 1.0:
             raise TumorlensError(f"sequence must be in [0, 1], got {self.sequence}")
+        if not 0.0 <= self.strip <= 1.0:
+            raise TumorlensError(f"strip must be in [0, 1], got {self.strip}")
         if not 0.0 <= self.mixup <= 10.0:
             raise TumorlensError(f"mixup must be in [0, 10] (the Beta distribution's a; 0: off), got {self.mixup}")
 

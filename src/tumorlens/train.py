@@ -237,11 +237,11 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
             m = train_data.masks[idx] if guided else None
             if cfg.augment and m is None:
                 x = augment(x, g, turn=cfg.turn, contrast=cfg.contrast,
-                            sequence=cfg.sequence)
+                            sequence=cfg.sequence, strip=cfg.strip)
             elif cfg.augment:
                 # the masks follow the images' geometry
                 x, m = augment(x, g, masks=m, turn=cfg.turn, contrast=cfg.contrast,
-                               sequence=cfg.sequence)
+                               sequence=cfg.sequence, strip=cfg.strip)
             known = train_data.known[idx] if guided else None
             lam, partner = 1.0, None
             if cfg.mixup > 0:
