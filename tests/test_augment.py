@@ -3,7 +3,7 @@ skull stripping keeps the head's inner part only, all stay in range, and none co
 import pytest
 import torch
 
-from tumorlens.augment import _contrast_curves, _head_depth, _head_ranks, _sequence_swap, augment
+from tumorlens.augment import _contrast_curves, head_depth, _head_ranks, _sequence_swap, augment
 from tumorlens.config import TrainConfig, TumorlensError
 
 torch.set_num_threads(1)
@@ -86,11 +86,11 @@ def test_sequence_share_outside_the_unit_range_is_refused_with_its_name():
         TrainConfig().with_overrides(["sequence=-0.1"])
 
 
-def test_head_depth_counts_erosions_and_treats_enclosed_dark_regions_as_head():
+def testhead_depth_counts_erosions_and_treats_enclosed_dark_regions_as_head():
     x = torch.zeros(1, 1, 16, 16)
     x[..., 2:14, 2:14] = 0.5  # a 12x12 head
     x[..., 6:10, 6:10] = 0.0  # a dark "ventricle" inside it
-    d = _head_depth(x, steps=8)[0, 0]
+    d = head_depth(x, steps=8)[0, 0]
     assert d[0, 0] == 0 and d[1, 1] == 0 and d[2, 2] == 0  # outside, and the head's outline
     assert d[3, 3] == 1 and d[4, 4] == 2 and d[5, 5] == 3  # hand-derived: the n-th ring inside survives n erosions
     assert d[7, 7] == 5 and d[8, 8] == 5  # the enclosed dark square is head, at the centre of a 12-px square
@@ -106,5 +106,8 @@ def test_strip_keeps_only_the_inner_head_and_share_zero_draws_nothing():
     # head would be after the same geometry, and the tumour masks were cut alike (nothing outside the image)
     assert y.shape == x.shape and (y >= 0).all() and (y <= 1).all()
     assert ((m > 0.5) & (y < 0.02)).float().mean() < 0.01
+    pre = augment(x, torch.Generator().manual_seed(5), strip=1.0, turn=0.0, masks=(x > 0.08).float(),
+                  depth=head_depth(x))  # computed beforehand, as train.py does: the same result
+    assert torch.equal(pre[0], y) and torch.equal(pre[1], m)
     with pytest.raises(TumorlensError, match="strip must be in"):
         TrainConfig().with_overrides(["strip=2"])

@@ -219,6 +219,10 @@ def test_model_card_renders_metadata_and_never_invents_numbers(ckpt, tmp_path, c
     ck4 = save_checkpoint(tmp_path / "curves.safetensors", ck.model, replace(ck.config, augment=True), meta)
     assert _main(["model-card", "--model", str(ck4), "--out", str(out)]) == 0
     assert "This model was trained with such curves on 30% of its images" in out.read_text()  # the default share
+    assert "This model was trained without skull-stripped images" in out.read_text()
+    ck5 = save_checkpoint(tmp_path / "strip.safetensors", ck.model, replace(ck.config, augment=True, strip=0.5), meta)
+    assert _main(["model-card", "--model", str(ck5), "--out", str(out)]) == 0
+    assert "This model was trained with 50% of its images skull-stripped" in out.read_text()
     assert "fitted without" not in text and "A CT slice given as an image file may get a class" in text
     meta4 = {**meta, "refusal": {**meta["refusal"], "excluded": {"what": "CT slices of the Kaggle set",
                                                                  "list": "kaggle_ct.csv", "train": 57, "val": 1}},

@@ -278,3 +278,23 @@ def test_a_setting_of_the_wrong_type_or_range_is_refused_before_training(pair, m
 def test_numbers_are_accepted_where_a_float_is_expected():
     cfg = TrainConfig().with_overrides(["lr=1", "preprocess.size=96", "model.block_convs=[]"])
     assert cfg.lr == 1.0 and isinstance(cfg.lr, float) and cfg.preprocess.size == 96 and cfg.model.block_convs == ()
+
+
+def test_strip_run_differs_from_plain_and_resumes_to_the_same_weights(masked_data, tmp_path):
+    """Skull stripping reads head depths computed once per run (train.py): a resumed run recomputes them and
+    ends on the same weights."""
+    plain = TINY.with_overrides(["seg_weight=1.0", "model.gate=true"])
+    cfg = plain.with_overrides(["strip=0.5"])
+    full = train(cfg, *masked_data, tmp_path / "full")
+
+    def stop_after_first(row):
+        if row["epoch"] == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, *masked_data, tmp_path / "cut", on_epoch=stop_after_first)
+    resumed = train(cfg, *masked_data, tmp_path / "cut", resume=True)
+    wf, wr = load_file(str(full)), load_file(str(resumed))
+    assert all(torch.equal(wf[k], wr[k]) for k in wf)
+    wp = load_file(str(train(plain, *masked_data, tmp_path / "plain")))
+    assert not all(torch.equal(wf[k], wp[k]) for k in wf)

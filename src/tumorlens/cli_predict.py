@@ -320,6 +320,7 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
         L.append("- (no feature-space refusal is stored in this checkpoint)")
     # the share of images trained with grey-level curves (absent: a run from before the setting)
     contrast = config.get("contrast", STORED_BEFORE["contrast"]) if config.get("augment", True) else 0.0
+    strip = config.get("strip", STORED_BEFORE["strip"]) if config.get("augment", True) else 0.0
     L += ["", "## Known failure modes", "",
           "- Single slices only: a tumour outside the slice shown cannot be seen; slices far from the tumour "
           "are called `notumor`.",
@@ -342,6 +343,12 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
               "but does not remove this" if contrast else
               "This model was trained without such curves, and may call many of those tumours "
               "`notumor`") + "; measure a model with `python benchmarks/robustness.py --model CKPT`.",
+          "- Skull-stripped slices (as in BraTS and other public tumour data; every Kaggle slice keeps its skull) "
+          "lose tumours more often than slices with the skull. " + (
+              f"This model was trained with {100 * strip:.0f}% of its images skull-stripped, which reduces "
+              "but does not remove this" if strip else
+              "This model was trained without skull-stripped images") +
+          "; measure a model with `python benchmarks/robustness.py --model CKPT`.",
           "- Tumours on T2-weighted slices: the Kaggle tumour classes are contrast-enhanced T1 slices and its "
           "no-tumour class is mostly T2 and FLAIR, so a T2 tumour slice can be called `notumor` (a model trained "
           "without any called 9 of the set's 13 T2 tumour slices `notumor`, and T2-like grey-level curves in "

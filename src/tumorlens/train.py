@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .fileio import atomic_write_bytes, atomic_write_text
-from .augment import augment
+from .augment import augment, head_depth
 from .checkpoint import Checkpoint, save_checkpoint
 from .config import CLASSES, TrainConfig, TumorlensError
 from .data import Dataset
@@ -222,6 +222,9 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
         log.info("resuming after epoch %d", start_epoch)
 
     use_val = len(val_data.y) > 0
+    # skull stripping reads each image's head depth; one pass over the training set instead of one per batch
+    depth = (torch.cat([head_depth(train_data.x[i:i + 1024]) for i in range(0, n, 1024)]).to(torch.uint8)
+             if cfg.augment and cfg.strip > 0 else None)
     for epoch in range(start_epoch, cfg.epochs):
         if use_val and bad >= cfg.patience:
             break
@@ -237,11 +240,11 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
             m = train_data.masks[idx] if guided else None
             if cfg.augment and m is None:
                 x = augment(x, g, turn=cfg.turn, contrast=cfg.contrast,
-                            sequence=cfg.sequence, strip=cfg.strip)
+                            sequence=cfg.sequence, strip=cfg.strip, depth=depth[idx] if depth is not None else None)
             elif cfg.augment:
                 # the masks follow the images' geometry
-                x, m = augment(x, g, masks=m, turn=cfg.turn, contrast=cfg.contrast,
-                               sequence=cfg.sequence, strip=cfg.strip)
+                x, m = augment(x, g, masks=m, turn=cfg.turn, contrast=cfg.contrast, sequence=cfg.sequence,
+                               strip=cfg.strip, depth=depth[idx] if depth is not None else None)
             known = train_data.known[idx] if guided else None
             lam, partner = 1.0, None
             if cfg.mixup > 0:
