@@ -17,6 +17,12 @@ TINY = TrainConfig(epochs=3, batch_size=16, lr=3e-3, patience=10, threads=1,
                    model=ModelConfig(channels=(8, 16, 16, 32), lstm_hidden=16, dense=16))
 
 
+def stop_after_first(row):
+    """on_epoch hook that interrupts a run after its first epoch, as Ctrl-C would."""
+    if row["epoch"] == 1:
+        raise KeyboardInterrupt
+
+
 @pytest.fixture(scope="module")
 def data():
     x, y, _ = make_arrays(12, size=64, seed=0)
@@ -63,10 +69,6 @@ def test_same_seed_gives_identical_weights(data, tmp_path):
 
 def test_interrupted_run_resumes_to_the_same_final_weights(data, tmp_path):
     full = train(TINY, *data, tmp_path / "full")
-
-    def stop_after_first(row):
-        if row["epoch"] == 1:
-            raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         train(TINY, *data, tmp_path / "cut", on_epoch=stop_after_first)
@@ -179,10 +181,6 @@ def test_mask_guided_run_is_deterministic_and_resumes_to_the_same_weights(masked
     full = train(cfg, tr, va, tmp_path / "full")
     again = train(cfg, tr, va, tmp_path / "again")
 
-    def stop_after_first(row):
-        if row["epoch"] == 1:
-            raise KeyboardInterrupt
-
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tr, va, tmp_path / "cut", on_epoch=stop_after_first)
     resumed = train(cfg, tr, va, tmp_path / "cut", resume=True)
@@ -201,10 +199,6 @@ def test_ema_run_keeps_the_average_and_resumes_to_the_same_weights(data, tmp_pat
     wa, wr = load_file(str(full)), load_file(str(raw))
     # the same seed and batches: only the averaging differs, so the kept weights must differ
     assert any(not torch.equal(wa[k], wr[k]) for k in wa if wa[k].is_floating_point())
-
-    def stop_after_first(row):
-        if row["epoch"] == 1:
-            raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         train(cfg, *data, tmp_path / "cut", on_epoch=stop_after_first)
@@ -237,10 +231,6 @@ def test_mixup_run_differs_from_plain_and_resumes_to_the_same_weights(masked_dat
     full = train(cfg, tr, va, tmp_path / "full")
     wa, wp = load_file(str(full)), load_file(str(train(plain, tr, va, tmp_path / "plain")))
     assert any(not torch.equal(wa[k], wp[k]) for k in wa if wa[k].is_floating_point())
-
-    def stop_after_first(row):
-        if row["epoch"] == 1:
-            raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         train(cfg, tr, va, tmp_path / "cut", on_epoch=stop_after_first)
@@ -286,10 +276,6 @@ def test_strip_run_differs_from_plain_and_resumes_to_the_same_weights(masked_dat
     plain = TINY.with_overrides(["seg_weight=1.0", "model.gate=true"])
     cfg = plain.with_overrides(["strip=0.5"])
     full = train(cfg, *masked_data, tmp_path / "full")
-
-    def stop_after_first(row):
-        if row["epoch"] == 1:
-            raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         train(cfg, *masked_data, tmp_path / "cut", on_epoch=stop_after_first)
