@@ -21,6 +21,9 @@ def test_changed_test_slices_keep_their_tumours_and_are_not_refused_for_orientat
     assert len(rows) == 19 and rows["as published"][0] > 0.85
     # inverted grey levels (a crude T2 look) are a known failure, not bounded here: README, "other sequences"
     rows.pop("grey levels inverted inside the head (T2-like fluid)")
+    # skull-stripped slices are a known weakness of the bundled model (trained with strip=0): 11.1% of the
+    # 941 test tumours missed (benchmarks/robustness.md); bounded loosely so that a regression still shows
+    assert rows.pop("skull stripped (head outline shaved by 6%)")[1] < 25.0
     curves = ("narrower window (saturate above the 80th percentile)", "histogram-equalised", "S-shaped contrast curve")
     for name, (acc, miss, refused, _) in rows.items():
         # tumour -> 'no tumour' stays rare under every change. Grey-level curves are the hardest: on these 150
