@@ -5,10 +5,10 @@
     python benchmarks/sequences.py score [--model CKPT ...] [--out benchmarks/sequences.md]
 
 The Kaggle tumour classes are contrast-enhanced T1 slices (dark fluid), while its no-tumour class is mostly
-T2 and FLAIR (bright fluid): "bright ventricles" alone separates most no-tumour slices from the tumour ones,
-and a model that learns it calls tumour scans of other sequences "no tumour" - the shortcut the README warns
-of. `kaggle_non_t1_tumours.csv` lists the 26 tumour slices of the set that are not contrast-enhanced T1 slices: every
-tumour slice outside the figshare copies (273) was looked at by eye on 2026-11-27 and the ones with another
+T2 and FLAIR (bright fluid): "bright ventricles" could tell many no-tumour slices from the tumour ones, and
+a model that learns it calls tumour scans of other sequences "no tumour" - the shortcut the README warns of.
+`kaggle_non_t1_tumours.csv` lists the 26 tumour slices of the set that are not contrast-enhanced T1 slices:
+every tumour slice outside the figshare copies (273) was looked at by eye on 2026-11-27 and the ones with another
 look kept (all meningioma; near-copies of each other in places, 19 duplicate groups). The `kind` column is
 that look, by eye and not by a radiologist: T2 (bright fluid, 13), FLAIR (dark fluid, bright oedema, 8),
 diffusion (1), unclear (4, two of which may be T1 after all).
@@ -30,6 +30,7 @@ import csv
 import hashlib
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -39,6 +40,8 @@ from tumorlens.config import DISCLAIMER, TumorlensError
 from tumorlens.fileio import atomic_write_text
 from tumorlens.metrics import wilson_ci
 from tumorlens.predict import Predictor
+from tumorlens.split import SplitRow, read_split
+from tumorlens.split import write_split as write_split_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 LIST = ROOT / "benchmarks" / "kaggle_non_t1_tumours.csv"
@@ -51,13 +54,13 @@ def read_list(path: str | Path = LIST) -> dict[str, tuple[str, str]]:
         return {r["path"]: (r["sha256"], r["kind"]) for r in csv.DictReader(f)}
 
 
-def halves(rows: list[dict], listed: dict[str, tuple[str, str]]) -> tuple[list[str], list[str]]:
+def halves(rows: list[SplitRow], listed: dict[str, tuple[str, str]]) -> tuple[list[str], list[str]]:
     """The listed slices' groups in two halves: every other group in sorted order, the T2 groups and the rest
     apart, so that each half holds about half of the T2 slices."""
     kinds: dict[str, set[str]] = {}
     for r in rows:
-        if r["path"] in listed:
-            kinds.setdefault(r["group"], set()).add(listed[r["path"]][1])
+        if r.path in listed:
+            kinds.setdefault(r.group, set()).add(listed[r.path][1])
     t2 = sorted(g for g, k in kinds.items() if "T2" in k)
     rest = sorted(g for g, k in kinds.items() if "T2" not in k)
     return t2[0::2] + rest[0::2], t2[1::2] + rest[1::2]
@@ -67,29 +70,28 @@ def write_split(source: str, out: str, listed: dict[str, tuple[str, str]], train
                 repeat: int = 1) -> str:
     """All listed slices' groups to the test side; or, with `train_half` (A or B), that half's groups to the
     train side, each row `repeat` times (an oversampling experiment), and the other half to test."""
-    with open(source, newline="") as f:
-        rows = list(csv.DictReader(f))
-    missing = set(listed) - {r["path"] for r in rows}
+    rows = read_split(source)
+    missing = set(listed) - {r.path for r in rows}
     if missing:
         raise TumorlensError(f"{source}: {len(missing)} listed slices are not in this split, e.g. {min(missing)}")
-    groups = {r["group"] for r in rows if r["path"] in listed}
+    groups = {r.group for r in rows if r.path in listed}
     a, b = halves(rows, listed)
     train = set() if train_half is None else set(a if train_half == "A" else b)
-    moved = Counter(r["split"] for r in rows if r["group"] in groups)
+    moved = Counter(r.split for r in rows if r.group in groups)
     out_rows = []
     for r in rows:
-        if r["group"] in train:
-            out_rows += [{**r, "split": "train"}] * repeat
-        elif r["group"] in groups:
-            out_rows.append({**r, "split": "test"})
+        if r.group in train:
+            out_rows += [replace(r, split="train")] * repeat
+        elif r.group in groups:
+            out_rows.append(replace(r, split="test"))
         else:
             out_rows.append(r)
-    lines = [",".join(rows[0].keys())] + [",".join(r.values()) for r in out_rows]
-    atomic_write_text(out, "\n".join(lines) + "\n")
-    n_test = sum(r["group"] in groups and r["group"] not in train for r in rows)
-    return (f"{out}: {n_test} slices of {len(groups) - len(train)} groups on the test side"
-            + (f", {len(out_rows) - len(rows) + sum(r['group'] in train for r in rows)} rows of {len(train)} "
-               f"groups on the train side (x{repeat})" if train else "") + f" (were {dict(moved)})")
+    write_split_csv(out_rows, out)
+    n_train = sum(r.group in train for r in rows)
+    return (f"{out}: {sum(r.group in groups for r in rows) - n_train} slices of {len(groups) - len(train)} "
+            "groups on the test side"
+            + (f", {n_train * repeat} rows of {len(train)} groups on the train side (x{repeat})" if train else "")
+            + f" (were {dict(moved)})")
 
 
 def score(model: str, data: Path, listed: dict[str, tuple[str, str]], ct: set[str]) -> dict:
@@ -97,7 +99,8 @@ def score(model: str, data: Path, listed: dict[str, tuple[str, str]], ct: set[st
     test = [(p, lab) for p, lab, *_ in pr.ckpt.split_rows("test") if p not in ct]
     seq = [(p, lab) for p, lab in test if p in listed]
     rest = [(p, lab) for p, lab in test if p not in listed]
-    recs = {p: pr.predict_file(data / p)[0] for p, _ in seq + rest}
+    paths = [p for p, _ in seq + rest]  # one frame per JPEG: one record per path, in order
+    recs = dict(zip(paths, pr.predict_paths([str(data / p) for p in paths], workers=0)))
     status = Counter(recs[p].status for p, _ in seq)
     missed = sum(recs[p].label == "notumor" for p, _ in seq)
     by_kind = {k: (sum(recs[p].label == "notumor" for p, _ in seq if listed[p][1] == k),

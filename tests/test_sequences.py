@@ -12,6 +12,7 @@ import pytest
 
 from conftest import KAGGLE, load_benchmark, needs_kaggle
 from tumorlens.config import TumorlensError
+from tumorlens.split import read_split
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "sequences.py"
 
@@ -48,7 +49,7 @@ def test_a_train_half_goes_to_train_repeated_and_the_other_half_to_test(tmp_path
     src = _split(tmp_path / "s.csv", [("t1.jpg", "test", "g1"), ("t2.jpg", "train", "g2"), ("f1.jpg", "val", "g3"),
                                       ("f2.jpg", "train", "g4"), ("n.jpg", "val", "g5")])
     listed = {"t1.jpg": ("", "T2"), "t2.jpg": ("", "T2"), "f1.jpg": ("", "FLAIR"), "f2.jpg": ("", "FLAIR")}
-    assert seq.halves(list(csv.DictReader(open(src))), listed) == (["g1", "g3"], ["g2", "g4"])  # T2 apart
+    assert seq.halves(read_split(src), listed) == (["g1", "g3"], ["g2", "g4"])  # T2 apart
     seq.write_split(str(src), str(tmp_path / "a.csv"), listed, train_half="A", repeat=3)
     with open(tmp_path / "a.csv", newline="") as f:
         got = [(r["path"], r["split"]) for r in csv.DictReader(f)]

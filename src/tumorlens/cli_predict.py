@@ -318,9 +318,10 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
                      f"slices), so that it describes brain MRI only.")
     else:
         L.append("- (no feature-space refusal is stored in this checkpoint)")
-    # the share of images trained with grey-level curves (absent: a run from before the setting)
-    contrast = config.get("contrast", STORED_BEFORE["contrast"]) if config.get("augment", True) else 0.0
-    strip = config.get("strip", STORED_BEFORE["strip"]) if config.get("augment", True) else 0.0
+    # the shares of images trained with grey-level curves and skull-stripped (absent: a run from before the setting)
+    augmented = config.get("augment", True)
+    contrast = config.get("contrast", STORED_BEFORE["contrast"]) if augmented else 0.0
+    strip = config.get("strip", STORED_BEFORE["strip"]) if augmented else 0.0
     L += ["", "## Known failure modes", "",
           "- Single slices only: a tumour outside the slice shown cannot be seen; slices far from the tumour "
           "are called `notumor`.",

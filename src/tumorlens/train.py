@@ -238,13 +238,10 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
             idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
             x, y = train_data.x[idx], train_data.y[idx]
             m = train_data.masks[idx] if guided else None
-            if cfg.augment and m is None:
-                x = augment(x, g, turn=cfg.turn, contrast=cfg.contrast,
-                            sequence=cfg.sequence, strip=cfg.strip, depth=depth[idx] if depth is not None else None)
-            elif cfg.augment:
-                # the masks follow the images' geometry
-                x, m = augment(x, g, masks=m, turn=cfg.turn, contrast=cfg.contrast, sequence=cfg.sequence,
-                               strip=cfg.strip, depth=depth[idx] if depth is not None else None)
+            if cfg.augment:  # the masks, when there are any, follow the images' geometry
+                aug = augment(x, g, masks=m, turn=cfg.turn, contrast=cfg.contrast, sequence=cfg.sequence,
+                              strip=cfg.strip, depth=None if depth is None else depth[idx])
+                x, m = aug if m is not None else (aug, m)
             known = train_data.known[idx] if guided else None
             lam, partner = 1.0, None
             if cfg.mixup > 0:
