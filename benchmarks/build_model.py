@@ -39,6 +39,36 @@ from tumorlens.train import CKPT_FILE, STATE_FILE, calibrate, listed_in, select,
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def recipe_diff(have: TrainConfig, want: TrainConfig) -> list[str]:
+    """The training settings in which `have` differs from `want`, as 'key value (wanted value)'; settings used
+    only at inference are ignored (a finished run may predate them)."""
+    def flat(d: dict, prefix: str = "") -> dict:
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        return out
+
+    h, w = flat(have.with_inference_of(want).to_dict()), flat(want.to_dict())
+    return [f"{k} {h.get(k)!r} (wanted {w.get(k)!r})" for k in sorted(set(h) | set(w)) if h.get(k) != w.get(k)]
+
+
+def check_existing_run(run: Path, cfg: TrainConfig, reuse_run: str | None) -> None:
+    """Refuse to go on from a finished run in --out that is not what this call would make: one of an older
+    recipe (a changed default), or, with --reuse-run, weights taken from elsewhere. Without this check a stale
+    run/ was silently re-fitted and installed as if it were today's recipe."""
+    ckpt = run / CKPT_FILE
+    if not ckpt.exists() or (run / STATE_FILE).exists():
+        return
+    have = load_checkpoint(ckpt)
+    diff = recipe_diff(have.config, cfg)
+    if diff:
+        sys.exit(f"{run}: holds a finished run of another recipe than today's default ({'; '.join(diff)}); "
+                 f"delete it or choose another --out")
+    if reuse_run and have.meta.get("reused_from") != str(reuse_run):
+        sys.exit(f"{run}: already holds finished weights, not those of {reuse_run}; delete it or choose another "
+                 f"--out")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(ROOT.parent / "shared/data/brain-tumor-mri-dataset"))
@@ -71,14 +101,16 @@ def main() -> int:
             "split": {"strategy": "clean", "groups": "groups-figshare-fold.csv", "seed": a.seed,
                       "manifest": split_manifest(rows), "table": split_table(rows)},
             "mask_guidance": guidance}
+    check_existing_run(run, cfg, a.reuse_run)
     if a.reuse_run and (not ckpt.exists() or (run / STATE_FILE).exists()):
         if (Path(a.reuse_run) / STATE_FILE).exists():
             sys.exit(f"{a.reuse_run}: that run has not finished")
         src = load_checkpoint(Path(a.reuse_run) / CKPT_FILE)
         # settings used only after training are today's (the run may predate them)
         src.config = src.config.with_inference_of(cfg)
-        if src.config.to_dict() != cfg.to_dict():
-            sys.exit(f"{a.reuse_run}: trained with another recipe than the default one")
+        diff = recipe_diff(src.config, cfg)
+        if diff:
+            sys.exit(f"{a.reuse_run}: trained with another recipe than the default one ({'; '.join(diff)})")
         if src.meta.get("split", {}).get("manifest") != meta["split"]["manifest"]:
             sys.exit(f"{a.reuse_run}: trained on another split than {split_csv}")
         run.mkdir(parents=True, exist_ok=True)

@@ -108,7 +108,7 @@ def score(model: str, data: Path, listed: dict[str, tuple[str, str]], ct: set[st
     right = sum(recs[p].label == lab for p, lab in seq)
     rest_right = sum(recs[p].label == lab for p, lab in rest)
     return {"model": model, "sha": pr.ckpt.sha256[:12], "sequence": pr.ckpt.config.sequence,
-            "contrast": pr.ckpt.config.contrast, "n": len(seq), "missed": missed, "right": right,
+            "contrast": pr.ckpt.config.contrast, "strip": pr.ckpt.config.strip, "n": len(seq), "missed": missed, "right": right,
             "status": status, "by_kind": by_kind, "rest_n": len(rest), "rest_right": rest_right,
             "missed_paths": sorted(p for p, _ in seq if recs[p].label == "notumor")}
 
@@ -152,7 +152,8 @@ def main() -> int:
         rlo, rhi = wilson_ci(s["rest_right"], s["rest_n"])
         st = ", ".join(f"{k} {v}" for k, v in sorted(s["status"].items()))
         kinds = ", ".join(f"{k} {m}/{n}" for k, (m, n) in s["by_kind"].items())
-        rows.append(f"| `{m or 'bundled'}` ({s['sha']}) | {s['contrast']:g} | {s['sequence']:g} | {s['n']} | "
+        rows.append(f"| `{m or 'bundled'}` ({s['sha']}) | {s['contrast']:g} | {s['sequence']:g} | {s['strip']:g} | "
+                    f"{s['n']} | "
                     f"**{s['missed']}** ({100 * s['missed'] / s['n']:.0f}%, 95% CI {100 * lo:.0f}-{100 * hi:.0f}%) "
                     f"| {kinds} | {s['right']} | {st} | {s['rest_right'] / s['rest_n']:.3f} ({rlo:.3f}-{rhi:.3f}, "
                     f"n {s['rest_n']}) |")
@@ -166,8 +167,8 @@ def main() -> int:
         "called \"no tumour\"; right = called meningioma. The last column is the accuracy on the rest of the "
         f"model's test part (its CT slices left out). {time.perf_counter() - t0:.0f} s with "
         f"{torch.get_num_threads()} torch thread(s).", "",
-        "| model | contrast | sequence | n | missed | missed by kind | right | statuses | accuracy on the rest of the "
-        "test part |", "|---|---|---|---|---|---|---|---|---|", *rows, ""])
+        "| model | contrast | sequence | strip | n | missed | missed by kind | right | statuses | accuracy on the rest "
+        "of the test part |", "|---|---|---|---|---|---|---|---|---|---|", *rows, ""])
     atomic_write_text(a.out, text)
     print(text)
     return 0

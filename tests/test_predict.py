@@ -216,7 +216,8 @@ def test_model_card_renders_metadata_and_never_invents_numbers(ckpt, tmp_path, c
     assert _main(["model-card", "--model", str(ck3), "--out", str(out)]) == 0
     assert "- inference: the slice alone" in out.read_text()
     assert "This model was trained without such curves" in text  # the tiny model trains without augmentation
-    ck4 = save_checkpoint(tmp_path / "curves.safetensors", ck.model, replace(ck.config, augment=True), meta)
+    ck4 = save_checkpoint(tmp_path / "curves.safetensors", ck.model, replace(ck.config, augment=True, strip=0.0),
+                          meta)
     assert _main(["model-card", "--model", str(ck4), "--out", str(out)]) == 0
     assert "This model was trained with such curves on 30% of its images" in out.read_text()  # the default share
     assert "This model was trained without skull-stripped images" in out.read_text()

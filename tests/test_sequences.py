@@ -69,8 +69,9 @@ def test_scoring_the_bundled_model_reports_its_test_side_slices_by_kind(tmp_path
     r = subprocess.run([sys.executable, str(SCRIPT), "score", "--data", str(KAGGLE), "--out", str(tmp_path / "s.md")],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
-    row = re.search(r"^\| `bundled` \([0-9a-f]{12}\) \| [\d.]+ \| [\d.]+ \| (\d+) \| \*\*(\d+)\*\* .*\| (.+?) \| (\d+) \|",
-                    r.stdout, re.M)
+    # columns: model | contrast | sequence | strip | n | missed | by kind | right | ...
+    row = re.search(r"^\| `bundled` \([0-9a-f]{12}\) \| [\d.]+ \| [\d.]+ \| [\d.]+ \| (\d+) \| \*\*(\d+)\*\* .*\| (.+?) \| "
+                    r"(\d+) \|", r.stdout, re.M)
     assert row, r.stdout[-1500:]
     n, missed = int(row[1]), int(row[2])
     # the bundled model's split puts 7 of the 26 on its test side (5 of them T2); measured: 2 missed

@@ -226,7 +226,7 @@ def test_mixup_blends_images_masks_and_knowledge_by_one_weight():
 
 def test_mixup_run_differs_from_plain_and_resumes_to_the_same_weights(masked_data, tmp_path):
     tr, va = masked_data
-    plain = TINY.with_overrides(["seg_weight=1.0", "model.gate=true"])
+    plain = TINY.with_overrides(["seg_weight=1.0", "model.gate=true", "strip=0.0"])
     cfg = plain.with_overrides(["mixup=0.4"])
     full = train(cfg, tr, va, tmp_path / "full")
     wa, wp = load_file(str(full)), load_file(str(train(plain, tr, va, tmp_path / "plain")))
@@ -273,7 +273,7 @@ def test_numbers_are_accepted_where_a_float_is_expected():
 def test_strip_run_differs_from_plain_and_resumes_to_the_same_weights(masked_data, tmp_path):
     """Skull stripping reads head depths computed once per run (train.py): a resumed run recomputes them and
     ends on the same weights."""
-    plain = TINY.with_overrides(["seg_weight=1.0", "model.gate=true"])
+    plain = TINY.with_overrides(["seg_weight=1.0", "model.gate=true", "strip=0.0"])
     cfg = plain.with_overrides(["strip=0.5"])
     full = train(cfg, *masked_data, tmp_path / "full")
 
