@@ -108,7 +108,8 @@ def score(model: str, data: Path, listed: dict[str, tuple[str, str]], ct: set[st
     right = sum(recs[p].label == lab for p, lab in seq)
     rest_right = sum(recs[p].label == lab for p, lab in rest)
     return {"model": model, "sha": pr.ckpt.sha256[:12], "sequence": pr.ckpt.config.sequence,
-            "contrast": pr.ckpt.config.contrast, "strip": pr.ckpt.config.strip, "n": len(seq), "missed": missed, "right": right,
+            "contrast": pr.ckpt.config.contrast, "strip": pr.ckpt.config.strip, "n": len(seq), "missed": missed,
+            "right": right,
             "status": status, "by_kind": by_kind, "rest_n": len(rest), "rest_right": rest_right,
             "missed_paths": sorted(p for p, _ in seq if recs[p].label == "notumor")}
 

@@ -195,6 +195,23 @@ def test_the_benchmark_strips_pydicom_test_files_to_distinct_pngs_named_by_modal
     assert len({data for _, data in out}) == len(out)
 
 
+def test_the_bundled_model_refuses_every_pydicom_test_image_saved_as_png_abdominal_mr_included():
+    """No DICOM tag can help here: the statistics checks and the feature distance must refuse them all. At the
+    99.8th percentile the skull-strip model answered the abdominal MR slice (examples_overlay) 'notumor' at 0.95
+    (distance 1.309 against 1.311); refusal.OOD_QUANTILE is 0.995 since (benchmarks/refusal_rates.md)."""
+    pytest.importorskip("pydicom")
+    from conftest import load_benchmark
+
+    from tumorlens.predict import Predictor
+
+    out = load_benchmark("refusal_rates").stripped_dicom_pngs()
+    assert "examples_overlay (MR)" in [n for n, _ in out]
+    pr = Predictor()
+    for name, data in out:
+        recs = pr.predict_bytes(data, f"{name}.png")
+        assert [r.status for r in recs] == ["rejected"], (name, [(r.status, r.label, r.reason) for r in recs])
+
+
 def test_a_distance_fitted_on_the_last_map_alone_scores_only_those_columns():
     from tumorlens.refusal import FEATURES_LAST_MAP, FeatureOOD
 

@@ -354,7 +354,8 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
           "- Tumours on T2-weighted slices: the Kaggle tumour classes are contrast-enhanced T1 slices and its "
           "no-tumour class is mostly T2 and FLAIR, so a T2 tumour slice can be called `notumor` (a model trained "
           "without any called 11 of the set's 13 T2 tumour slices `notumor` (9 without skull stripping in "
-          "training), and T2-like grey-level curves in training did not fix it: `benchmarks/sequences.md`); measure a model with "
+          "training), and T2-like grey-level curves in training did not fix it: `benchmarks/sequences.md`); "
+          "measure a model with "
           "`python benchmarks/sequences.py score --model CKPT`.",
           "- Noisy slices (strong pixel noise at full resolution) can be refused as 'mostly pixel noise', and "
           "slices turned sideways are answered less accurately and more often `uncertain` or refused; measure a model with "
