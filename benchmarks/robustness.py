@@ -2,7 +2,7 @@
 
 Scans from other hospitals arrive flipped (radiological vs neurological left-right, viewers that flip
 vertically), turned, windowed differently, at lower resolution, blurred by thick slices, noisy, framed
-tighter or looser. Each slice of the model's own held-out test part is changed one way at its original
+tighter or looser, skull-stripped, or with a viewer's annotations burned into the corners. Each slice of the model's own held-out test part is changed one way at its original
 resolution and sent through `Predictor.classify_frames` - the product's own path, refusal and abstention
 included - and the answers are scored per change: accuracy over all slices (a refused slice counts as
 wrong), tumour -> "no tumour" miss rate, and the shares refused and uncertain. The test slices listed as CT
@@ -116,6 +116,22 @@ def _crop(a: np.ndarray, frac: float) -> np.ndarray:
     return a[int(frac * h):h - int(frac * h), int(frac * w):w - int(frac * w)]
 
 
+def _text(a: np.ndarray) -> np.ndarray:
+    """Burned-in annotations, white, in the four corners (letters 4% of the side high), as on scans exported
+    from a viewer: side marker, sequence and window settings, image number."""
+    from PIL import ImageDraw, ImageFont
+
+    img = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32))  # mode F: the slice's own grey levels
+    side = max(a.shape)
+    font = ImageFont.load_default(size=max(8, round(0.04 * side)))
+    draw, m, white = ImageDraw.Draw(img), round(0.02 * side), float(a.max())
+    h, w = a.shape
+    for (x, y, anchor), label in zip(((m, m, "la"), (w - m, m, "ra"), (m, h - m, "ld"), (w - m, h - m, "rd")),
+                                     ("R", "T1 SE  TR 450  TE 15", "IM 12/24", "W 1200  L 600")):
+        draw.text((x, y), label, fill=white, font=font, anchor=anchor)
+    return np.asarray(img, np.float32)
+
+
 def _noise(a: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(a + rng.normal(0, 0.03 * float(a.max()), a.shape), 0, None).astype(np.float32)
 
@@ -141,6 +157,7 @@ CHANGES = {
     "noise (3% of the range)": _noise,
     "looser frame (20% border)": lambda a, rng: _pad(a, 0.2),
     "tighter frame (10% cut per edge)": lambda a, rng: _crop(a, 0.1),
+    "burned-in text in the corners": lambda a, rng: _text(a),
 }
 
 
