@@ -27,7 +27,7 @@ from ct_in_kaggle import read_list as read_ct_list
 
 from tumorlens.audit import find_duplicates
 from tumorlens.checkpoint import BUNDLED, load_checkpoint, save_checkpoint
-from tumorlens.config import TrainConfig
+from tumorlens.config import TrainConfig, flat_settings
 from tumorlens.data import load_dataset
 from tumorlens.evaluate import evaluate
 from tumorlens.masks import training_masks
@@ -42,13 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def recipe_diff(have: TrainConfig, want: TrainConfig) -> list[str]:
     """The training settings in which `have` differs from `want`, as 'key value (wanted value)'; settings used
     only at inference are ignored (a finished run may predate them)."""
-    def flat(d: dict, prefix: str = "") -> dict:
-        out = {}
-        for k, v in d.items():
-            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
-        return out
-
-    h, w = flat(have.with_inference_of(want).to_dict()), flat(want.to_dict())
+    h, w = flat_settings(have.with_inference_of(want).to_dict()), flat_settings(want.to_dict())
     return [f"{k} {h.get(k)!r} (wanted {w.get(k)!r})" for k in sorted(set(h) | set(w)) if h.get(k) != w.get(k)]
 
 

@@ -2,10 +2,11 @@
 
 Scans from other hospitals arrive flipped (radiological vs neurological left-right, viewers that flip
 vertically), turned, windowed differently, at lower resolution, blurred by thick slices, noisy, framed
-tighter or looser, skull-stripped, or with a viewer's annotations burned into the corners. Each slice of the model's own held-out test part is changed one way at its original
-resolution and sent through `Predictor.classify_frames` - the product's own path, refusal and abstention
-included - and the answers are scored per change: accuracy over all slices (a refused slice counts as
-wrong), tumour -> "no tumour" miss rate, and the shares refused and uncertain. The test slices listed as CT
+tighter or looser, skull-stripped, or with a viewer's annotations burned into the corners. Each slice of
+the model's own held-out test part is changed one way at its original resolution and sent through
+`Predictor.classify_frames` - the product's own path, refusal and abstention included - and the answers
+are scored per change: accuracy over all slices (a refused slice counts as wrong), tumour -> "no tumour"
+miss rate, and the shares refused and uncertain. The test slices listed as CT
 in benchmarks/kaggle_ct.csv are left out: they are not MRI.
 
     python benchmarks/robustness.py [--model CKPT] [--data DIR] [--limit N] [--out benchmarks/robustness.md]

@@ -109,8 +109,7 @@ def score(model: str, data: Path, listed: dict[str, tuple[str, str]], ct: set[st
     rest_right = sum(recs[p].label == lab for p, lab in rest)
     return {"model": model, "sha": pr.ckpt.sha256[:12], "sequence": pr.ckpt.config.sequence,
             "contrast": pr.ckpt.config.contrast, "strip": pr.ckpt.config.strip, "n": len(seq), "missed": missed,
-            "right": right,
-            "status": status, "by_kind": by_kind, "rest_n": len(rest), "rest_right": rest_right,
+            "right": right, "status": status, "by_kind": by_kind, "rest_n": len(rest), "rest_right": rest_right,
             "missed_paths": sorted(p for p, _ in seq if recs[p].label == "notumor")}
 
 
@@ -153,11 +152,10 @@ def main() -> int:
         rlo, rhi = wilson_ci(s["rest_right"], s["rest_n"])
         st = ", ".join(f"{k} {v}" for k, v in sorted(s["status"].items()))
         kinds = ", ".join(f"{k} {m}/{n}" for k, (m, n) in s["by_kind"].items())
-        rows.append(f"| `{m or 'bundled'}` ({s['sha']}) | {s['contrast']:g} | {s['sequence']:g} | {s['strip']:g} | "
-                    f"{s['n']} | "
-                    f"**{s['missed']}** ({100 * s['missed'] / s['n']:.0f}%, 95% CI {100 * lo:.0f}-{100 * hi:.0f}%) "
-                    f"| {kinds} | {s['right']} | {st} | {s['rest_right'] / s['rest_n']:.3f} ({rlo:.3f}-{rhi:.3f}, "
-                    f"n {s['rest_n']}) |")
+        rows.append(f"| `{m or 'bundled'}` ({s['sha']}) | {s['contrast']:g} | {s['sequence']:g} | {s['strip']:g} "
+                    f"| {s['n']} | **{s['missed']}** ({100 * s['missed'] / s['n']:.0f}%, "
+                    f"95% CI {100 * lo:.0f}-{100 * hi:.0f}%) | {kinds} | {s['right']} | {st} "
+                    f"| {s['rest_right'] / s['rest_n']:.3f} ({rlo:.3f}-{rhi:.3f}, n {s['rest_n']}) |")
     text = "\n".join([
         "# Tumours on other MRI sequences (T2, FLAIR, diffusion)", "",
         f"{DISCLAIMER} Regenerate with `python benchmarks/sequences.py score "

@@ -311,7 +311,7 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
                     "abdominal MR slice through at 99.8) and the scores it is taken from (validation alone until "
                     "the fine-gated model refused 2.2% of its clean test slices; validation is a single patient "
                     "fold) were chosen with test or probe figures in view."
-                    if pooled else ""))
+                    if pooled or ref.get("ood_quantile", 0.995) != 0.995 else ""))
         ex = ref.get("excluded") or {}
         if ex:
             L.append(f"- the feature distance was fitted without the {ex.get('what', 'slices')} listed in "

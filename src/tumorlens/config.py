@@ -94,10 +94,18 @@ class ModelConfig:
 
 
 # settings whose default is not what a run written before the setting existed did: turn was fixed at 0.1,
-# prediction used the slice alone, and no grey-level curves were drawn (`sequence` and `strip` are off by
-# default too; they are listed so that older runs stay right if those defaults change)
+# prediction used the slice alone, and no grey-level curves or skull stripping were drawn (`sequence` is off
+# by default too; it is listed so that older runs stay right if that default changes)
 STORED_BEFORE: dict[str, Any] = {"turn": 0.1, "flip_average": False, "contrast": 0.0, "sequence": 0.0,
                                  "strip": 0.0}
+def flat_settings(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings (as in `TrainConfig.to_dict`) -> {"model.lstm_hidden": 128, ...}, the keys `--set` takes."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(flat_settings(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
 # settings used only after training: runs that differ only in these have the same weights
 INFERENCE_ONLY = ("flip_average",)
 
@@ -213,15 +221,9 @@ class TrainConfig:
     def from_file_dict(cls, d: dict[str, Any]) -> "TrainConfig":
         """A user's config file (any subset of the settings, nested as in `to_dict`) on top of the defaults,
         checked setting by setting like `--set`."""
-        def pairs(node: dict[str, Any], prefix: str = "") -> list[str]:
-            out = []
-            for k, v in node.items():
-                out += pairs(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}={json.dumps(v)}"]
-            return out
-
         if not isinstance(d, dict):
             raise TumorlensError("expects a JSON object of settings, e.g. {\"epochs\": 20}")
-        return cls().with_overrides(pairs(d))
+        return cls().with_overrides([f"{k}={json.dumps(v)}" for k, v in flat_settings(d).items()])
 
     def with_overrides(self, pairs: list[str]) -> "TrainConfig":
         """Apply `key=value` strings (`model.lstm_hidden=64`, `preprocess.size=96`); values parse as JSON."""
