@@ -4,7 +4,8 @@
                                        [--out benchmarks/refusal_rates.md]
 
 Statistics-only (header + image statistics, no model) always; with --model also end to end through the
-Predictor, which adds the feature-distance check of that checkpoint. Probes come from tests/probes.py.
+Predictor, which adds the feature-distance check of that checkpoint, and scores scikit-image's bundled images
+(a second probe set that no limit was set on; skipped without scikit-image). Probes come from tests/probes.py.
 The Kaggle slices listed as CT in benchmarks/kaggle_ct.csv (ct_in_kaggle.py) are counted apart from its MRI.
 """
 from __future__ import annotations
@@ -128,6 +129,35 @@ def main() -> None:
                   "|---|---|---|"]
             L += [f"| {n} | {r.status if r.status == 'rejected' else '**' + r.status + '**'} | "
                   f"{r.reason if r.status == 'rejected' else f'{r.label} ({r.confidence:.2f})'} |" for n, r in got]
+    # ---- a second probe set that no limit was set on
+    if pr is not None:
+        from probes import skimage_images
+
+        sk = skimage_images()
+        if sk:
+            L += ["", "## scikit-image's bundled images", "",
+                  "Every image file in scikit-image's `skimage/data` folder that Pillow reads, and a grayscale copy "
+                  "of each colour one (`tests/probes.py`, `skimage_images`): photographs, textures, text, microscopy, "
+                  "a retina, the Shepp-Logan phantom. None of the statistics limits or the feature-distance "
+                  "threshold was set on them, so they test the refusal out of sample. distance / threshold: the "
+                  "feature distance over the checkpoint's threshold (above 1 is refused by it; the margin left).",
+                  ""]
+            got = []
+            for name, data, fn in sk:
+                recs = pr.predict_bytes(data, fn)
+                fr = read_frames(data, name=fn)[0]
+                ratio = (float(pr.ood.score(pr.logits_and_features(pr.preprocess(fr.gray)[0][None])[1])[0])
+                         / pr.ood.threshold) if pr.ood is not None else float("nan")
+                got.append((name, recs[0], ratio, check_image(fr.gray, fr.info) is None))
+            n_ref = sum(r.status == "rejected" for _, r, _, _ in got)
+            only = sorted((g for g in got if g[3]), key=lambda g: g[2])
+            L += [f"- refused: **{n_ref} / {len(got)}**; {len(only)} pass the header and statistics checks, so the "
+                  f"feature distance alone refuses them; the closest to its threshold: "
+                  + ", ".join(f"{n} {q:.2f}" for n, _, q, _ in only[:3]), "",
+                  "| image | status | reason or label | distance / threshold |", "|---|---|---|---|"]
+            L += [f"| {n} | {r.status if r.status == 'rejected' else '**' + r.status + '**'} | "
+                  f"{r.reason if r.status == 'rejected' else f'{r.label} ({r.confidence:.2f})'} | {q:.2f} |"
+                  for n, r, q, _ in got]
     # ---- Kaggle
     paths = sorted(glob.glob(os.path.join(a.data, "*", "*", "*.jpg")))
     L += ["", "## Real MRI: Kaggle brain-tumour MRI dataset", ""]

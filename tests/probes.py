@@ -219,3 +219,36 @@ def mri_like_bytes() -> list[tuple[str, bytes, str]]:
     except (ImportError, OSError, ValueError):
         pass
     return out
+
+
+def skimage_images() -> list[tuple[str, bytes, str]]:
+    """(name, bytes, file name) of every image file bundled in scikit-image's `skimage/data` folder that Pillow
+    reads, plus a grayscale copy of each colour one (a grayscale photograph is the harder case: the colour check
+    cannot help). A second probe set of non-MRI pictures (photos, textures, text, microscopy, a retina, the
+    Shepp-Logan phantom) that no refusal limit was set on; empty when scikit-image is not installed. Found
+    without importing scikit-image (its data folder is plain files)."""
+    import glob
+    import importlib.util
+
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    folder = os.path.join(list(spec.submodule_search_locations)[0], "data")
+    out: list[tuple[str, bytes, str]] = []
+    for path in sorted(glob.glob(os.path.join(folder, "*"))):
+        fn = os.path.basename(path)
+        if not fn.lower().endswith((".png", ".jpg", ".jpeg", ".gif", ".tif", ".tiff", ".bmp")):
+            continue
+        with open(path, "rb") as f:
+            data = f.read()
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                im.load()
+                gray = None if im.mode in ("L", "I", "I;16", "F", "1") else im.convert("L")
+        except Exception:  # noqa: BLE001 - a file Pillow cannot read is an error record, not a probe
+            continue
+        stem = fn.rsplit(".", 1)[0]
+        out.append((f"skimage_{stem}", data, fn))
+        if gray is not None:
+            out.append((f"skimage_{stem}_gray", _png(gray), f"{stem}_gray.png"))
+    return out

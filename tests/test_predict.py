@@ -175,6 +175,28 @@ def test_cli_formats_and_exit_codes(ckpt, files, capsys):
     assert _main(["predict", "--model", str(ckpt), "--format", "json", str(files / "nothere")]) == 1
 
 
+def test_the_cli_keeps_pillows_warnings_about_a_broken_file_off_the_terminal(ckpt, tmp_path, capsys):
+    """A broken TIFF got its one-line error record and, above it, Pillow's "UserWarning: Corrupt EXIF data"
+    with a source line; `tumorlens` without --verbose now silences Pillow's UserWarnings."""
+    import warnings
+
+    from tumorlens.cli import main
+    from tumorlens.readers import read_frames
+
+    bad = tmp_path / "odd.tif"
+    bad.write_bytes(b"II*\x00" + bytes(range(8, 200)))
+    with warnings.catch_warnings(record=True) as seen:  # the file does make Pillow warn
+        warnings.simplefilter("always")
+        with pytest.raises(Exception, match="a TIFF file that Pillow cannot decode"):
+            read_frames(bad)
+    assert any("PIL" in w.filename for w in seen)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert main(["predict", "--model", str(ckpt), str(bad)]) == 1
+    assert [str(w.message) for w in seen if "PIL" in w.filename] == []
+    assert "a TIFF file that Pillow cannot decode" in capsys.readouterr().out
+
+
 def test_cli_explain_writes_overlays(ckpt, files, tmp_path, capsys):
     pytest.importorskip("tumorlens.explain")
     out = tmp_path / "cams"

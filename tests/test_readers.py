@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,6 +70,19 @@ def test_bad_bytes_give_named_errors(data, msg):
     with pytest.raises(TumorlensError, match=msg) as e:
         read_frames(data, name="upload.png")
     assert str(e.value).startswith("upload.png: ")
+
+
+def test_a_tiff_pillow_cannot_decode_is_named_as_tiff_not_as_a_non_image(tmp_path):
+    # scikit-image's multipage_rgb.tif (planar 64-bit float RGB) was reported "not an image file"
+    tiff = b"II*\x00" + bytes(range(8, 200))
+    for src in (tiff, tmp_path / "odd.tif"):
+        if isinstance(src, Path):
+            src.write_bytes(tiff)
+        with pytest.raises(TumorlensError, match="a TIFF file that Pillow cannot decode") as e:
+            read_frames(src, name="odd.tif")
+        assert str(e.value).startswith("odd.tif: ") and "\n" not in str(e.value)
+    with pytest.raises(TumorlensError, match="not an image file"):  # no known leading bytes: not an image
+        read_frames(b"MZ" + bytes(300), name="odd.tif")
 
 
 def test_truncated_and_tiny_images(tmp_path):

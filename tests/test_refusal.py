@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from predict_helpers import encode, tiny_checkpoint, tiny_data
-from probes import mri_like_bytes, probes
+from probes import mri_like_bytes, probes, skimage_images
 from tumorlens.checkpoint import load_checkpoint, read_metadata
 from tumorlens.config import CLASSES
 from tumorlens.readers import read_frames
@@ -210,6 +210,24 @@ def test_the_bundled_model_refuses_every_pydicom_test_image_saved_as_png_abdomin
     for name, data in out:
         recs = pr.predict_bytes(data, f"{name}.png")
         assert [r.status for r in recs] == ["rejected"], (name, [(r.status, r.label, r.reason) for r in recs])
+
+
+def test_the_bundled_model_refuses_every_image_bundled_with_scikit_image():
+    """A probe set no limit was set on (photos, textures, text, microscopy, a retina, the Shepp-Logan phantom,
+    grayscale copies of the colour ones). Two grayscale photos pass the statistics and sit 1-2% above the
+    feature-distance threshold (benchmarks/refusal_rates.md); the 14 x 25 GIF is refused by its size."""
+    found = skimage_images()
+    if not found:
+        pytest.skip("scikit-image is not installed (pip install -e '.[test]' installs it)")
+    from tumorlens.predict import Predictor
+
+    pr = Predictor()
+    got = {name: pr.predict_bytes(data, fn) for name, data, fn in found}
+    assert len(got) >= 40
+    answered = {n: [(r.status, r.label, r.reason) for r in recs] for n, recs in got.items()
+                if any(r.status != "rejected" for r in recs)}
+    assert answered == {}
+    assert "too small for an MRI slice" in got["skimage_no_time_for_that_tiny"][0].reason
 
 
 def test_a_distance_fitted_on_the_last_map_alone_scores_only_those_columns():

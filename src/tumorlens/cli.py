@@ -425,4 +425,10 @@ def main(argv: list[str] | None = None) -> int:
     a = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if a.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not a.verbose:
+        # Pillow warns on stderr about metadata it skips (e.g. "Corrupt EXIF data" from a broken TIFF) next to
+        # the one-line error or the answer we give for that file; the warning adds nothing a user can act on
+        import warnings
+
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL(\.|$)")
     return guarded(lambda: a.func(a))

@@ -291,9 +291,9 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
     L += ["## Refusal of inputs that are not brain MRI", "",
           "Before the model answers, an input is `rejected` (no class, no probabilities, a reason) when:",
           "- its DICOM Modality is not MR (CT, US, NM, PT, CR, DX, MG, XA ...) or BodyPartExamined is not the head;",
-          "- its image statistics are unlike an MRI slice: blank/constant, colour, pixel noise or speckle, "
-          "flat/binary graphics or text, too blurry, no dark background, or no single roughly elliptical head "
-          "region (e.g. lungs);"]
+          "- its image statistics are unlike an MRI slice: blank/constant, colour, under 32 pixels a side, pixel "
+          "noise or speckle, flat/binary graphics or text, too blurry, no dark background, or no single roughly "
+          "elliptical head region (e.g. lungs);"]
     if ref.get("ood"):
         pooled = ref.get("ood_threshold_on") == "train+val"
         from .refusal import FEATURES_ALL_BLOCKS

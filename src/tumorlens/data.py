@@ -100,14 +100,39 @@ def decode_image(src, name: str, draft: int | None = None, inspect=None) -> np.n
                 inspect(im, mode, (w, h))
             return gray
     except Exception as e:  # noqa: BLE001 - mapped to one-line errors below, the rest re-raised
-        raise image_error(name, e) from None
+        raise image_error(name, e, _magic(src)) from None
 
 
-def image_error(name: str, e: Exception) -> Exception:
-    """The one-line TumorlensError for a Pillow failure (other exceptions are returned unchanged)."""
+# leading bytes of the formats Pillow reads, to tell "not an image" from "an image of a kind Pillow cannot
+# decode" (e.g. scikit-image's multipage_rgb.tif: planar 64-bit float RGB)
+MAGIC = {b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"\x89PNG": "PNG", b"\xff\xd8": "JPEG", b"BM": "BMP", b"GIF8": "GIF"}
+
+
+def _magic(src) -> bytes:
+    """The first 8 bytes of a path or a seekable file object (its position restored), or b"" if unreadable."""
+    try:
+        if isinstance(src, (str, os.PathLike)):
+            with open(src, "rb") as f:
+                return f.read(8)
+        pos = src.tell()
+        src.seek(0)
+        head = src.read(8)
+        src.seek(pos)
+        return head
+    except (OSError, AttributeError, ValueError):
+        return b""
+
+
+def image_error(name: str, e: Exception, head: bytes = b"") -> Exception:
+    """The one-line TumorlensError for a Pillow failure (other exceptions are returned unchanged); `head`,
+    the file's first bytes, names the format of a file Pillow could not identify."""
     if isinstance(e, TumorlensError):
         return e
     if isinstance(e, UnidentifiedImageError):
+        fmt = next((f for m, f in MAGIC.items() if head.startswith(m)), None)
+        if fmt:
+            return TumorlensError(f"{name}: a {fmt} file that Pillow cannot decode (corrupt, or floating-point or "
+                                  f"planar samples); save the slice as an 8- or 16-bit grayscale PNG")
         return TumorlensError(f"{name}: not an image file (format not recognised)")
     if isinstance(e, Image.DecompressionBombError):
         return TumorlensError(f"{name}: image too large ({e})")

@@ -6,12 +6,12 @@ a confident "glioma". Three independent layers turn such inputs into `rejected` 
 1. **Header checks** (`check_header`): a DICOM Modality other than MR (or OT, secondary capture) - CT, US,
    NM, PT, CR, DX, MG, XA ... - and a BodyPartExamined that is not the head or brain.
 2. **Image statistics** (`image_stats` + `check_stats`), computed on the raw frame before preprocessing, on a
-   thumbnail whose longest side is `THUMB` pixels: near-constant images; colour (measured on the RGB source,
-   before its grayscale conversion); pixel-level noise; no dark background; and the head-shape test - an MRI
-   slice shows one large, roughly elliptical, mostly filled bright region on a dark background. Each check
-   and its limit is listed in `LIMITS`, set from the 7,023 Kaggle MRI slices (each limit refuses at most a
-   handful of them) and the probe images of `tests/probes.py` (constant, gradients, noise, colour photos,
-   documents, textures, chest CT, ultrasound, nuclear medicine).
+   thumbnail whose longest side is `THUMB` pixels: near-constant images; frames under 32 pixels a side; colour
+   (measured on the RGB source, before its grayscale conversion); pixel-level noise; no dark background; and
+   the head-shape test - an MRI slice shows one large, roughly elliptical, mostly filled bright region on a
+   dark background. Each check and its limit is listed in `LIMITS`, set from the 7,023 Kaggle MRI slices
+   (each limit refuses at most a handful of them) and the probe images of `tests/probes.py` (constant,
+   gradients, noise, colour photos, documents, textures, chest CT, ultrasound, nuclear medicine).
 3. **Feature-space distance** (`FeatureOOD`): the Mahalanobis distance of the model's pooled features (the
    global average of every conv block's output, before the gate if any; 240-d for the default model) to the
    nearest class mean, with one shared covariance
@@ -52,6 +52,9 @@ NOISE_BIN, NOISE_BIN_LIMIT = 96, 0.90
 LIMITS: list[tuple[str, str, float, str]] = [
     ("colour_fraction", "max", 0.12, "a colour image (brain MRI slices are grayscale)"),  # [0.045]
     ("aspect", "max", 2.5, "not slice-shaped (one side more than 2.5 x the other)"),  # [1.79]
+    # an MRI matrix is 64 px or more (Kaggle's smallest slice: 150 px); a 14 x 25 GIF of scikit-image's data
+    # was refused only by the feature distance, 1 % above its threshold (benchmarks/refusal_rates.py)
+    ("min_side", "min", 32, "too small for an MRI slice (under 32 pixels a side)"),  # [150]
     ("noise", "max", 0.92, "mostly pixel noise or speckle, not an MRI slice"),  # [0.88]
     ("peak_px", "max", 0.75, "flat, binary or drawn image (text, shapes, graphics), not an MRI slice"),  # [0.70]
     ("peak", "max", 0.55, "flat, binary or drawn image (few distinct grey levels), not an MRI slice"),  # [0.47]
@@ -137,7 +140,7 @@ def image_stats(gray: np.ndarray, info: dict[str, Any] | None = None) -> dict[st
     on a 2 x 2-binned window (noise_binned; frames of 192 px or more) if that shows structure (at most
     `NOISE_BIN_LIMIT`); peak_px / peak: largest share of the foreground in one of 32 grey levels, on that
     window / the thumbnail (binary graphics and text ~1); dark: share of near-black pixels;
-    aspect: long side / short side; border_top/bottom/left/right: foreground share of each 3-pixel edge;
+    aspect: long side / short side; min_side: the short side in pixels (of the raw frame); border_top/bottom/left/right: foreground share of each 3-pixel edge;
     fg_fraction / border_fg: foreground share of the image / of its outer frame;
     head_fraction: area of the moment-matched ellipse of the foreground / image area; ellipse_iou: overlap of
     the foreground with that ellipse; outside: foreground share beyond 1.15 x the ellipse; holes: dark share
@@ -150,7 +153,7 @@ def image_stats(gray: np.ndarray, info: dict[str, Any] | None = None) -> dict[st
     lo, hi = percentiles(g, [0.5, 99.5])  # = np.percentile, bit for bit, faster (numeric.py)
     span = hi - lo
     out: dict[str, float] = {"span": span, "colour_fraction": float(info.get("colour_fraction", 0.0) or 0.0),
-                             "std": float(g.std())}
+                             "std": float(g.std()), "min_side": float(min(raw.shape))}
     scale = max(abs(hi), abs(lo), 1e-12)
     if span <= 1e-3 * scale or out["std"] <= 1e-6 * scale:
         out["constant"] = 1.0
