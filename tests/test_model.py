@@ -58,3 +58,28 @@ def test_pool_skip_feeds_the_pooled_map_beside_the_lstm_and_every_parameter_lear
     assert m.head[1].in_features == 2 * 16 + 32  # biLSTM(16) + 32 channels
     m(torch.rand(4, 1, 64, 64)).logsumexp(1).sum().backward()
     assert not [n for n, p in m.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+
+
+def test_lstm_in_narrows_the_map_the_lstm_reads_and_every_parameter_learns():
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    m = build_model(replace(SMALL, lstm_in=4))
+    assert m.squeeze.out_channels == 4 and m.lstm.input_size == 4 * 8  # 4 channels x 8 columns per row
+    assert build_model(SMALL).squeeze is None and build_model(SMALL).lstm.input_size == 32 * 8
+    assert build_model(replace(SMALL, head="pool", lstm_in=4)).squeeze is None
+    x = torch.rand(4, 1, 64, 64)
+    assert m.forward_features(x).shape == (4, 32, 8, 8)  # the CAM layer keeps every channel
+    m(x).logsumexp(1).sum().backward()
+    assert not [n for n, p in m.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    with pytest.raises(TumorlensError, match="model.lstm_in"):
+        replace(SMALL, lstm_in=-1)
+
+
+def test_a_config_written_before_lstm_in_existed_loads_without_the_projection():
+    from tumorlens.config import TrainConfig
+
+    d = TrainConfig().to_dict()
+    del d["model"]["lstm_in"]
+    assert TrainConfig.from_dict(d).model.lstm_in == 0
+    assert TrainConfig().with_overrides(["model.lstm_in=32"]).model.lstm_in == 32

@@ -208,7 +208,10 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
           f"- architecture: CNN-LSTM (`head={config.get('model', {}).get('head', '?')}`, channels "
           f"{config.get('model', {}).get('channels')}"
           + (f", convs per block {config['model']['block_convs']}" if (config.get("model") or {}).get("block_convs")
-             else "") + f") on {config.get('preprocess', {}).get('size', '?')} px "
+             else "")
+          + (f", the LSTM reading a 1x1-conv projection to {config['model']['lstm_in']} channels"
+             if (config.get("model") or {}).get("lstm_in") and config["model"].get("head") == "lstm" else "")
+          + f") on {config.get('preprocess', {}).get('size', '?')} px "
           f"grayscale slices, cropped to the head and intensity-normalised (settings stored in the checkpoint)",
           f"- classes: {', '.join(classes)}",
           # absent in checkpoints from before the option, which predicted from the slice alone (STORED_BEFORE)

@@ -6,7 +6,8 @@
       -> feature map (B, C, H, W), H = W = S / 2**(len(channels) - 1)
       -> tumour gate (default): f * sigmoid(1x1 conv(f)), (B, C, H, W); the 1x1 conv is trained against tumour
          masks (TrainConfig.seg_weight, masks.py), so the LSTM reads tumour evidence and Grad-CAM finds it
-      -> rows as time steps: (B, H, C * W)          [the LSTM reads the slice top to bottom]
+      -> (optional, model.lstm_in = C' > 0) 1x1 conv to C' channels: (B, C', H, W)
+      -> rows as time steps: (B, H, C * W)          [the LSTM reads the slice top to bottom; C' * W with lstm_in]
       -> (bi)LSTM -> mean over time steps (B, D)    [mean, not the last state: a last-state LSTM makes
                                                       Grad-CAM glow on the last rows it reads]
       -> dense -> logits (B, num_classes); softmax gives the class probabilities.
@@ -125,8 +126,10 @@ class TumorNet(nn.Module):
         # output give Grad-CAM
         self.gate = (FineGate(c, chans[-2], chans[-3]) if cfg.fine_gate else TumourGate(c)) if cfg.gate else None
         self.cam_layer = "gate" if cfg.gate else f"features.{n - 1}.2"
+        # (head 'lstm', model.lstm_in > 0) a 1x1 conv that narrows the gated map before the LSTM reads it
+        self.squeeze = nn.Conv2d(c, cfg.lstm_in, 1) if cfg.head == "lstm" and cfg.lstm_in else None
         if cfg.head == "lstm":
-            self.lstm = nn.LSTM(c * self.map_size, cfg.lstm_hidden, batch_first=True,
+            self.lstm = nn.LSTM((cfg.lstm_in or c) * self.map_size, cfg.lstm_hidden, batch_first=True,
                                 bidirectional=cfg.bidirectional)
             d = cfg.lstm_hidden * (2 if cfg.bidirectional else 1) + (c if cfg.pool_skip else 0)
         elif cfg.head == "pool":
@@ -163,8 +166,9 @@ class TumorNet(nn.Module):
         """(B, C, H, W) -> logits (B, num_classes)."""
         if self.lstm is None:
             return self.head(f.mean((2, 3)))  # (B, C)
-        b, c, h, w = f.shape
-        seq = f.permute(0, 2, 1, 3).reshape(b, h, c * w)  # (B, C, H, W) -> (B, H, C, W) -> (B, H, C*W)
+        g = f if self.squeeze is None else self.squeeze(f)  # (B, C, H, W) -> (B, C', H, W), C' = lstm_in
+        b, c, h, w = g.shape
+        seq = g.permute(0, 2, 1, 3).reshape(b, h, c * w)  # (B, C', H, W) -> (B, H, C', W) -> (B, H, C'*W)
         out, _ = self.lstm(seq)  # (B, H, D), D = hidden * directions
         z = out.mean(1)  # (B, D)
         if self.cfg.pool_skip:
