@@ -2,7 +2,7 @@
 
     python benchmarks/sequences.py split --source runs/bench/split-clean-s0.csv --out SPLIT.csv
                                          [--train-half A|B [--repeat K]]
-    python benchmarks/sequences.py score [--model CKPT ...] [--out benchmarks/sequences.md]
+    python benchmarks/sequences.py score [--model CKPT ...] [--out benchmarks/sequences.md] [--keep]
 
 The Kaggle tumour classes are contrast-enhanced T1 slices (dark fluid), while its no-tumour class is mostly
 T2 and FLAIR (bright fluid): "bright ventricles" could tell many no-tumour slices from the tumour ones, and
@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import re
 import time
 from collections import Counter
 from dataclasses import replace
@@ -126,6 +127,9 @@ def main() -> int:
     sc.add_argument("--model", action="append", help="a checkpoint, repeatable (default: the bundled model)")
     sc.add_argument("--data", default=str(DATA))
     sc.add_argument("--out", default=str(ROOT / "benchmarks/sequences.md"))
+    sc.add_argument("--keep", action="store_true",
+                    help="keep the rows of --out's models that are not scored now (their runs may be gone); a model "
+                         "scored now replaces its row in place")
     for p in (sp, sc):
         p.add_argument("--list", default=str(LIST))
     a = ap.parse_args()
@@ -141,7 +145,14 @@ def main() -> int:
         if hashlib.sha256((data / p).read_bytes()).hexdigest() != sha:
             raise TumorlensError(f"{data / p}: not the file listed in {a.list} (sha256 differs)")
     ct = set(read_ct_list())
-    rows = []
+    rows: dict[str, str] = {}  # model as given -> table row, in table order
+    kept: list[str] = []
+    if a.keep and Path(a.out).exists():
+        for line in Path(a.out).read_text().splitlines():
+            got = re.match(r"^\| `([^`]+)` \(", line)
+            if got:
+                rows[got[1]] = line
+                kept.append(got[1])
     models = a.model or [None]
     for m in models:
         s = score(m, data, listed, ct)
@@ -152,22 +163,27 @@ def main() -> int:
         rlo, rhi = wilson_ci(s["rest_right"], s["rest_n"])
         st = ", ".join(f"{k} {v}" for k, v in sorted(s["status"].items()))
         kinds = ", ".join(f"{k} {m}/{n}" for k, (m, n) in s["by_kind"].items())
-        rows.append(f"| `{m or 'bundled'}` ({s['sha']}) | {s['contrast']:g} | {s['sequence']:g} | {s['strip']:g} "
-                    f"| {s['n']} | **{s['missed']}** ({100 * s['missed'] / s['n']:.0f}%, "
-                    f"95% CI {100 * lo:.0f}-{100 * hi:.0f}%) | {kinds} | {s['right']} | {st} "
-                    f"| {s['rest_right'] / s['rest_n']:.3f} ({rlo:.3f}-{rhi:.3f}, n {s['rest_n']}) |")
+        rows[m or "bundled"] = (
+            f"| `{m or 'bundled'}` ({s['sha']}) | {s['contrast']:g} | {s['sequence']:g} | {s['strip']:g} "
+            f"| {s['n']} | **{s['missed']}** ({100 * s['missed'] / s['n']:.0f}%, "
+            f"95% CI {100 * lo:.0f}-{100 * hi:.0f}%) | {kinds} | {s['right']} | {st} "
+            f"| {s['rest_right'] / s['rest_n']:.3f} ({rlo:.3f}-{rhi:.3f}, n {s['rest_n']}) |")
+    kept = [k for k in kept if k not in {m or "bundled" for m in models}]
+    listed_models = [k for k in rows if k != "bundled"]
     text = "\n".join([
         "# Tumours on other MRI sequences (T2, FLAIR, diffusion)", "",
         f"{DISCLAIMER} Regenerate with `python benchmarks/sequences.py score "
-        + " ".join(f"--model {m}" for m in a.model or []) + "` (how the models were trained: README, "
-        "\"other sequences\").", "",
+        + " ".join(f"--model {m}" for m in listed_models) + "` (how the models were trained: README, "
+        "\"other sequences\")."
+        + (f" Rows kept from this file's earlier version (`--keep`), not scored in this run: "
+           + ", ".join(f"`{k}`" for k in kept) + "." if kept else ""), "",
         f"The {len(listed)} non-T1 tumour slices of the Kaggle set (`{Path(a.list).name}`, all meningioma, "
         "found by eye; `kind` by eye) on each model's test side, through `Predictor` with refusal and abstention on. missed = "
         "called \"no tumour\"; right = called meningioma. The last column is the accuracy on the rest of the "
         f"model's test part (its CT slices left out). {time.perf_counter() - t0:.0f} s with "
         f"{torch.get_num_threads()} torch thread(s).", "",
         "| model | contrast | sequence | strip | n | missed | missed by kind | right | statuses | accuracy on the rest "
-        "of the test part |", "|---|---|---|---|---|---|---|---|---|---|", *rows, ""])
+        "of the test part |", "|---|---|---|---|---|---|---|---|---|---|", *rows.values(), ""])
     atomic_write_text(a.out, text)
     print(text)
     return 0

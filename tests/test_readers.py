@@ -72,6 +72,7 @@ def test_bad_bytes_give_named_errors(data, msg):
     assert str(e.value).startswith("upload.png: ")
 
 
+@pytest.mark.filterwarnings("ignore:Corrupt EXIF data:UserWarning")  # Pillow, about the broken file
 def test_a_tiff_pillow_cannot_decode_is_named_as_tiff_not_as_a_non_image(tmp_path):
     # scikit-image's multipage_rgb.tif (planar 64-bit float RGB) was reported "not an image file"
     tiff = b"II*\x00" + bytes(range(8, 200))

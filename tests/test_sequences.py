@@ -66,8 +66,11 @@ def test_the_list_names_26_meningioma_slices_each_with_a_kind_and_a_checksum(mon
 
 @needs_kaggle()
 def test_scoring_the_bundled_model_reports_its_test_side_slices_by_kind(tmp_path):
-    r = subprocess.run([sys.executable, str(SCRIPT), "score", "--data", str(KAGGLE), "--out", str(tmp_path / "s.md")],
-                       capture_output=True, text=True, timeout=600)
+    # with --keep, the rows of models not scored now stay (a run that is gone) and a rescored model's row is replaced
+    old_row = "| `runs/gone/model.safetensors` (0123456789ab) | 0.3 | 0 | 0 | 26 | **9** (35%) | T2 9/13 | 17 | ok 26 | 0.9 |"
+    (tmp_path / "s.md").write_text(f"# old\n\n{old_row}\n| `bundled` (ba9876543210) | stale |\n")
+    r = subprocess.run([sys.executable, str(SCRIPT), "score", "--data", str(KAGGLE), "--out", str(tmp_path / "s.md"),
+                        "--keep"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     # columns: model | contrast | sequence | strip | n | missed | by kind | right | ...
     row = re.search(r"^\| `bundled` \([0-9a-f]{12}\) \| [\d.]+ \| [\d.]+ \| [\d.]+ \| (\d+) \| \*\*(\d+)\*\* .*\| (.+?) \| "
@@ -76,4 +79,6 @@ def test_scoring_the_bundled_model_reports_its_test_side_slices_by_kind(tmp_path
     n, missed = int(row[1]), int(row[2])
     # the bundled model's split puts 7 of the 26 on its test side (5 of them T2); measured: 2 missed
     assert n == 7 and missed <= n and "T2 " in row[3]
-    assert "Research use only" in (tmp_path / "s.md").read_text()
+    text = (tmp_path / "s.md").read_text()
+    assert "Research use only" in text and "stale" not in text
+    assert text.index(old_row) < text.index("| `bundled` (") and "kept from this file's earlier version" in text
