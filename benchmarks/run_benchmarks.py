@@ -76,6 +76,9 @@ def run_one(r: dict, ds, audit, groups, runs_dir: Path, threads: int, sets: tupl
            "macro_f1": m["macro_f1"], "macro_auc": m["roc_auc"]["macro"],
            "train_seconds": pr.ckpt.meta.get("train_seconds"), "threads": pr.ckpt.meta.get("threads"),
            "best_epoch": pr.ckpt.meta.get("best_epoch"),
+           # the torch that trained the run (its checkpoint's record), not the one scoring it: a run trained
+           # under another torch build can differ by a few test slices (README, "what else was tried")
+           "torch": (pr.ckpt.meta.get("versions") or {}).get("torch", "?"),
            "correct": (ev.probs.argmax(1) == ev.y_true).astype(int).tolist(), "paths": test.paths}
     atomic_write_text(out / "result.json", json.dumps(res) + "\n")
     return res
@@ -109,14 +112,15 @@ def write_results(results: list[dict], path: Path, leak: float | None = None, se
     command = "python benchmarks/run_benchmarks.py" + "".join(f" --set {x}" for x in sets)
     lines = ["# Benchmark results", "",
              f"Research use only - not a medical device. Regenerate with `{command}` "
-             f"({recipe}, 64x64, this 2-core machine; train seconds are wall time at the thread count shown).",
-             "", "| split | model | seed | n test | accuracy (95% CI) | macro-F1 | macro-AUC | train s | threads |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             f"({recipe}, 64x64, this 2-core machine; train seconds are wall time at the thread count shown; "
+             f"torch: the version that trained the run).",
+             "", "| split | model | seed | n test | accuracy (95% CI) | macro-F1 | macro-AUC | train s | threads | torch |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         lo, hi = r["accuracy_ci"]
         lines.append(f"| {r['strategy']} | {'CNN-LSTM' if r['head'] == 'lstm' else 'CNN only (ablation)'} | "
                      f"{r['seed']} | {r['n_test']} | {r['accuracy']:.4f} ({lo:.4f}-{hi:.4f}) | {r['macro_f1']:.4f} | "
-                     f"{r['macro_auc']:.4f} | {r['train_seconds']} | {r['threads']} |")
+                     f"{r['macro_auc']:.4f} | {r['train_seconds']} | {r['threads']} | {r.get('torch', '?')} |")
     by = {r["name"]: r for r in results}
     clean = [by[f"clean-lstm-s{s}"] for s in SEEDS if f"clean-lstm-s{s}" in by]
     lines.append("")

@@ -54,11 +54,12 @@ def test_results_name_the_variant_and_the_command_that_regenerates_them(tmp_path
     rb = _load()
     res = {"name": "clean-lstm-s0", "strategy": "clean", "head": "lstm", "seed": 0, "n_test": 10,
            "accuracy": 0.9, "accuracy_ci": [0.6, 0.98], "macro_f1": 0.89, "macro_auc": 0.95,
-           "train_seconds": 1.0, "threads": 1, "correct": [1] * 9 + [0], "paths": [str(i) for i in range(10)]}
+           "train_seconds": 1.0, "threads": 1, "torch": "2.13.0+cpu", "correct": [1] * 9 + [0],
+           "paths": [str(i) for i in range(10)]}
     rb.write_results([res], tmp_path / "r.md", sets=("turn=0.1",))
     text = (tmp_path / "r.md").read_text()
     assert "`python benchmarks/run_benchmarks.py --set turn=0.1`" in text and "default recipe with `turn=0.1`" in text
-    assert "| clean | CNN-LSTM | 0 | 10 | 0.9000 (0.6000-0.9800) | 0.8900 | 0.9500 | 1.0 | 1 |" in text
+    assert "| clean | CNN-LSTM | 0 | 10 | 0.9000 (0.6000-0.9800) | 0.8900 | 0.9500 | 1.0 | 1 | 2.13.0+cpu |" in text
 
 
 def test_a_bad_setting_is_a_one_line_error_before_any_work(tmp_path, monkeypatch, capsys):
