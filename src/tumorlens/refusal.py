@@ -140,7 +140,8 @@ def image_stats(gray: np.ndarray, info: dict[str, Any] | None = None) -> dict[st
     on a 2 x 2-binned window (noise_binned; frames of 192 px or more) if that shows structure (at most
     `NOISE_BIN_LIMIT`); peak_px / peak: largest share of the foreground in one of 32 grey levels, on that
     window / the thumbnail (binary graphics and text ~1); dark: share of near-black pixels;
-    aspect: long side / short side; min_side: the short side in pixels (of the raw frame); border_top/bottom/left/right: foreground share of each 3-pixel edge;
+    aspect: long side / short side; min_side: the raw frame's short side in pixels;
+    border_top/bottom/left/right: foreground share of each 3-pixel edge;
     fg_fraction / border_fg: foreground share of the image / of its outer frame;
     head_fraction: area of the moment-matched ellipse of the foreground / image area; ellipse_iou: overlap of
     the foreground with that ellipse; outside: foreground share beyond 1.15 x the ellipse; holes: dark share
