@@ -5,6 +5,7 @@ import argparse
 import csv
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -40,6 +41,27 @@ def files(tmp_path_factory):
     vol = np.stack([phantom(i=k, size=64).astype(np.float32) for k in range(10)], -1)
     (d / "v.nii.gz").write_bytes(nifti_bytes(vol, gz=True))
     return d
+
+
+def test_a_folder_skips_notes_and_code_but_a_named_text_file_is_an_error(tmp_path, caplog):
+    from tumorlens.predict import expand_inputs
+
+    d = tmp_path / "scans"
+    (d / "sub").mkdir(parents=True)
+    Image.fromarray(phantom("glioma", 0)).save(d / "a.png")
+    (d / "sub" / "IM0001").write_bytes(b"x")  # no suffix: read, as DICOM files often have none
+    (d / "sub" / "scan.nii.gz").write_bytes(b"x")
+    for name in ("notes.txt", "labels.csv", "DICOMDIR", "sub/run.py"):
+        (d / name).write_text("not an image")
+    with caplog.at_level("WARNING"):
+        got = list(expand_inputs([str(d)]))
+    assert [Path(p).name for p, err in got] == ["a.png", "IM0001", "scan.nii.gz"] and all(e is None for _, e in got)
+    assert "skipped 4 file(s) that are not images" in caplog.text
+    assert list(expand_inputs([str(d / "notes.txt")])) == [(str(d / "notes.txt"), None)]  # named: read, then fails
+    only = tmp_path / "docs"
+    only.mkdir()
+    (only / "readme.md").write_text("#")
+    assert list(expand_inputs([str(only)])) == [(str(only), f"{only}: folder holds no files that could be images")]
 
 
 def test_plain_images_are_classified_exactly_as_training_preprocesses(pred, files):

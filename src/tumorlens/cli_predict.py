@@ -394,7 +394,8 @@ def add_parsers(sub: Any) -> None:
     s = sub.add_parser("predict", help="classify MRI slices (images, DICOM, NIfTI); research use only",
                        description=f"Classify brain MRI slices. {DISCLAIMER} Exit code 1 when any input "
                                    f"could not be read, else 0.")
-    s.add_argument("inputs", nargs="+", metavar="INPUT", help="files, folders (recursive) or glob patterns")
+    s.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="files, folders (recursive; files named like notes, tables or code are skipped) or glob patterns")
     s.add_argument("--model", help="checkpoint (.safetensors); default: the bundled model")
     s.add_argument("--format", choices=["table", "json", "jsonl", "csv"], default="table")
     s.add_argument("--explain", metavar="DIR", help="write a Grad-CAM overlay PNG per answered slice into DIR")

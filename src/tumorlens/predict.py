@@ -52,15 +52,35 @@ class Record:
         return d
 
 
+# In a folder, files with these suffixes (or named DICOMDIR, a DICOM media index without pixels) are skipped
+# rather than reported as errors: a folder of scans often holds notes, spreadsheets or code, and an error
+# record for each made the exit code say "failed". Named one by one they are still read (and fail). Files
+# without a suffix are always read: DICOM files often have none. ".gz" is not here (".nii.gz").
+NOT_IMAGES = frozenset({".txt", ".md", ".rst", ".csv", ".tsv", ".json", ".jsonl", ".xml", ".html", ".htm", ".pdf",
+                        ".doc", ".docx", ".xls", ".xlsx", ".ppt", ".pptx", ".py", ".pyc", ".pyi", ".ipynb", ".sh",
+                        ".js", ".css", ".yaml", ".yml", ".ini", ".cfg", ".toml", ".log", ".npy", ".npz", ".zip",
+                        ".tar", ".7z", ".exe", ".dll", ".so"})
+
+
+def _not_an_image(q: Path) -> bool:
+    return q.suffix.lower() in NOT_IMAGES or q.name.upper() == "DICOMDIR"
+
+
 def expand_inputs(inputs: Iterable[str]) -> Iterator[tuple[str, str | None]]:
-    """Files, folders (recursive, sorted) and globs -> (path, error or None) in a stable order."""
+    """Files, folders (recursive, sorted) and globs -> (path, error or None) in a stable order. In folders,
+    files that are not images by their name (`NOT_IMAGES`) are skipped, with one logged line per folder."""
     for item in inputs:
         p = Path(item)
         if p.is_dir():
             found = sorted(q for q in p.rglob("*") if q.is_file() and not any(
                 part.startswith(".") for part in q.relative_to(p).parts))
+            skipped = [q for q in found if _not_an_image(q)]
+            if skipped:
+                log.warning("%s: skipped %d file(s) that are not images by their name (e.g. %s)", item,
+                            len(skipped), skipped[0].name)
+                found = [q for q in found if not _not_an_image(q)]
             if not found:
-                yield item, f"{item}: folder holds no files"
+                yield item, f"{item}: folder holds no files" + (" that could be images" if skipped else "")
             for q in found:
                 yield str(q), None
         elif p.is_file():
