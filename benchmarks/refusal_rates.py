@@ -66,6 +66,12 @@ def stripped_dicom_pngs() -> list[tuple[str, bytes]]:
     return out
 
 
+def distance_ratio(pr, fr) -> float:
+    """The frame's feature distance over the checkpoint's threshold, as if the statistics checks were off
+    (above 1: refused by the distance alone)."""
+    return float(pr.ood.score(pr.logits_and_features(pr.preprocess(fr.gray)[0][None])[1])[0]) / pr.ood.threshold
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model")
@@ -101,8 +107,7 @@ def main() -> None:
             recs = pr.predict_bytes(data, fn)
             end = "rejected" if all(r.status == "rejected" for r in recs) else ",".join(sorted({r.status for r in recs}))
             if pr.ood is not None:  # the feature distance on its own, as if the statistics checks were off
-                feat = bool(pr.ood.score(pr.logits_and_features(pr.preprocess(fr.gray)[0][None])[1])[0]
-                            > pr.ood.threshold)
+                feat = distance_ratio(pr, fr) > 1
         rows.append((name, stat, end, feat))
     n_stat = sum(r[1] is not None for r in rows)
     L += ["## Non-MRI probes", "", f"- refused by header/statistics checks: **{n_stat} / {len(rows)}**"]
@@ -146,8 +151,7 @@ def main() -> None:
             for name, data, fn in sk:
                 recs = pr.predict_bytes(data, fn)
                 fr = read_frames(data, name=fn)[0]
-                ratio = (float(pr.ood.score(pr.logits_and_features(pr.preprocess(fr.gray)[0][None])[1])[0])
-                         / pr.ood.threshold) if pr.ood is not None else float("nan")
+                ratio = distance_ratio(pr, fr) if pr.ood is not None else float("nan")
                 got.append((name, recs[0], ratio, check_image(fr.gray, fr.info) is None))
             n_ref = sum(r.status == "rejected" for _, r, _, _ in got)
             only = sorted((g for g in got if g[3]), key=lambda g: g[2])

@@ -209,8 +209,7 @@ class TrainConfig:
         d = dict(d)
         for k, v in STORED_BEFORE.items():
             d.setdefault(k, v)
-        model = dict(d.pop("model", {}) or {})
-        model.setdefault("lstm_in", 0)  # added later; configs written before it had no projection
+        model = d.pop("model", {}) or {}
         pre = d.pop("preprocess", {}) or {}
         for k in ("channels", "block_convs"):
             if k in model:
