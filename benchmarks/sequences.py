@@ -95,6 +95,10 @@ def write_split(source: str, out: str, listed: dict[str, tuple[str, str]], train
             + f" (were {dict(moved)})")
 
 
+HEADER = ("model", "contrast", "sequence", "t2", "strip", "n", "missed", "missed by kind", "right", "statuses",
+          "accuracy on the rest of the test part")
+
+
 def score(model: str, data: Path, listed: dict[str, tuple[str, str]], ct: set[str]) -> dict:
     pr = Predictor(model)
     test = [(p, lab) for p, lab, *_ in pr.ckpt.split_rows("test") if p not in ct]
@@ -108,7 +112,7 @@ def score(model: str, data: Path, listed: dict[str, tuple[str, str]], ct: set[st
                    sum(listed[p][1] == k for p, _ in seq)) for k in sorted({listed[p][1] for p, _ in seq})}
     right = sum(recs[p].label == lab for p, lab in seq)
     rest_right = sum(recs[p].label == lab for p, lab in rest)
-    return {"model": model, "sha": pr.ckpt.sha256[:12], "sequence": pr.ckpt.config.sequence,
+    return {"model": model, "sha": pr.ckpt.sha256[:12], "sequence": pr.ckpt.config.sequence, "t2": pr.ckpt.config.t2,
             "contrast": pr.ckpt.config.contrast, "strip": pr.ckpt.config.strip, "n": len(seq), "missed": missed,
             "right": right, "status": status, "by_kind": by_kind, "rest_n": len(rest), "rest_right": rest_right,
             "missed_paths": sorted(p for p, _ in seq if recs[p].label == "notumor")}
@@ -151,6 +155,10 @@ def main() -> int:
         for line in Path(a.out).read_text().splitlines():
             got = re.match(r"^\| `([^`]+)` \(", line)
             if got:
+                cells = line.strip().strip("|").split(" | ")
+                if len(cells) == len(HEADER) - 1:  # written before the t2 column: those models had no t2 rendering
+                    cells.insert(HEADER.index("t2"), "0")
+                    line = "| " + " | ".join(cells) + " |"
                 rows[got[1]] = line
                 kept.append(got[1])
     models = a.model or [None]
@@ -164,7 +172,7 @@ def main() -> int:
         st = ", ".join(f"{k} {v}" for k, v in sorted(s["status"].items()))
         kinds = ", ".join(f"{k} {m}/{n}" for k, (m, n) in s["by_kind"].items())
         rows[m or "bundled"] = (
-            f"| `{m or 'bundled'}` ({s['sha']}) | {s['contrast']:g} | {s['sequence']:g} | {s['strip']:g} "
+            f"| `{m or 'bundled'}` ({s['sha']}) | {s['contrast']:g} | {s['sequence']:g} | {s['t2']:g} | {s['strip']:g} "
             f"| {s['n']} | **{s['missed']}** ({100 * s['missed'] / s['n']:.0f}%, "
             f"95% CI {100 * lo:.0f}-{100 * hi:.0f}%) | {kinds} | {s['right']} | {st} "
             f"| {s['rest_right'] / s['rest_n']:.3f} ({rlo:.3f}-{rhi:.3f}, n {s['rest_n']}) |")
@@ -182,8 +190,7 @@ def main() -> int:
         "called \"no tumour\"; right = called meningioma. The last column is the accuracy on the rest of the "
         f"model's test part (its CT slices left out). {time.perf_counter() - t0:.0f} s with "
         f"{torch.get_num_threads()} torch thread(s).", "",
-        "| model | contrast | sequence | strip | n | missed | missed by kind | right | statuses | accuracy on the rest "
-        "of the test part |", "|---|---|---|---|---|---|---|---|---|---|", *rows.values(), ""])
+        "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER), *rows.values(), ""])
     atomic_write_text(a.out, text)
     print(text)
     return 0

@@ -3,7 +3,7 @@ skull stripping keeps the head's inner part only, all stay in range, and none co
 import pytest
 import torch
 
-from tumorlens.augment import _contrast_curves, head_depth, _head_ranks, _sequence_swap, augment
+from tumorlens.augment import _contrast_curves, head_depth, _head_ranks, _sequence_swap, _t2_render, augment
 from tumorlens.config import TrainConfig, TumorlensError
 
 torch.set_num_threads(1)
@@ -84,6 +84,45 @@ def test_sequence_share_zero_draws_nothing_so_earlier_runs_replay_exactly():
 def test_sequence_share_outside_the_unit_range_is_refused_with_its_name():
     with pytest.raises(TumorlensError, match="sequence must be in"):
         TrainConfig().with_overrides(["sequence=-0.1"])
+
+
+def _head_with_tumour(b: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """A uniform head (0.5) with a bright, uniform 'enhancing tumour' (0.9) and its mask."""
+    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    head = ((yy - 16) ** 2 + (xx - 16) ** 2 < 13 ** 2).float()
+    tumour = ((yy - 12) ** 2 + (xx - 18) ** 2 < 4 ** 2).float()
+    x = (0.5 * head * (1 - tumour) + 0.9 * tumour).expand(b, 1, 32, 32).clone()
+    return x, tumour.expand(b, 1, 32, 32).clone()
+
+
+def test_t2_render_refills_the_tumour_rings_it_with_oedema_and_leaves_the_background():
+    x, m = _head_with_tumour()
+    y = _t2_render(x, m, 1.0, torch.Generator().manual_seed(4))
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+    bg = x <= 0.08
+    assert torch.equal(y[bg], x[bg])
+    inside = m > 0.5
+    for yi, ii in zip(y, inside):
+        t = yi[ii]
+        assert torch.allclose(t, t[0].expand_as(t))  # a uniform tumour keeps no texture to scale
+        assert 0.55 <= float(t[0]) <= 0.95  # re-filled at the drawn T2 level, not the curve's value of 0.9
+    # the ring just outside the tumour differs from the same curve without a mask (oedema), at least somewhere
+    plain = _t2_render(x, None, 1.0, torch.Generator().manual_seed(4))
+    ring = (torch.nn.functional.max_pool2d(m, 3, 1, 1) > 0) & ~inside
+    assert not torch.allclose(y[ring], plain[ring])
+    # no-tumour images (empty masks) get the curve alone
+    empty = torch.zeros_like(m)
+    torch.testing.assert_close(_t2_render(x, empty, 1.0, torch.Generator().manual_seed(4)), plain)
+
+
+def test_t2_share_zero_draws_nothing_and_a_share_outside_the_unit_range_is_refused():
+    x, m = _head_with_tumour()
+    a = augment(x, torch.Generator().manual_seed(5), masks=m, contrast=0.3)
+    b = augment(x, torch.Generator().manual_seed(5), masks=m, contrast=0.3, t2=0.0)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[0], augment(x, torch.Generator().manual_seed(5), masks=m, contrast=0.3, t2=0.5)[0])
+    with pytest.raises(TumorlensError, match="t2 must be in"):
+        TrainConfig().with_overrides(["t2=1.5"])
 
 
 def testhead_depth_counts_erosions_and_treats_enclosed_dark_regions_as_head():

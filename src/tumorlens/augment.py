@@ -92,13 +92,61 @@ def _sequence_swap(x: torch.Tensor, share: float, g: torch.Generator, fg: float 
     if idx.numel() == 0:
         return x
     v = x[idx].clamp(0, 1)
-    a, c, hi, lo, top = (knots[idx, i].view(-1, 1, 1, 1) for i in range(5))
+    x = x.clone()
+    x[idx] = torch.where(v > fg, _n_curve(v, *(knots[idx, i].view(-1, 1, 1, 1) for i in range(5)), fg=fg), v)
+    return x
+
+
+def _n_curve(v: torch.Tensor, a: torch.Tensor, c: torch.Tensor, hi: torch.Tensor, lo: torch.Tensor,
+             top: torch.Tensor, fg: float) -> torch.Tensor:
+    """The N-shaped map of `_sequence_swap`: fg -> hi rising up to v = a, falling to lo at v = c, rising to top
+    at v = 1 (meant for the head's pixels, v > fg)."""
     rise = fg + (hi - fg) * (v - fg) / (a - fg)
     fall = hi + (lo - hi) * (v - a) / (c - a)
     again = lo + (top - lo) * (v - c) / (1 - c)
-    out = torch.where(v < a, rise, torch.where(v < c, fall, again))
+    return torch.where(v < a, rise, torch.where(v < c, fall, again))
+
+
+def _t2_render(x: torch.Tensor, masks: torch.Tensor | None, share: float, g: torch.Generator,
+               fg: float = 0.08) -> torch.Tensor:
+    """Give a `share` of the images a T2-like look that also changes the tumour and the tissue around it.
+
+    `_sequence_swap` alone remaps grey levels, so a contrast-enhanced tumour (bright on T1) stays a bright
+    blob and its oedema stays dark; on a T2 slice the tumour is a mid-to-bright mass often ringed by bright
+    oedema, at about the grey level of the fluid (benchmarks/kaggle_non_t1_tumours.csv, by eye). With the
+    tumour mask (where one is known; no-tumour masks are empty) the picked images get: the N-shaped curve of
+    `_sequence_swap` on the head; the tumour re-filled at a level `t` in 0.55-0.95 keeping a part of its
+    texture; and, on a ring 1-4 px wide (of 64) around it, oedema at a level `e` in 0.5-0.9 blended in with a
+    weight in 0-1 (some meningiomas have none). Without masks it is `_sequence_swap` alone.
+    """
+    b = x.shape[0]
+    pick = torch.rand(b, generator=g) < share
+    knots = torch.stack([_u(b, 0.15, 0.3, g), _u(b, 0.45, 0.65, g),  # a, c of _sequence_swap
+                         _u(b, 0.75, 1.0, g), _u(b, 0.15, 0.35, g), _u(b, 0.5, 0.9, g),  # hi, lo, top
+                         _u(b, 0.55, 0.95, g), _u(b, 0.2, 0.6, g),  # tumour level, texture kept
+                         _u(b, 0.5, 0.9, g), torch.rand(b, generator=g), _u(b, 1.0, 4.99, g)], 1)  # oedema
+    idx = pick.nonzero().squeeze(1)
+    if idx.numel() == 0:
+        return x
+    v = x[idx].clamp(0, 1)
+    a, c, hi, lo, top, t_lvl, tex, e_lvl, e_w, ring = (knots[idx, i].view(-1, 1, 1, 1) for i in range(10))
+    out = torch.where(v > fg, _n_curve(v, a, c, hi, lo, top, fg), v)
+    if masks is not None:
+        m = masks[idx].clamp(0, 1)  # (P, 1, S, S)
+        head = (v > fg).float()
+        # the tumour's own texture around its mean, scaled down, on top of the new level
+        area = m.sum((2, 3), keepdim=True).clamp(min=1e-6)
+        mean_t = (v * m).sum((2, 3), keepdim=True) / area
+        tumour = (t_lvl + tex * (v - mean_t)).clamp(0, 1)
+        out = out * (1 - m) + tumour * m
+        # oedema: the mask dilated by `ring` px (one max-pool per width, picked per image), minus the mask
+        dil = torch.stack([F.max_pool2d(m, 2 * k + 1, 1, k) for k in range(1, 5)])  # (4, P, 1, S, S)
+        k = ring.long().clamp(1, 4).view(1, -1, 1, 1, 1) - 1
+        halo = F.avg_pool2d(dil.gather(0, k.expand(1, *m.shape)).squeeze(0), 3, 1, 1)
+        halo = (halo - m).clamp(0, 1) * head * e_w
+        out = out * (1 - halo) + e_lvl * halo
     x = x.clone()
-    x[idx] = torch.where(v > fg, out, v)
+    x[idx] = out.clamp(0, 1)
     return x
 
 
@@ -127,13 +175,15 @@ def head_depth(x: torch.Tensor, fg: float = 0.08, steps: int = 8) -> torch.Tenso
 
 def augment(x: torch.Tensor, g: torch.Generator, strength: float = 1.0, masks: torch.Tensor | None = None,
             turn: float = 0.1, contrast: float = 0.0, sequence: float = 0.0, strip: float = 0.0,
-            depth: torch.Tensor | None = None):
+            depth: torch.Tensor | None = None, t2: float = 0.0):
     """(B, 1, S, S) in [0, 1] -> augmented batch of the same shape, values in [0, 1].
 
     masks: tumour masks (B, 1, S, S) that get the same geometry (no intensity changes); then returns
     (images, masks). The random draws are the same with or without masks.
     contrast: the share of images given a grey-level curve (_contrast_curves); 0 draws nothing.
     sequence: the share of images given a non-monotone, sequence-like mapping (_sequence_swap); 0 draws nothing.
+    t2: the share of images given a T2-like look that also re-fills the tumour and adds oedema around it, from
+      `masks` (_t2_render; without masks the curve alone); 0 draws nothing.
     strip: the share of images "skull-stripped": everything but the head's inner part (2-7 px of the 64 px
       frame shaved off its outline) set to background, then zoomed so the rest fills the frame again, as a
       skull-stripped scan cropped to the brain would look (BraTS-style data); 0 draws nothing.
@@ -183,6 +233,8 @@ def augment(x: torch.Tensor, g: torch.Generator, strength: float = 1.0, masks: t
     # --- intensity: another sequence's look for a `sequence` share (no draws when 0: old runs replay exactly)
     if sequence > 0:
         x = _sequence_swap(x, sequence, g)
+    if t2 > 0:  # (no draws when 0: old runs replay exactly)
+        x = _t2_render(x, masks, t2, g)
     # --- intensity: other monotone mappings for a `contrast` share (no draws when 0: old runs replay exactly)
     if contrast > 0:
         x = _contrast_curves(x, contrast, g)  # clamps the images it changes; the gamma below clamps all

@@ -278,7 +278,8 @@ def cmd_info(a: argparse.Namespace) -> int:
           f"{stored.turn:.0%} turned by any angle, "
           f"grey-level curves {'on ' + format(stored.contrast, '.0%') if stored.contrast else 'off'}, "
           f"skull-stripped {format(stored.strip, '.0%') if stored.strip else 'off'}, "
-          + (f"T2-like curve on {stored.sequence:.0%}, " if stored.sequence else "") + f"seed {cfg.get('seed')}")
+          + (f"T2-like curve on {stored.sequence:.0%}, " if stored.sequence else "")
+          + (f"T2-like tumour rendering on {stored.t2:.0%}, " if stored.t2 else "") + f"seed {cfg.get('seed')}")
     print(f"preprocess   {json.dumps(cfg['preprocess'])}")
     print("inference    " + ("logits averaged over the slice and its left-right mirror" if stored.flip_average
                              else "the slice alone"))

@@ -107,7 +107,7 @@ class ModelConfig:
 # prediction used the slice alone, and no grey-level curves or skull stripping were drawn (`sequence` is off
 # by default too; it is listed so that older runs stay right if that default changes)
 STORED_BEFORE: dict[str, Any] = {"turn": 0.1, "flip_average": False, "contrast": 0.0, "sequence": 0.0,
-                                 "strip": 0.0}
+                                 "strip": 0.0, "t2": 0.0}
 def flat_settings(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested settings (as in `TrainConfig.to_dict`) -> {"model.lstm_hidden": 128, ...}, the keys `--set` takes."""
     out: dict[str, Any] = {}
@@ -158,6 +158,9 @@ class TrainConfig:
     # and 0.4 it did not stop held-out T2 tumour slices being called "no tumour" (7 and 9 of 13, against 9
     # without) and cost accuracy, so it stays off (README, "other sequences")
     sequence: float = 0.0
+    # share of training images given a T2-like look from their tumour mask: the N-shaped curve above, the
+    # tumour re-filled mid to bright and a bright oedema ring around it (augment.py, _t2_render); 0: off
+    t2: float = 0.0
     # share of training images skull-stripped: the head's outer 2-7 px (of 64) set to background and the rest
     # zoomed to fill the frame (augment.py); 0: off. Public tumour data such as BraTS is skull-stripped,
     # while every Kaggle slice keeps its skull. At 0.5 the three clean seeds scored 0.938 mean accuracy
@@ -194,6 +197,8 @@ class TrainConfig:
             raise TumorlensError(f"contrast must be in [0, 1], got {self.contrast}")
         if not 0.0 <= self.sequence <= 1.0:
             raise TumorlensError(f"sequence must be in [0, 1], got {self.sequence}")
+        if not 0.0 <= self.t2 <= 1.0:
+            raise TumorlensError(f"t2 must be in [0, 1], got {self.t2}")
         if not 0.0 <= self.strip <= 1.0:
             raise TumorlensError(f"strip must be in [0, 1], got {self.strip}")
         if not 0.0 <= self.mixup <= 10.0:

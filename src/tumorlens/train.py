@@ -240,7 +240,7 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
             m = train_data.masks[idx] if guided else None
             if cfg.augment:  # the masks, when there are any, follow the images' geometry
                 aug = augment(x, g, masks=m, turn=cfg.turn, contrast=cfg.contrast, sequence=cfg.sequence,
-                              strip=cfg.strip, depth=None if depth is None else depth[idx])
+                              strip=cfg.strip, depth=None if depth is None else depth[idx], t2=cfg.t2)
                 x, m = aug if m is not None else (aug, m)
             known = train_data.known[idx] if guided else None
             lam, partner = 1.0, None
