@@ -155,7 +155,7 @@ def main() -> int:
         for line in Path(a.out).read_text().splitlines():
             got = re.match(r"^\| `([^`]+)` \(", line)
             if got:
-                cells = line.strip().strip("|").split(" | ")
+                cells = [c.strip() for c in line.strip().strip("|").split(" | ")]
                 if len(cells) == len(HEADER) - 1:  # written before the t2 column: those models had no t2 rendering
                     cells.insert(HEADER.index("t2"), "0")
                     line = "| " + " | ".join(cells) + " |"

@@ -72,8 +72,8 @@ def test_scoring_the_bundled_model_reports_its_test_side_slices_by_kind(tmp_path
     r = subprocess.run([sys.executable, str(SCRIPT), "score", "--data", str(KAGGLE), "--out", str(tmp_path / "s.md"),
                         "--keep"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
-    # columns: model | contrast | sequence | strip | n | missed | by kind | right | ...
-    row = re.search(r"^\| `bundled` \([0-9a-f]{12}\) \| [\d.]+ \| [\d.]+ \| [\d.]+ \| (\d+) \| \*\*(\d+)\*\* .*\| (.+?) \| "
+    # columns: model | contrast | sequence | t2 | strip | n | missed | by kind | right | ...
+    row = re.search(r"^\| `bundled` \([0-9a-f]{12}\) \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| (\d+) \| \*\*(\d+)\*\* .*\| (.+?) \| "
                     r"(\d+) \|", r.stdout, re.M)
     assert row, r.stdout[-1500:]
     n, missed = int(row[1]), int(row[2])
@@ -81,4 +81,6 @@ def test_scoring_the_bundled_model_reports_its_test_side_slices_by_kind(tmp_path
     assert n == 7 and missed <= n and "T2 " in row[3]
     text = (tmp_path / "s.md").read_text()
     assert "Research use only" in text and "stale" not in text
-    assert text.index(old_row) < text.index("| `bundled` (") and "kept from this file's earlier version" in text
+    # a row written before the t2 column gets t2 0 (the setting did not exist), in its place
+    upgraded = old_row.replace("| 0.3 | 0 | 0 | 26 |", "| 0.3 | 0 | 0 | 0 | 26 |")
+    assert text.index(upgraded) < text.index("| `bundled` (") and "kept from this file's earlier version" in text

@@ -233,7 +233,8 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
           "- Tumour types outside the four classes, paediatric scans, post-operative scans, whole-volume or "
           "patient-level diagnosis; the model sees one slice at a time.",
           "- Finding tumours on T2, FLAIR or other sequences with a model trained on the Kaggle set: its tumour "
-          "slices are contrast-enhanced T1 (see the known failure modes).", ""]
+          "slices are contrast-enhanced T1, and a T2-like rendering in training narrows but does not close that "
+          "gap (see the known failure modes).", ""]
     data = meta.get("data") or {}
     L += ["## Data and licences", "",
           f"- training data: {data.get('name', 'not recorded')}"
@@ -322,10 +323,12 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
                      f"slices), so that it describes brain MRI only.")
     else:
         L.append("- (no feature-space refusal is stored in this checkpoint)")
-    # the shares of images trained with grey-level curves and skull-stripped (absent: a run from before the setting)
+    # the shares of images trained with grey-level curves, skull-stripped and T2-rendered (absent: a run from before
+    # the setting)
     augmented = config.get("augment", True)
     contrast = config.get("contrast", STORED_BEFORE["contrast"]) if augmented else 0.0
     strip = config.get("strip", STORED_BEFORE["strip"]) if augmented else 0.0
+    t2 = config.get("t2", STORED_BEFORE["t2"]) if augmented else 0.0
     L += ["", "## Known failure modes", "",
           "- Single slices only: a tumour outside the slice shown cannot be seen; slices far from the tumour "
           "are called `notumor`.",
@@ -355,11 +358,15 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
               "This model was trained without skull-stripped images") +
           "; measure a model with `python benchmarks/robustness.py --model CKPT`.",
           "- Tumours on T2-weighted slices: the Kaggle tumour classes are contrast-enhanced T1 slices and its "
-          "no-tumour class is mostly T2 and FLAIR, so a T2 tumour slice can be called `notumor` (a model trained "
-          "without any called 11 of the set's 13 T2 tumour slices `notumor` (9 without skull stripping in "
-          "training), and T2-like grey-level curves in training did not fix it: `benchmarks/sequences.md`); "
-          "measure a model with "
-          "`python benchmarks/sequences.py score --model CKPT`.",
+          "no-tumour class is mostly T2 and FLAIR, so a T2 tumour slice can be called `notumor`. With the set's 13 "
+          "T2 tumour slices held out of training, a model trained without a T2-like rendering of the tumour called "
+          "11 of them `notumor`, one trained with it on 30% of its images 2 (`benchmarks/sequences.md`). " + (
+              f"This model was trained with it on {100 * t2:.0f}% of its images; 13 slices of one source are "
+              "a small test, so treat a `notumor` answer on a T2 slice with caution" if t2 else
+              "This model was trained without it (the model trained with it scored lower on the Kaggle set and "
+              "refused many more turned or re-windowed real slices: README, \"what else was tried\"), and may "
+              "call most T2 tumour slices `notumor`")
+          + "; measure a model with `python benchmarks/sequences.py score --model CKPT`.",
           "- Noisy slices (strong pixel noise at full resolution) can be refused as 'mostly pixel noise', and "
           "slices turned sideways are answered less accurately and more often `uncertain` or refused; measure a model with "
           "`python benchmarks/robustness.py --model CKPT`.",
