@@ -104,8 +104,8 @@ class ModelConfig:
 
 
 # settings whose default is not what a run written before the setting existed did: turn was fixed at 0.1,
-# prediction used the slice alone, and no grey-level curves or skull stripping were drawn (`sequence` is off
-# by default too; it is listed so that older runs stay right if that default changes)
+# prediction used the slice alone, and no grey-level curves or skull stripping were drawn (`sequence` and `t2` are off
+# by default too; they are listed so that older runs stay right if those defaults change)
 STORED_BEFORE: dict[str, Any] = {"turn": 0.1, "flip_average": False, "contrast": 0.0, "sequence": 0.0,
                                  "strip": 0.0, "t2": 0.0}
 def flat_settings(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
