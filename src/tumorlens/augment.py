@@ -139,10 +139,13 @@ def _t2_render(x: torch.Tensor, masks: torch.Tensor | None, share: float, g: tor
         mean_t = (v * m).sum((2, 3), keepdim=True) / area
         tumour = (t_lvl + tex * (v - mean_t)).clamp(0, 1)
         out = out * (1 - m) + tumour * m
-        # oedema: the mask dilated by `ring` px (one max-pool per width, picked per image), minus the mask
-        dil = torch.stack([F.max_pool2d(m, 2 * k + 1, 1, k) for k in range(1, 5)])  # (4, P, 1, S, S)
-        k = ring.long().clamp(1, 4).view(1, -1, 1, 1, 1) - 1
-        halo = F.avg_pool2d(dil.gather(0, k.expand(1, *m.shape)).squeeze(0), 3, 1, 1)
+        # oedema: the mask dilated by `ring` px (k 3x3 dilations = one (2k+1)-square one), minus the mask
+        width = ring.long().clamp(1, 4)
+        grown = dil = m
+        for k in range(1, 5):
+            grown = F.max_pool2d(grown, 3, 1, 1)
+            dil = torch.where(width == k, grown, dil)
+        halo = F.avg_pool2d(dil, 3, 1, 1)
         halo = (halo - m).clamp(0, 1) * head * e_w
         out = out * (1 - halo) + e_lvl * halo
     x = x.clone()
