@@ -23,7 +23,8 @@ def test_info_describes_the_bundled_model_and_writes_the_split_it_was_trained_on
     assert f"patience {cfg['patience']}" in text and "mixup off" in text
     assert f"{cfg['turn']:.0%} turned by any angle" in text and "averaged over the slice and its left-right mirror" in text
     # the augmentations that guard against the set's shortcuts are part of what the model is (README)
-    assert f"grey-level curves on {cfg['contrast']:.0%}, skull-stripped {cfg['strip']:.0%}, seed" in text
+    assert (f"grey-level curves on {cfg['contrast']:.0%}, skull-stripped {cfg['strip']:.0%}, "
+            f"T2-like tumour rendering on {cfg['t2']:.0%}, seed") in text
     ab, ref = meta["abstention"], meta["refusal"]
     assert f"`uncertain` below confidence {ab['threshold']:.3f}" in text
     assert (f"feature distance above {ref['ood']['threshold']:.4g} (fitted on {ref['n_train']} train and "

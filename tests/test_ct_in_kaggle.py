@@ -67,5 +67,8 @@ def test_the_ct_list_names_existing_slices_by_content_and_the_bundled_model_refu
         assert mod.ct_stats(str(KAGGLE / rel))["ct_score"] < mod.CUT
     recs = list(Predictor().predict_paths([str(KAGGLE / r) for r in sorted(listed)], workers=0))
     refused = sum(r.status == "rejected" for r in recs)
-    # fitted without them, the feature distance refuses nearly all (fitted with them, it refused 5 of 74)
-    assert refused >= 0.9 * len(recs), f"only {refused} of {len(recs)} Kaggle CT slices refused"
+    # fitted without them, the feature distance refuses most (fitted with them, it refused 5 of 74): 66 of 74 for
+    # the bundled model, whose threshold is the 99.8th percentile (71 for the model before it, at the 99.5th); the
+    # 8 it answers all lie on its train or val side: all 18 in its test part are refused
+    # (benchmarks/ct_in_kaggle.md)
+    assert refused >= 0.85 * len(recs), f"only {refused} of {len(recs)} Kaggle CT slices refused"

@@ -154,7 +154,7 @@ def test_finalize_is_idempotent_and_stores_abstention_and_refusal(tmp_path_facto
     m1 = read_metadata(ck)
     ab, ref = m1["abstention"], m1["refusal"]
     assert 0.9 - 1e-9 <= ab["coverage"] <= 1.0 and ab["fitted_on"] == "val"
-    assert ref["ood"]["dim"] == 8 + 16 + 32 + 32 and ref["ood_quantile"] == OOD_QUANTILE == 0.995  # every block
+    assert ref["ood"]["dim"] == 8 + 16 + 32 + 32 and ref["ood_quantile"] == OOD_QUANTILE == 0.998  # every block
     assert ref["ood"]["features"] == "mean-pooled ReLU output of every conv block (before the gate)"
     X, y = tiny_data(24, 0)
     Xv, yv = tiny_data(8, 1)
@@ -198,7 +198,8 @@ def test_the_benchmark_strips_pydicom_test_files_to_distinct_pngs_named_by_modal
 def test_the_bundled_model_refuses_every_pydicom_test_image_saved_as_png_abdominal_mr_included():
     """No DICOM tag can help here: the statistics checks and the feature distance must refuse them all. At the
     99.8th percentile the skull-strip model answered the abdominal MR slice (examples_overlay) 'notumor' at 0.95
-    (distance 1.309 against 1.311); refusal.OOD_QUANTILE is 0.995 since (benchmarks/refusal_rates.md)."""
+    (distance 1.309 against 1.311); refusal.OOD_QUANTILE was 0.995 since. The T2-rendering model is back at 0.998,
+    where this slice sits at 1.89 against 1.33 (benchmarks/refusal_rates.md)."""
     pytest.importorskip("pydicom")
     from conftest import load_benchmark
 
@@ -214,8 +215,9 @@ def test_the_bundled_model_refuses_every_pydicom_test_image_saved_as_png_abdomin
 
 def test_the_bundled_model_refuses_every_image_bundled_with_scikit_image():
     """A probe set no limit was set on (photos, textures, text, microscopy, a retina, the Shepp-Logan phantom,
-    grayscale copies of the colour ones). Two grayscale photos pass the statistics and sit 1-2% above the
-    feature-distance threshold (benchmarks/refusal_rates.md); the 14 x 25 GIF is refused by its size."""
+    grayscale copies of the colour ones). Grayscale photos pass the statistics and the closest sits 17% above
+    the feature-distance threshold (1-2% with the model before; benchmarks/refusal_rates.md); the 14 x 25 GIF
+    is refused by its size."""
     found = skimage_images()
     if not found:
         pytest.skip("scikit-image is not installed (pip install -e '.[test]' installs it)")

@@ -312,7 +312,8 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
                  + ")."
                  + (" Both the percentile (99.5 at first; 99.8 from the first gated model, which refused 1.1% of "
                     "its clean test slices at 99.5; 99.5 again since the first skull-strip-trained model let an "
-                    "abdominal MR slice through at 99.8) and the scores it is taken from (validation alone until "
+                    "abdominal MR slice through at 99.8; 99.8 again since the first model trained with T2-like renderings refused "
+                    "a fifth of its test slices turned sideways at 99.5) and the scores it is taken from (validation alone until "
                     "the fine-gated model refused 2.2% of its clean test slices; validation is a single patient "
                     "fold) were chosen with test or probe figures in view."
                     if pooled or ref.get("ood_quantile", 0.995) != 0.995 else ""))
@@ -362,7 +363,9 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
           "T2 tumour slices held out of training, a model trained without a T2-like rendering of the tumour called "
           "11 of them `notumor`, one trained with it on 30% of its images 2 (`benchmarks/sequences.md`). " + (
               f"This model was trained with it on {100 * t2:.0f}% of its images; 13 slices of one source are "
-              "a small test, so treat a `notumor` answer on a T2 slice with caution" if t2 else
+              "a small test, so treat a `notumor` answer on a T2 slice with caution. The rendering has a cost: "
+              "tumours shown through an S-shaped display curve or histogram-equalised are missed more often "
+              "than by the model before it" if t2 else
               "This model was trained without it (the model trained with it scored lower on the Kaggle set and "
               "refused many more turned or re-windowed real slices: README, \"what else was tried\"), and may "
               "call most T2 tumour slices `notumor`")

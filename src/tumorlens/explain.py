@@ -41,10 +41,11 @@ maximum, so they lie in [0, 1] and an all-zero map stays zero):
               activations. Needs a model with a gate (`default_method` falls back to FALLBACK_METHOD without).
 The default, `DEFAULT_METHOD`, is 'gated', chosen with `tumorlens localize` on the bundled model (the
 fine-gated CNN-LSTM; 570 slices of its held-out figshare fold 1, benchmarks/localization-bundled.json):
-pointing game gated 0.800 (95% CI 0.765-0.831; glioma 0.633, meningioma 0.944, pituitary 0.945),
-gradcam 0.702, fused 0.695, multilayer 0.612, hirescam 0.544, layercam 0.386 (random map 0.035, centred
-prior 0.258); energy in mask gated 0.456 = 29x the mean mask fraction 0.016; maps of the randomised model differ
-(rank correlation 0.31). The model before it, trained without skull-stripped images, scored gated 0.821.
+pointing game gated 0.814 (95% CI 0.780-0.844; glioma 0.633, meningioma 0.972, pituitary 0.969),
+multilayer 0.647, hirescam 0.625, fused 0.547, layercam 0.388, gradcam 0.379 (random map 0.035, centred
+prior 0.258); energy in mask gated 0.466 = 30x the mean mask fraction 0.016; maps of the randomised model differ
+(rank correlation 0.30). The model before it, trained without T2-like renderings, scored gated 0.800 and
+gradcam 0.702; the one before that, trained without skull-stripped images, gated 0.821.
 On the earlier model with an 8x8 gate, fused led (0.588) and gated scored 0.579:
 a model without a gate falls back to fused (FALLBACK_METHOD).
 
