@@ -4,7 +4,9 @@ Chosen to generalise beyond one dataset's acquisition rather than to fit it: sli
 orientation (axial, coronal, sagittal; radiological or neurological left-right; flipped vertically by
 some viewers), at any zoom and with any windowing, sequence contrast and noise. So: flips on both axes,
 rotations up to 180 degrees, scale and shift, grey-level curves (narrow windows, histogram equalisation,
-random monotone curves), gamma / contrast / brightness jitter, blur and noise. Everything runs on the whole
+random monotone curves), skull stripping, a T2-like rendering of the tumour from its mask (the Kaggle tumour
+classes are contrast-enhanced T1, its no-tumour class mostly T2 and FLAIR), gamma / contrast / brightness
+jitter, blur and noise. Everything runs on the whole
 batch at once (affine_grid + grid_sample), which costs about 10% of a training step at 64x64 on this CPU;
 the curves add about 3 ms per batch of 64 at 30% (2 threads; throwaway timing, 2026-11-27).
 """
