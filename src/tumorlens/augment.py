@@ -88,25 +88,30 @@ def _sequence_swap(x: torch.Tensor, share: float, g: torch.Generator, fg: float 
     """
     b = x.shape[0]
     pick = torch.rand(b, generator=g) < share
-    knots = torch.stack([_u(b, 0.15, 0.3, g), _u(b, 0.45, 0.65, g),  # a, c
-                         _u(b, 0.75, 1.0, g), _u(b, 0.15, 0.35, g), _u(b, 0.5, 0.9, g)], 1)  # hi, lo, top
+    knots = torch.stack(_n_knots(b, g), 1)
     idx = pick.nonzero().squeeze(1)
     if idx.numel() == 0:
         return x
     v = x[idx].clamp(0, 1)
     x = x.clone()
-    x[idx] = torch.where(v > fg, _n_curve(v, *(knots[idx, i].view(-1, 1, 1, 1) for i in range(5)), fg=fg), v)
+    x[idx] = _n_curve(v, *(knots[idx, i].view(-1, 1, 1, 1) for i in range(5)), fg=fg)
     return x
+
+
+def _n_knots(b: int, g: torch.Generator) -> list[torch.Tensor]:
+    """The knots a, c, hi, lo, top of `_n_curve` for `b` images, drawn in that order."""
+    return [_u(b, 0.15, 0.3, g), _u(b, 0.45, 0.65, g), _u(b, 0.75, 1.0, g), _u(b, 0.15, 0.35, g),
+            _u(b, 0.5, 0.9, g)]
 
 
 def _n_curve(v: torch.Tensor, a: torch.Tensor, c: torch.Tensor, hi: torch.Tensor, lo: torch.Tensor,
              top: torch.Tensor, fg: float) -> torch.Tensor:
-    """The N-shaped map of `_sequence_swap`: fg -> hi rising up to v = a, falling to lo at v = c, rising to top
-    at v = 1 (meant for the head's pixels, v > fg)."""
+    """The N-shaped map of `_sequence_swap` on the head's pixels (v > fg): fg -> hi rising up to v = a,
+    falling to lo at v = c, rising to top at v = 1; the background (v <= fg) as it is."""
     rise = fg + (hi - fg) * (v - fg) / (a - fg)
     fall = hi + (lo - hi) * (v - a) / (c - a)
     again = lo + (top - lo) * (v - c) / (1 - c)
-    return torch.where(v < a, rise, torch.where(v < c, fall, again))
+    return torch.where(v > fg, torch.where(v < a, rise, torch.where(v < c, fall, again)), v)
 
 
 def _t2_render(x: torch.Tensor, masks: torch.Tensor | None, share: float, g: torch.Generator,
@@ -123,8 +128,7 @@ def _t2_render(x: torch.Tensor, masks: torch.Tensor | None, share: float, g: tor
     """
     b = x.shape[0]
     pick = torch.rand(b, generator=g) < share
-    knots = torch.stack([_u(b, 0.15, 0.3, g), _u(b, 0.45, 0.65, g),  # a, c of _sequence_swap
-                         _u(b, 0.75, 1.0, g), _u(b, 0.15, 0.35, g), _u(b, 0.5, 0.9, g),  # hi, lo, top
+    knots = torch.stack([*_n_knots(b, g),  # a, c, hi, lo, top of the curve
                          _u(b, 0.55, 0.95, g), _u(b, 0.2, 0.6, g),  # tumour level, texture kept
                          _u(b, 0.5, 0.9, g), torch.rand(b, generator=g), _u(b, 1.0, 4.99, g)], 1)  # oedema
     idx = pick.nonzero().squeeze(1)
@@ -132,7 +136,7 @@ def _t2_render(x: torch.Tensor, masks: torch.Tensor | None, share: float, g: tor
         return x
     v = x[idx].clamp(0, 1)
     a, c, hi, lo, top, t_lvl, tex, e_lvl, e_w, ring = (knots[idx, i].view(-1, 1, 1, 1) for i in range(10))
-    out = torch.where(v > fg, _n_curve(v, a, c, hi, lo, top, fg), v)
+    out = _n_curve(v, a, c, hi, lo, top, fg)
     if masks is not None:
         m = masks[idx].clamp(0, 1)  # (P, 1, S, S)
         head = (v > fg).float()

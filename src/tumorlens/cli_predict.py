@@ -314,8 +314,8 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
                     "its clean test slices at 99.5; 99.5 again since the first skull-strip-trained model let an "
                     "abdominal MR slice through at 99.8; 99.8 again since the first model trained with T2-like "
                     "renderings refused a fifth of its test slices turned sideways at 99.5) and the scores it is "
-                    "taken from (validation alone until the fine-gated model refused 2.2% of its clean test slices; validation is a single patient "
-                    "fold) were chosen with test or probe figures in view."
+                    "taken from (validation alone until the fine-gated model refused 2.2% of its clean test "
+                    "slices; validation is a single patient fold) were chosen with test or probe figures in view."
                     if pooled or ref.get("ood_quantile", 0.995) != 0.995 else ""))
         ex = ref.get("excluded") or {}
         if ex:
