@@ -233,8 +233,11 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
           "- Tumour types outside the four classes, paediatric scans, post-operative scans, whole-volume or "
           "patient-level diagnosis; the model sees one slice at a time.",
           "- Finding tumours on T2, FLAIR or other sequences with a model trained on the Kaggle set: its tumour "
-          "slices are contrast-enhanced T1, and a T2-like rendering in training narrows but does not close that "
-          "gap (see the known failure modes).", ""]
+          "slices are contrast-enhanced T1, and "
+          + ("a T2-like rendering in training narrows but does not close that gap"
+             if (config.get("t2", STORED_BEFORE["t2"]) if config.get("augment", True) else 0.0)
+             else "this model was trained without the T2-like rendering that narrows that gap")
+          + " (see the known failure modes).", ""]
     data = meta.get("data") or {}
     L += ["## Data and licences", "",
           f"- training data: {data.get('name', 'not recorded')}"
