@@ -162,14 +162,22 @@ CHANGES = {
 }
 
 
+DISTANCE_REASON = "unlike the brain MRI slices"  # how Predictor words a feature-distance refusal
+
+
 def score(recs: list, labels: list[str], neg: str = "notumor") -> dict[str, float]:
     """Accuracy over all slices (refused = wrong), tumour miss rate, refused / uncertain shares."""
     n = len(recs)
     right = sum(r.label == y for r, y in zip(recs, labels))
     tumour = [r for r, y in zip(recs, labels) if y != neg]
     missed = sum(r.label == neg for r in tumour)
+    refused = [r.status in ("rejected", "error") for r in recs]
     return {"n": n, "accuracy": right / n, "right": right, "tumour": len(tumour), "missed": missed,
-            "refused": sum(r.status in ("rejected", "error") for r in recs) / n,
+            "refused": sum(refused) / n,
+            # which layer refused: the feature distance (Predictor's reason) or the image checks before it
+            "refused_distance": sum(r.status == "rejected" and (r.reason or "").startswith(DISTANCE_REASON)
+                                    for r in recs) / n,
+            "tumour_refused": sum(f for f, y in zip(refused, labels) if y != neg) / max(1, len(tumour)),
             "uncertain": sum(r.status == "uncertain" for r in recs) / n}
 
 
@@ -200,7 +208,8 @@ def main() -> int:
         lo, hi = wilson_ci(s["right"], s["n"])
         mlo, mhi = wilson_ci(s["missed"], s["tumour"])
         rows.append(f"| {name} | {s['accuracy']:.3f} ({lo:.3f}-{hi:.3f}) | {100 * s['missed'] / s['tumour']:.1f}% "
-                    f"({100 * mlo:.1f}-{100 * mhi:.1f}) | {100 * s['refused']:.1f}% | {100 * s['uncertain']:.1f}% |")
+                    f"({100 * mlo:.1f}-{100 * mhi:.1f}) | {100 * s['refused']:.1f}% | {100 * s['uncertain']:.1f}% | "
+                    f"{100 * s['refused_distance']:.1f}% | {100 * s['tumour_refused']:.1f}% |")
     text = "\n".join([
         "# Robustness: the held-out test slices changed the way other sites' scans differ", "",
         f"{DISCLAIMER} Regenerate with `python benchmarks/robustness.py"
@@ -211,8 +220,12 @@ def main() -> int:
         f"`{Path(a.ct_list).name}` left out), each changed at its original "
         "resolution, then classified by `Predictor` with refusal and abstention on. Accuracy counts every slice "
         "(a refused one is wrong; an uncertain one is scored by its label); miss rate = tumour slices called "
-        f"'no tumour'. {time.perf_counter() - t0:.0f} s with {torch.get_num_threads()} torch thread(s).", "",
-        "| change | accuracy (95% CI) | tumour miss rate (95% CI) | refused | uncertain |", "|---|---|---|---|---|",
+        f"'no tumour'. The last two columns split the refusals: the share of all slices refused by the feature "
+        "distance (the rest of the refused share by the image checks before the model), and the share of the tumour "
+        "slices refused (neither called tumour nor missed). "
+        f"{time.perf_counter() - t0:.0f} s with {torch.get_num_threads()} torch thread(s).", "",
+        "| change | accuracy (95% CI) | tumour miss rate (95% CI) | refused | uncertain | refused by the feature "
+        "distance | tumour slices refused |", "|---|---|---|---|---|---|---|",
         *rows, ""])
     atomic_write_text(a.out, text)
     print(text)
