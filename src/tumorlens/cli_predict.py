@@ -376,6 +376,10 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
           "- Noisy slices (strong pixel noise at full resolution) can be refused as 'mostly pixel noise', and "
           "slices turned sideways are answered less accurately and more often `uncertain` or refused; measure a model with "
           "`python benchmarks/robustness.py --model CKPT`.",
+          "- Real MRI slices far from the training slices (another sequence, a strong display curve) are refused by "
+          "the feature distance more often, tumour slices among them: a refused tumour slice is neither found nor "
+          "missed. `python benchmarks/robustness.py --model CKPT` gives the share of tumour slices refused under "
+          "each change.",
           "- Heatmaps show what influenced the score, not a diagnosis-grade segmentation: on held-out slices "
           "with expert masks their peak misses the tumour in a share of cases (most often diffuse or "
           "non-enhancing gliomas, where the map can peak on another bright structure); measure a model with "
