@@ -27,6 +27,8 @@ maps); it passes when the mean rank correlation is below 0.5.
 The recommended method is the one with the highest pointing-game hit rate (ties: energy); its targets
 (pointing >= 0.80, energy >= 3x the mean mask fraction, above every baseline) are checked in the JSON.
 
+The metrics, their summaries and the verdicts are computed in `tumorlens.locmetrics`.
+
 Research use only - not a medical device.
 """
 from __future__ import annotations
@@ -39,7 +41,7 @@ import logging
 import os
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -50,17 +52,14 @@ from PIL import Image
 from .config import DISCLAIMER, TumorlensError
 from .data import map_box, preprocess_array, read_gray
 from .explain import METHODS, default_method, explain_batch, method_layers, overlay_png, paste_cam, supports
-from .metrics import jsonable, wilson_ci
+from .metrics import jsonable
 from .fileio import atomic_write_bytes
+from .locmetrics import (BASELINES, METRICS, N_BOOT, POINTING_TOLERANCE, SANITY_MAX_RANK_CORRELATION, TARGETS,
+                         map_metrics, mask_info, spearman, ssim, summarize_localization)
+from .locmetrics import otsu_threshold  # noqa: F401 - re-exported: the tests import it from here
 
 log = logging.getLogger(__name__)
 
-POINTING_TOLERANCE = 0.03  # of the image side
-BASELINES = ("random", "center")
-SANITY_MAX_RANK_CORRELATION = 0.5
-TARGETS = {"pointing_game": 0.80, "energy_over_mask_fraction": 3.0}
-N_BOOT = 2000
-METRICS = ("pointing", "energy", "iou", "dice")
 _FOLD_RE = re.compile(r"figshare-fold-(\d+)")
 
 
@@ -157,139 +156,6 @@ def _image_shape(path: Path) -> tuple[int, int]:
         return im.size[1], im.size[0]
 
 
-# ----------------------------------------------------------------------------------------- metrics
-def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
-    """Otsu's threshold of values in [0, 1] (maximises the between-class variance of a histogram)."""
-    v = np.asarray(values, dtype=np.float64).ravel()
-    if v.size == 0 or v.max() <= v.min():
-        return float(v.max()) if v.size else 0.0
-    hist, edges = np.histogram(v, bins=bins, range=(0.0, 1.0))
-    p = hist / hist.sum()
-    centers = (edges[:-1] + edges[1:]) / 2
-    w0 = np.cumsum(p)
-    m0 = np.cumsum(p * centers)
-    mt = m0[-1]
-    w1 = 1.0 - w0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        between = (mt * w0 - m0) ** 2 / (w0 * w1)
-    between[~np.isfinite(between)] = -1.0
-    between = between[:-1]
-    best = np.flatnonzero(between >= between.max() * (1 - 1e-9))  # a plateau (empty bins): take its middle
-    k = int(best[len(best) // 2])
-    return float(edges[k + 1])
-
-
-@dataclass
-class MaskInfo:
-    mask: np.ndarray  # (H, W) bool
-    rows: np.ndarray  # coordinates of the mask pixels
-    cols: np.ndarray
-    area: int
-    tol: float  # pointing tolerance in pixels
-
-
-def mask_info(mask: np.ndarray) -> MaskInfo:
-    r, c = np.nonzero(mask)
-    return MaskInfo(mask, r, c, int(r.size), POINTING_TOLERANCE * max(mask.shape))
-
-
-def map_metrics(heat: np.ndarray, mi: MaskInfo, region: tuple[slice, slice] | None = None) -> dict[str, float]:
-    """Pointing hit (0/1), energy in mask, IoU and Dice at Otsu of one full-resolution map.
-
-    `region` (the crop box within the image) limits the Otsu histogram to the pixels the network saw;
-    the map is zero elsewhere anyway.
-    """
-    total = float(heat.sum(dtype=np.float64))
-    if total <= 0 or mi.area == 0:
-        return {"pointing": 0.0, "energy": 0.0, "iou": 0.0, "dice": 0.0}
-    r, c = np.unravel_index(int(np.argmax(heat)), heat.shape)
-    d2 = (mi.rows - r) ** 2 + (mi.cols - c) ** 2
-    hit = float(d2.min() <= mi.tol ** 2)
-    energy = float(heat[mi.mask].sum(dtype=np.float64)) / total
-    region = region or (slice(None), slice(None))
-    thr = otsu_threshold(heat[region])
-    seg = heat > thr
-    inter = int(np.count_nonzero(seg & mi.mask))
-    n_seg = int(np.count_nonzero(seg))
-    union = n_seg + mi.area - inter
-    return {"pointing": hit, "energy": energy, "iou": inter / union if union else 0.0,
-            "dice": 2 * inter / (n_seg + mi.area) if n_seg + mi.area else 0.0}
-
-
-def _rank(a: np.ndarray) -> np.ndarray:
-    """Average ranks (ties share their mean rank), along the last axis of a 2-D array."""
-    a = np.asarray(a, dtype=np.float64)
-    out = np.empty_like(a)
-    for i, row in enumerate(a):
-        order = np.argsort(row, kind="mergesort")
-        s = row[order]
-        boundaries = np.flatnonzero(np.diff(s)) + 1
-        starts = np.concatenate(([0], boundaries))
-        ends = np.concatenate((boundaries, [s.size]))
-        ranks = np.repeat((starts + ends - 1) / 2.0, ends - starts)
-        out[i, order] = ranks
-    return out
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-row Spearman rank correlation of two (N, ...) arrays; a constant row gives 0."""
-    ra = _rank(np.asarray(a).reshape(len(a), -1))
-    rb = _rank(np.asarray(b).reshape(len(b), -1))
-    ra -= ra.mean(1, keepdims=True)
-    rb -= rb.mean(1, keepdims=True)
-    den = np.sqrt((ra * ra).sum(1) * (rb * rb).sum(1))
-    return np.divide((ra * rb).sum(1), den, out=np.zeros(len(ra)), where=den > 0)
-
-
-def _box_mean(a: np.ndarray, k: int) -> np.ndarray:
-    """Mean over k x k windows ('valid' positions) of (N, H, W), via cumulative sums."""
-    c = np.cumsum(np.cumsum(np.pad(a, ((0, 0), (1, 0), (1, 0))), 1), 2)
-    return (c[:, k:, k:] - c[:, :-k, k:] - c[:, k:, :-k] + c[:, :-k, :-k]) / (k * k)
-
-
-def ssim(a: np.ndarray, b: np.ndarray, k: int = 7) -> np.ndarray:
-    """Per-image SSIM (Wang et al. 2004; uniform k x k window, data range 1) of two (N, H, W) stacks."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    ma, mb = _box_mean(a, k), _box_mean(b, k)
-    va = _box_mean(a * a, k) - ma * ma
-    vb = _box_mean(b * b, k) - mb * mb
-    cov = _box_mean(a * b, k) - ma * mb
-    s = ((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma * ma + mb * mb + c1) * (va + vb + c2))
-    return s.reshape(len(s), -1).mean(1)
-
-
-def bootstrap_ci(values: Sequence[float], rng: np.random.Generator, n_boot: int = N_BOOT) -> tuple[float, float]:
-    """Percentile bootstrap 95% interval of the mean."""
-    v = np.asarray(values, dtype=np.float64)
-    if v.size == 0:
-        return float("nan"), float("nan")
-    if v.size == 1 or np.all(v == v[0]):
-        return float(v[0]), float(v[0])
-    means = np.empty(n_boot)
-    step = max(1, 2_000_000 // v.size)  # bound the index matrix's memory
-    for i in range(0, n_boot, step):
-        j = min(n_boot, i + step)
-        means[i:j] = v[rng.integers(0, v.size, (j - i, v.size))].mean(1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return float(lo), float(hi)
-
-
-def summarize(values: dict[str, np.ndarray], rng: np.random.Generator) -> dict[str, Any]:
-    """Hit rate with Wilson CI for pointing, mean with bootstrap CI for the others."""
-    hits = values["pointing"]
-    n = int(hits.size)
-    k = int(round(float(hits.sum())))
-    out: dict[str, Any] = {"n": n}
-    lo, hi = wilson_ci(k, n)
-    out["pointing"] = {"rate": k / n if n else float("nan"), "hits": k, "ci95": [lo, hi]}
-    for m in METRICS[1:]:
-        v = values[m]
-        out[m] = {"mean": float(v.mean()) if v.size else float("nan"), "ci95": list(bootstrap_ci(v, rng))}
-    return out
-
-
 # ---------------------------------------------------------------------------------------- baselines
 def randomized_copy(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """The same architecture with every parameter (and BatchNorm statistic) re-initialised, seeded.
@@ -341,14 +207,29 @@ def localize(checkpoint: Any, data_dir: str | os.PathLike, out_dir: str | os.Pat
     if target not in ("predicted", "true"):
         raise TumorlensError(f"target must be 'predicted' or 'true', got {target!r}")
     pred = checkpoint if isinstance(checkpoint, Predictor) else Predictor(checkpoint)
-    model, pre, classes = pred.model, pred.pre, list(pred.classes)
+    model = pred.model
     if methods is None:
         methods = list(dict.fromkeys([default_method(model), *(m for m in METHODS if supports(model, m))]))
     for m in methods:
         method_layers(model, m)  # a method the model cannot use is an error now, not after the first batch
-    size = pre.size
-    out = Path(out_dir)
 
+    items, folds, fold_source, folds_overlap = _select_items(pred, data_dir, folds, limit)
+    run = _measure(pred, items, methods, target, n_examples, seed, batch, progress)
+    if not run.per_image:
+        raise TumorlensError(f"{data_dir}: no usable image in fold(s) {', '.join(map(str, folds))} "
+                             f"({len(run.skipped)} skipped)")
+    summary = summarize_localization(run.per_image, run.sources, run.methods, run.classes, run.sanity, seed)
+    doc = _document(pred, run, summary, target=target, seed=seed, limit=limit,
+                    data={"dir": str(Path(data_dir)), "folds": list(folds), "fold_source": fold_source,
+                          "folds_also_in_train_or_val": {str(k): v for k, v in folds_overlap.items()}})
+    _write_outputs(Path(out_dir), doc, run, summary, t_start)
+    return doc
+
+
+def _select_items(pred: Any, data_dir: str | os.PathLike, folds: Sequence[int] | None,
+                  limit: int | None) -> tuple[list[Item], list[int], str, dict[int, int]]:
+    """(items of the chosen folds, at most `limit` spread evenly; the folds; where they came from; the
+    train/val rows that also name a fold, when the folds come from the checkpoint's split)."""
     folds_overlap: dict[int, int] = {}
     if folds is None:
         folds, folds_overlap = held_out_folds(pred.ckpt.meta)
@@ -367,175 +248,171 @@ def localize(checkpoint: Any, data_dir: str | os.PathLike, out_dir: str | os.Pat
     if limit is not None and limit < len(items):
         pick = np.unique(np.linspace(0, len(items) - 1, max(1, int(limit))).round().astype(int))
         items = [items[i] for i in pick]
+    return items, folds, fold_source, folds_overlap
 
-    skipped: list[dict[str, str]] = []
+
+# ------------------------------------------------------------------------------------------ measure
+_Example = tuple[Item, np.ndarray, dict[str, float], str, float]  # item, full-size map, metrics, predicted, p
+_Loaded = tuple[Item, np.ndarray, tuple[int, int, int], tuple[int, int], np.ndarray]  # item, x, box, shape, mask
+
+
+@dataclass
+class _Run:
+    """One measuring pass: the models and settings it explains with, and what it collects."""
+    model: torch.nn.Module
+    rnd_model: torch.nn.Module
+    classes: list[str]
+    methods: list[str]
+    target: str
+    size: int
+    n_examples: int
+    rng: np.random.Generator  # draws the random baseline, batch by batch
+    per_image: list[dict[str, Any]] = field(default_factory=list)
+    examples: list[_Example] = field(default_factory=list)
+    per_class_examples: dict[str, int] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    sanity: dict[str, dict[str, list[float]]] = field(init=False)  # {method: {'spearman': [], 'ssim': []}}
+    center: np.ndarray = field(init=False)  # the centre-prior baseline (S x S)
+    sources: list[str] = field(init=False)  # methods, their randomised twins, the baselines
+
+    def __post_init__(self) -> None:
+        self.center = center_prior(self.size)
+        self.sources = self.methods + [f"{m}@randomized" for m in self.methods] + list(BASELINES)
+        self.sanity = {m: {"spearman": [], "ssim": []} for m in self.methods}
+
+
+def _measure(pred: Any, items: list[Item], methods: list[str], target: str, n_examples: int, seed: int,
+             batch: int, progress: Callable[[int, int], None] | None) -> _Run:
+    """Read, explain and score `items` in batches; unusable ones are logged and listed in `skipped`."""
     rng = np.random.default_rng(seed)
-    rnd_model = randomized_copy(model, seed)
-    center = center_prior(size)
-    sources = methods + [f"{m}@randomized" for m in methods] + list(BASELINES)
-    per_image: list[dict[str, Any]] = []
-    sanity = {m: {"spearman": [], "ssim": []} for m in methods}
-    examples: list[tuple[Item, np.ndarray, dict[str, float], str, float]] = []
-    per_class_examples: dict[str, int] = {}
-
-    def flush(buf: list[tuple[Item, np.ndarray, tuple[int, int, int], tuple[int, int], np.ndarray]]) -> None:
-        if not buf:
-            return
-        x = torch.from_numpy(np.stack([b[1] for b in buf])).unsqueeze(1)
-        cams: dict[str, np.ndarray] = {}
-        probs = None
-        tgt: Any = None
-        if target == "true":
-            tgt = [classes.index(b[0].label) for b in buf]
-        for m in methods:
-            cams[m], p = explain_batch(model, x, tgt, m)
-            if probs is None:
-                probs = p
-                if tgt is None:
-                    tgt = p.argmax(1).tolist()  # the randomised model explains the trained one's class
-        for m in methods:
-            cams[f"{m}@randomized"], _ = explain_batch(rnd_model, x, tgt, m)
-            sanity[m]["spearman"].extend(spearman(cams[m], cams[f"{m}@randomized"]).tolist())
-            sanity[m]["ssim"].extend(ssim(cams[m], cams[f"{m}@randomized"]).tolist())
-        cams["random"] = rng.random((len(buf), size, size), dtype=np.float32)
-        cams["center"] = np.broadcast_to(center, (len(buf), size, size))
-        for i, (it, _, box, shape, mask) in enumerate(buf):
-            mi = mask_info(mask)
-            region = _region(box, shape)
-            k = int(probs[i].argmax())
-            row: dict[str, Any] = {"index": it.index, "class": it.label, "fold": it.fold,
-                                   "predicted": classes[k], "correct": classes[k] == it.label,
-                                   "target": classes[tgt[i]], "mask_fraction": mi.area / mask.size}
-            heat0 = None
-            for s in sources:
-                heat = paste_cam(cams[s][i], box, shape)
-                if s == methods[0]:
-                    heat0 = heat
-                for name, v in map_metrics(heat, mi, region).items():
-                    row[f"{s}.{name}"] = v
-            per_image.append(row)
-            if len(examples) < n_examples and per_class_examples.get(it.label, 0) < max(1, n_examples // 3):
-                per_class_examples[it.label] = per_class_examples.get(it.label, 0) + 1
-                examples.append((it, heat0, {m: row[f"{methods[0]}.{m}"] for m in METRICS}, classes[k],
-                                 float(probs[i, k])))
-
-    buf: list = []
+    run = _Run(pred.model, randomized_copy(pred.model, seed), list(pred.classes), methods, target,
+               pred.pre.size, n_examples, rng)
+    buf: list[_Loaded] = []
     total = len(items)
     for n, it in enumerate(items):
         try:
-            if it.label not in classes:
-                raise TumorlensError(f"{it.image}: class {it.label!r} is not one of the model's ({', '.join(classes)})")
-            gray = read_gray(it.image, draft=4 * size)
-            shape = _image_shape(it.image)
-            mask = read_mask(it.mask, shape)
-            if not mask.any():
-                raise TumorlensError(f"{it.mask}: empty mask")
-            x, box = preprocess_array(gray, pre)
-            box_full = map_box(box, shape[0] / gray.shape[0])
+            buf.append(_load(it, run.classes, pred.pre))
         except (TumorlensError, OSError) as e:
             msg = str(e) if isinstance(e, TumorlensError) else f"{it.image}: {e}"
             log.warning("skipped %s", msg)
-            skipped.append({"index": it.index, "reason": msg})
+            run.skipped.append({"index": it.index, "reason": msg})
             continue
-        buf.append((it, x, box_full, shape, mask))
         if len(buf) >= batch:
-            flush(buf)
+            _flush(run, buf)
             buf = []
             if progress:
                 progress(n + 1, total)
-    flush(buf)
+    _flush(run, buf)
     if progress:
         progress(total, total)
-    if not per_image:
-        raise TumorlensError(f"{data_dir}: no usable image in fold(s) {', '.join(map(str, folds))} "
-                             f"({len(skipped)} skipped)")
+    return run
 
-    # ---- summaries
-    boot_rng = np.random.default_rng([seed, 1])
-    labels = np.array([r["class"] for r in per_image])
-    groups = {"overall": np.ones(len(per_image), bool)}
-    for c in classes:
-        if (labels == c).any():
-            groups[c] = labels == c
-    mask_frac = np.array([r["mask_fraction"] for r in per_image])
-    correct = np.array([r["correct"] for r in per_image], dtype=float)
-    results: dict[str, Any] = {}
-    for s in sources:
-        vals = {m: np.array([r[f"{s}.{m}"] for r in per_image], dtype=np.float64) for m in METRICS}
-        results[s] = {g: summarize({m: v[sel] for m, v in vals.items()}, boot_rng) for g, sel in groups.items()}
-        for g, sel in groups.items():
-            mf = float(mask_frac[sel].mean())
-            results[s][g]["energy_over_mask_fraction"] = results[s][g]["energy"]["mean"] / mf if mf else None
-    summary_groups = {}
-    for g, sel in groups.items():
-        k = int(correct[sel].sum())
-        summary_groups[g] = {"n": int(sel.sum()), "mask_fraction_mean": float(mask_frac[sel].mean()),
-                             "mask_fraction_ci95": list(bootstrap_ci(mask_frac[sel], boot_rng)),
-                             "accuracy": k / int(sel.sum()), "accuracy_ci95": list(wilson_ci(k, int(sel.sum())))}
 
-    sanity_out = {}
-    for m in methods:
-        sp = np.array(sanity[m]["spearman"])
-        ss = np.array(sanity[m]["ssim"])
-        sanity_out[m] = {"spearman_mean": float(sp.mean()), "spearman_ci95": list(bootstrap_ci(sp, boot_rng)),
-                         "ssim_mean": float(ss.mean()), "ssim_ci95": list(bootstrap_ci(ss, boot_rng)),
-                         "passes": bool(sp.mean() < SANITY_MAX_RANK_CORRELATION)}
+def _load(it: Item, classes: list[str], pre: Any) -> _Loaded:
+    """An item as the network sees it (the Predictor's path), with its crop box and mask at full size."""
+    if it.label not in classes:
+        raise TumorlensError(f"{it.image}: class {it.label!r} is not one of the model's ({', '.join(classes)})")
+    gray = read_gray(it.image, draft=4 * pre.size)
+    shape = _image_shape(it.image)
+    mask = read_mask(it.mask, shape)
+    if not mask.any():
+        raise TumorlensError(f"{it.mask}: empty mask")
+    x, box = preprocess_array(gray, pre)
+    return it, x, map_box(box, shape[0] / gray.shape[0]), shape, mask
 
-    def key(m: str) -> tuple[float, float]:
-        o = results[m]["overall"]
-        return o["pointing"]["rate"], o["energy"]["mean"]
 
-    best = max(methods, key=key)
-    mf_all = summary_groups["overall"]["mask_fraction_mean"]
-    verdicts = {}
-    for m in methods:
-        o = results[m]["overall"]
-        rivals = list(BASELINES) + [f"{m}@randomized"]
-        verdicts[m] = {
-            "pointing_game_ge_target": o["pointing"]["rate"] >= TARGETS["pointing_game"],
-            "energy_ge_3x_mask_fraction": o["energy"]["mean"] >= TARGETS["energy_over_mask_fraction"] * mf_all,
-            "above_all_baselines": all(o["pointing"]["rate"] > results[b]["overall"]["pointing"]["rate"]
-                                       and o["energy"]["mean"] > results[b]["overall"]["energy"]["mean"]
-                                       for b in rivals),
-            "sanity_check_passes": sanity_out[m]["passes"],
-        }
-        verdicts[m]["all"] = all(verdicts[m].values())
+def _flush(run: _Run, buf: list[_Loaded]) -> None:
+    """Explain one batch with every method, the randomised model and the baselines; score every map."""
+    if not buf:
+        return
+    x = torch.from_numpy(np.stack([b[1] for b in buf])).unsqueeze(1)
+    cams: dict[str, np.ndarray] = {}
+    probs = None
+    tgt: Any = None
+    if run.target == "true":
+        tgt = [run.classes.index(b[0].label) for b in buf]
+    for m in run.methods:
+        cams[m], p = explain_batch(run.model, x, tgt, m)
+        if probs is None:
+            probs = p
+            if tgt is None:
+                tgt = p.argmax(1).tolist()  # the randomised model explains the trained one's class
+    for m in run.methods:
+        cams[f"{m}@randomized"], _ = explain_batch(run.rnd_model, x, tgt, m)
+        run.sanity[m]["spearman"].extend(spearman(cams[m], cams[f"{m}@randomized"]).tolist())
+        run.sanity[m]["ssim"].extend(ssim(cams[m], cams[f"{m}@randomized"]).tolist())
+    cams["random"] = run.rng.random((len(buf), run.size, run.size), dtype=np.float32)
+    cams["center"] = np.broadcast_to(run.center, (len(buf), run.size, run.size))
+    for i, loaded in enumerate(buf):
+        _score(run, loaded, {s: c[i] for s, c in cams.items()}, probs[i], tgt[i])
 
+
+def _score(run: _Run, loaded: _Loaded, cams: dict[str, np.ndarray], probs: np.ndarray, tgt: int) -> None:
+    """One image's row of metrics (every source's S x S map pasted back at full size); maybe an example."""
+    it, _, box, shape, mask = loaded
+    mi = mask_info(mask)
+    region = _region(box, shape)
+    classes, methods = run.classes, run.methods
+    k = int(probs.argmax())
+    row: dict[str, Any] = {"index": it.index, "class": it.label, "fold": it.fold,
+                           "predicted": classes[k], "correct": classes[k] == it.label,
+                           "target": classes[tgt], "mask_fraction": mi.area / mask.size}
+    heat0 = None
+    for s in run.sources:
+        heat = paste_cam(cams[s], box, shape)
+        if s == methods[0]:
+            heat0 = heat
+        for name, v in map_metrics(heat, mi, region).items():
+            row[f"{s}.{name}"] = v
+    run.per_image.append(row)
+    n_examples = run.n_examples
+    if len(run.examples) < n_examples and run.per_class_examples.get(it.label, 0) < max(1, n_examples // 3):
+        run.per_class_examples[it.label] = run.per_class_examples.get(it.label, 0) + 1
+        run.examples.append((it, heat0, {m: row[f"{methods[0]}.{m}"] for m in METRICS}, classes[k],
+                             float(probs[k])))
+
+
+# -------------------------------------------------------------------------------------------- write
+def _document(pred: Any, run: _Run, summary: dict[str, Any], target: str, seed: int, limit: int | None,
+              data: dict[str, Any]) -> dict[str, Any]:
+    """The localization.json document ('examples' and 'seconds' are filled in when written)."""
     ckpt = pred.ckpt
-    doc: dict[str, Any] = {
+    return {
         "disclaimer": DISCLAIMER,
         "model": {"path": str(ckpt.path) if ckpt.path else None, "sha256": ckpt.sha256,
-                  "classes": classes, "input_size": size},
-        "data": {"dir": str(Path(data_dir)), "folds": list(folds), "fold_source": fold_source,
-                 "folds_also_in_train_or_val": {str(k): v for k, v in folds_overlap.items()},
-                 "n_images": len(per_image), "n_skipped": len(skipped), "skipped": skipped[:50],
-                 "limit": limit},
-        "settings": {"methods": methods, "target": target, "pointing_tolerance": POINTING_TOLERANCE,
+                  "classes": run.classes, "input_size": run.size},
+        "data": {**data, "n_images": len(run.per_image), "n_skipped": len(run.skipped),
+                 "skipped": run.skipped[:50], "limit": limit},
+        "settings": {"methods": run.methods, "target": target, "pointing_tolerance": POINTING_TOLERANCE,
                      "threshold": "otsu over the crop box", "bootstrap_resamples": N_BOOT, "seed": seed,
                      "center_prior_sigma": "0.25 * input size", "baselines": list(BASELINES),
                      "randomized": "all parameters and BatchNorm statistics re-initialised (seeded)"},
-        "groups": summary_groups,
-        "results": results,
+        "groups": summary["groups"],
+        "results": summary["results"],
         "sanity_check": {"criterion": f"mean Spearman rank correlation of trained vs randomised maps "
-                                      f"< {SANITY_MAX_RANK_CORRELATION}", "methods": sanity_out},
+                                      f"< {SANITY_MAX_RANK_CORRELATION}", "methods": summary["sanity"]},
         "targets": {**TARGETS, "above_all_baselines": True},
-        "recommended_method": best,
-        "default_method": default_method(model),
-        "verdicts": verdicts,
+        "recommended_method": summary["best"],
+        "default_method": default_method(pred.model),
+        "verdicts": summary["verdicts"],
         "seconds": 0.0,
     }
 
+
+def _write_outputs(out: Path, doc: dict[str, Any], run: _Run, summary: dict[str, Any], t_start: float) -> None:
+    """localization_images.csv, localization.png, examples/*.png and (last) localization.json."""
     out.mkdir(parents=True, exist_ok=True)
-    _write_csv(per_image, sources, out / "localization_images.csv")
-    _plot_bars(results, sources, mf_all, out / "localization.png")
+    _write_csv(run.per_image, run.sources, out / "localization_images.csv")
+    mf_all = summary["groups"]["overall"]["mask_fraction_mean"]
+    _plot_bars(summary["results"], run.sources, mf_all, out / "localization.png")
     ex_dir = out / "examples"
-    for it, heat, met, label, p in examples:
+    for it, heat, met, label, p in run.examples:
         try:
             gray = read_gray(it.image)
             mask = read_mask(it.mask, gray.shape)
             stem = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{it.index}_{it.label}")
             title = (f"{Path(it.image).name}: true {it.label}, predicted {label} ({p:.2f})\n"
-                     f"{methods[0]} map; pointing {'hit' if met['pointing'] else 'miss'}, "
+                     f"{run.methods[0]} map; pointing {'hit' if met['pointing'] else 'miss'}, "
                      f"energy in mask {met['energy']:.2f}, IoU {met['iou']:.2f}")
             overlay_png(gray, heat, ex_dir / f"{stem}.png", title, mask=mask)
         except TumorlensError as e:
@@ -544,8 +421,7 @@ def localize(checkpoint: Any, data_dir: str | os.PathLike, out_dir: str | os.Pat
     doc["seconds"] = round(time.perf_counter() - t_start, 1)
     text = json.dumps(jsonable(doc), indent=2, allow_nan=False) + "\n"
     atomic_write_bytes(out / "localization.json", text.encode("utf-8"))
-    log.info("localization of %d images (%s) written to %s", len(per_image), ", ".join(methods), out)
-    return doc
+    log.info("localization of %d images (%s) written to %s", len(run.per_image), ", ".join(run.methods), out)
 
 
 def _write_csv(rows: list[dict[str, Any]], sources: list[str], path: Path) -> None:
