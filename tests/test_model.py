@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from tumorlens.config import ModelConfig, TumorlensError
-from tumorlens.model import FineGate, TumourGate, build_model
+from tumorlens.model import FineGate, TumourGate, build_model, count_parameters
 
 SMALL = ModelConfig(channels=(8, 16, 16, 32), lstm_hidden=16, dense=16)
 
@@ -85,3 +85,36 @@ def test_a_config_written_before_lstm_in_existed_loads_without_the_projection():
     del d["model"]["lstm_in"]
     assert TrainConfig.from_dict(d).model.lstm_in == 0
     assert TrainConfig().with_overrides(["model.lstm_in=32"]).model.lstm_in == 32
+
+
+def test_separable_second_convs_are_depthwise_then_pointwise_and_every_parameter_learns():
+    from dataclasses import replace
+
+    from tumorlens.explain import explain_batch
+
+    torch.manual_seed(0)
+    cfg = replace(SMALL, block_convs=(1, 1, 2, 2), separable=True)
+    m = build_model(cfg).eval()
+    dense = build_model(replace(cfg, separable=False))
+    last = m.features[-1]
+    # first conv of the block stays a full 3x3; the second is a 3x3 per channel, then a 1x1 across channels
+    convs = [c for c in last if isinstance(c, torch.nn.Conv2d)]
+    assert [(c.kernel_size, c.groups) for c in convs] == [((3, 3), 1), ((3, 3), 32), ((1, 1), 1)]
+    assert count_parameters(m) < count_parameters(dense)
+    x = torch.rand(4, 1, 64, 64)
+    assert m.forward_features(x).shape == dense.forward_features(x).shape
+    m.train()
+    m(x).logsumexp(1).sum().backward()
+    assert not [n for n, p in m.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    maps, _ = explain_batch(m.eval(), x, method="multilayer")  # finds each block's last ReLU by itself
+    assert maps.shape == (4, 64, 64)
+    assert ModelConfig().separable is False  # off by default
+
+
+def test_a_checkpoint_written_before_separable_existed_loads_with_full_convs():
+    from tumorlens.config import TrainConfig
+
+    d = TrainConfig().to_dict()
+    del d["model"]["separable"]
+    assert TrainConfig.from_dict(d).model.separable is False
+    assert TrainConfig().with_overrides(["model.separable=true"]).model.separable is True

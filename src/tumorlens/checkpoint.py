@@ -102,7 +102,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
 
 
 LEGACY_MODEL_DEFAULTS = {"gate": False, "seg_blocks": 0, "fine_gate": False, "block_convs": [],
-                         "pool_skip": False, "lstm_in": 0}
+                         "pool_skip": False, "lstm_in": 0, "separable": False}
 LEGACY_TRAIN_DEFAULTS = {"seg_weight": 0.0}
 
 

@@ -261,7 +261,8 @@ def cmd_info(a: argparse.Namespace) -> int:
     # absent in checkpoints from before the gate
     gate = (" -> fine tumour gate" if mc.get("fine_gate") else " -> tumour gate") if mc.get("gate") else ""
     if mc.get("block_convs"):
-        gate = f" (convs per block {mc['block_convs']})" + gate
+        gate = (f" (convs per block {mc['block_convs']}"
+                + (", the later ones depthwise-separable" if mc.get("separable") else "") + ")" + gate)
     if mc.get("lstm_in") and mc["head"] == "lstm":
         gate += f" -> 1x1 conv to {mc['lstm_in']} channels"
     print(f"architecture CNN {mc['channels']}{gate} -> {'bi' if mc['bidirectional'] else ''}LSTM({mc['lstm_hidden']})"

@@ -209,6 +209,8 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
           f"{config.get('model', {}).get('channels')}"
           + (f", convs per block {config['model']['block_convs']}" if (config.get("model") or {}).get("block_convs")
              else "")
+          + (", the later convs of a block depthwise-separable" if (config.get("model") or {}).get("separable")
+             else "")
           + (f", the LSTM reading a 1x1-conv projection to {config['model']['lstm_in']} channels"
              if (config.get("model") or {}).get("lstm_in") and config["model"].get("head") == "lstm" else "")
           + f") on {config.get('preprocess', {}).get('size', '?')} px "

@@ -85,6 +85,10 @@ class ModelConfig:
     # (0.019, over the 0.02 target) and tumour miss rate 1.3% (0.6%), so it stays off (README, "what else was
     # tried"; benchmarks/results-lstm-in32.md)
     lstm_in: int = 0
+    # conv3x3 layers after the first in a block (block_convs > 1) as depthwise-separable convs (a 3x3 per channel,
+    # then a 1x1 across channels; MobileNet, Howard et al. 2017): the two second convs were 30% of the model's ONNX
+    # Runtime time (its profiler, bundled model, 1 thread), a separable one has 1/8 of their multiply-adds
+    separable: bool = False
 
     def __post_init__(self) -> None:
         if self.block_convs and (len(self.block_convs) != len(self.channels)

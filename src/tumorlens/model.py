@@ -23,13 +23,18 @@ from .config import ModelConfig
 
 
 class ConvBlock(nn.Sequential):
-    """`convs` x (conv3x3 + BatchNorm + ReLU), then an optional 2x2 max-pool (the last module)."""
+    """`convs` x (conv3x3 + BatchNorm + ReLU), then an optional 2x2 max-pool (the last module). With `separable`
+    every conv after the first is depthwise 3x3 then pointwise 1x1 (ModelConfig.separable)."""
 
-    def __init__(self, cin: int, cout: int, pool: bool, convs: int = 1):
+    def __init__(self, cin: int, cout: int, pool: bool, convs: int = 1, separable: bool = False):
         layers: list[nn.Module] = []
         for k in range(convs):
-            layers += [nn.Conv2d(cin if k == 0 else cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout),
-                       nn.ReLU(inplace=False)]
+            if k and separable:
+                layers += [nn.Conv2d(cout, cout, 3, padding=1, groups=cout, bias=False),
+                           nn.Conv2d(cout, cout, 1, bias=False)]
+            else:
+                layers.append(nn.Conv2d(cin if k == 0 else cout, cout, 3, padding=1, bias=False))
+            layers += [nn.BatchNorm2d(cout), nn.ReLU(inplace=False)]
         if pool:
             layers.append(nn.MaxPool2d(2))
         super().__init__(*layers)
@@ -118,7 +123,8 @@ class TumorNet(nn.Module):
         chans = (1,) + tuple(cfg.channels)
         n = len(cfg.channels)
         self.features = nn.Sequential(*[ConvBlock(chans[i], chans[i + 1], pool=i < n - 1,
-                                                convs=cfg.block_convs[i] if cfg.block_convs else 1)
+                                                convs=cfg.block_convs[i] if cfg.block_convs else 1,
+                                                separable=cfg.separable)
                                       for i in range(n)])
         self.map_size = image_size // 2 ** (n - 1)
         c = chans[-1]
