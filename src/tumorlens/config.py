@@ -87,7 +87,10 @@ class ModelConfig:
     lstm_in: int = 0
     # conv3x3 layers after the first in a block (block_convs > 1) as depthwise-separable convs (a 3x3 per channel,
     # then a 1x1 across channels; MobileNet, Howard et al. 2017): the two second convs were 30% of the model's ONNX
-    # Runtime time (its profiler, bundled model, 1 thread), a separable one has 1/8 of their multiply-adds
+    # Runtime time (its profiler, bundled model, 1 thread), a separable one has 1/8 of their multiply-adds. Faster
+    # (0.70 against 0.98 ms per input) and as accurate on the clean split (mean 0.929 against 0.928), but its
+    # feature distance refused 52 of the Kaggle set's 74 CT slices against 66, so it stays off (README, "what else
+    # was tried"; benchmarks/results-separable.md)
     separable: bool = False
 
     def __post_init__(self) -> None:
