@@ -91,7 +91,7 @@ def main() -> None:
 
     pr = None
     if a.model:
-        from tumorlens.predict import Predictor
+        from tumorlens.predict import DISTANCE_REASON, Predictor
 
         pr = Predictor(a.model)
     L = ["# Refusal rates", "", DISCLAIMER, "", f"Measured by `benchmarks/refusal_rates.py`"
@@ -194,7 +194,7 @@ def main() -> None:
                     continue
                 st[r.status] += 1
                 if r.status == "rejected":
-                    why["feature distance" if "feature distance" in (r.reason or "") else "statistics"] += 1
+                    why["feature distance" if (r.reason or "").startswith(DISTANCE_REASON) else "statistics"] += 1
             dt = time.perf_counter() - t
             n = sum(st.values())
             L.append(f"- end to end on the {n} Testing images that are MRI: **{st['rejected']} refused "

@@ -28,7 +28,7 @@ from tumorlens.config import DISCLAIMER
 from tumorlens.data import read_gray
 from tumorlens.fileio import atomic_write_text
 from tumorlens.metrics import wilson_ci
-from tumorlens.predict import Predictor
+from tumorlens.predict import DISTANCE_REASON, Predictor
 from tumorlens.readers import Frame
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,9 +162,6 @@ CHANGES = {
 }
 
 
-DISTANCE_REASON = "unlike the brain MRI slices"  # how Predictor words a feature-distance refusal
-
-
 def score(recs: list, labels: list[str], neg: str = "notumor") -> dict[str, float]:
     """Accuracy over all slices (refused = wrong), tumour miss rate, refused / uncertain shares."""
     n = len(recs)
@@ -174,7 +171,7 @@ def score(recs: list, labels: list[str], neg: str = "notumor") -> dict[str, floa
     refused = [r.status in ("rejected", "error") for r in recs]
     return {"n": n, "accuracy": right / n, "right": right, "tumour": len(tumour), "missed": missed,
             "refused": sum(refused) / n,
-            # which layer refused: the feature distance (Predictor's reason) or the image checks before it
+            # which layer refused: the feature distance (its reason begins DISTANCE_REASON) or the image checks
             "refused_distance": sum(r.status == "rejected" and (r.reason or "").startswith(DISTANCE_REASON)
                                     for r in recs) / n,
             "tumour_refused": sum(f for f, y in zip(refused, labels) if y != neg) / max(1, len(tumour)),

@@ -201,6 +201,12 @@ def _guidance_lines(meta: dict[str, Any], config: dict[str, Any]) -> list[str]:
 
 def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any], path: str, sha256: str) -> str:
     """Markdown model card from a checkpoint's metadata. Only numbers present in the metadata are shown."""
+    # the shares of images trained with grey-level curves, skull-stripped and T2-rendered (absent: a run from before
+    # the setting)
+    augmented = config.get("augment", True)
+    contrast = config.get("contrast", STORED_BEFORE["contrast"]) if augmented else 0.0
+    strip = config.get("strip", STORED_BEFORE["strip"]) if augmented else 0.0
+    t2 = config.get("t2", STORED_BEFORE["t2"]) if augmented else 0.0
     L: list[str] = ["# Model card: tumorlens brain-tumour MRI slice classifier", "",
                     f"> **{DISCLAIMER}**", ""]
     L += ["## Model", "",
@@ -236,8 +242,7 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
           "patient-level diagnosis; the model sees one slice at a time.",
           "- Finding tumours on T2, FLAIR or other sequences with a model trained on the Kaggle set: its tumour "
           "slices are contrast-enhanced T1, and "
-          + ("a T2-like rendering in training narrows but does not close that gap"
-             if (config.get("t2", STORED_BEFORE["t2"]) if config.get("augment", True) else 0.0)
+          + ("a T2-like rendering in training narrows but does not close that gap" if t2
              else "this model was trained without the T2-like rendering that narrows that gap")
           + " (see the known failure modes).", ""]
     data = meta.get("data") or {}
@@ -329,12 +334,6 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
                      f"slices), so that it describes brain MRI only.")
     else:
         L.append("- (no feature-space refusal is stored in this checkpoint)")
-    # the shares of images trained with grey-level curves, skull-stripped and T2-rendered (absent: a run from before
-    # the setting)
-    augmented = config.get("augment", True)
-    contrast = config.get("contrast", STORED_BEFORE["contrast"]) if augmented else 0.0
-    strip = config.get("strip", STORED_BEFORE["strip"]) if augmented else 0.0
-    t2 = config.get("t2", STORED_BEFORE["t2"]) if augmented else 0.0
     L += ["", "## Known failure modes", "",
           "- Single slices only: a tumour outside the slice shown cannot be seen; slices far from the tumour "
           "are called `notumor`.",

@@ -23,6 +23,8 @@ from .prepare import model_outputs
 log = logging.getLogger(__name__)
 
 STATUSES = ("ok", "uncertain", "rejected", "error")
+# how a refusal by the feature distance begins (the image checks before the model word theirs otherwise)
+DISTANCE_REASON = "unlike the brain MRI slices the model was trained on"
 
 
 @dataclass(frozen=True)
@@ -245,7 +247,7 @@ class Predictor:
                 p = prepared[i]
                 if scores is not None and scores[j] > self.ood.threshold:
                     recs[i] = Record(p.path, "rejected", reason=(
-                        f"unlike the brain MRI slices the model was trained on [feature distance "
+                        f"{DISTANCE_REASON} [feature distance "
                         f"{scores[j]:.3g} > {self.ood.threshold:.3g}]"), **p.where)
                     continue
                 rec = self.record_from_probs(p.path, probs[j], **p.where)
