@@ -1,7 +1,7 @@
 """Build the bundled model: clean split -> train (default recipe) -> abstention/refusal -> evaluate -> install.
 
     python benchmarks/build_model.py [--data ../shared/data/brain-tumor-mri-dataset] [--out runs/bundled]
-                                     [--install] [--reuse-run RUN_DIR]
+                                     [--install] [--reuse-run RUN_DIR] [--set key=value ...]
 
 Resumable: an interrupted training continues where it stopped; finished steps are not redone.
 The slices listed in benchmarks/kaggle_ct.csv (CT, found by ct_in_kaggle.py) are left out of the abstention
@@ -56,7 +56,7 @@ def check_existing_run(run: Path, cfg: TrainConfig, reuse_run: str | None) -> No
     have = load_checkpoint(ckpt)
     diff = recipe_diff(have.config, cfg)
     if diff:
-        sys.exit(f"{run}: holds a finished run of another recipe than today's default ({'; '.join(diff)}); "
+        sys.exit(f"{run}: holds a finished run of another recipe than the one asked for ({'; '.join(diff)}); "
                  f"delete it or choose another --out")
     if reuse_run and have.meta.get("reused_from") != str(reuse_run):
         sys.exit(f"{run}: already holds finished weights, not those of {reuse_run}; delete it or choose another "
@@ -73,11 +73,14 @@ def main() -> int:
     ap.add_argument("--reuse-run", help="a finished run of the same recipe and split whose weights to take")
     ap.add_argument("--ct-list", default=str(CT_LIST),
                     help="CSV of the dataset's CT slices (sha256 column), left out of the refusal fit")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a variant of the default recipe, as `tumorlens train --set` (repeatable; give it its own "
+                         "--out, and --reuse-run takes only a run of that variant)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = TrainConfig().with_overrides([f"seed={a.seed}", f"threads={a.threads}"])
+    cfg = TrainConfig().with_overrides([*a.set, f"seed={a.seed}", f"threads={a.threads}"])
     ds = load_dataset(a.data, cfg.preprocess)
     split_csv = out / "split.csv"
     if split_csv.exists():
@@ -104,7 +107,7 @@ def main() -> int:
         src.config = src.config.with_inference_of(cfg)
         diff = recipe_diff(src.config, cfg)
         if diff:
-            sys.exit(f"{a.reuse_run}: trained with another recipe than the default one ({'; '.join(diff)})")
+            sys.exit(f"{a.reuse_run}: trained with another recipe than the one asked for ({'; '.join(diff)})")
         if src.meta.get("split", {}).get("manifest") != meta["split"]["manifest"]:
             sys.exit(f"{a.reuse_run}: trained on another split than {split_csv}")
         run.mkdir(parents=True, exist_ok=True)

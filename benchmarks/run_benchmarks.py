@@ -159,11 +159,12 @@ def main() -> int:
                     help="a variant of the default recipe, as `tumorlens train --set` (repeatable)")
     a = ap.parse_args()
     sets = tuple(a.set)
-    TrainConfig().with_overrides(list(sets))  # a bad setting fails here, in one line, before any work
+    # a bad setting fails here, in one line, before any work
+    pre = TrainConfig().with_overrides(list(sets)).preprocess
     torch.set_num_threads(a.threads)
     runs_dir = Path(a.runs)
     runs_dir.mkdir(parents=True, exist_ok=True)
-    ds = load_dataset(a.data)
+    ds = load_dataset(a.data, pre)  # with the variant's preprocessing (`--set preprocess.…`)
     audit = find_duplicates(ds)
     groups = read_groups_csv(Path(a.data) / "groups-figshare-fold.csv")
     s = audit.summary()

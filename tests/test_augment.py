@@ -150,3 +150,19 @@ def test_strip_keeps_only_the_inner_head_and_share_zero_draws_nothing():
     assert torch.equal(pre[0], y) and torch.equal(pre[1], m)
     with pytest.raises(TumorlensError, match="strip must be in"):
         TrainConfig().with_overrides(["strip=2"])
+
+
+def test_equalize_batch_equals_the_numpy_equalisation_of_each_image():
+    import numpy as np
+
+    from tumorlens.augment import equalize_batch
+    from tumorlens.data import equalize_head
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.rand(3, 1, 16, 16, generator=g)
+    x[0, 0, :4] = 0.0
+    x[1, 0, 5:9, 5:9] = 1.0  # ties share their mean rank
+    x[2] = 0.0  # no head at all
+    got = equalize_batch(x)
+    for i in range(3):
+        np.testing.assert_allclose(got[i, 0].numpy(), equalize_head(x[i, 0].numpy()), atol=1e-6)

@@ -196,3 +196,44 @@ def test_parallel_and_serial_loading_agree(tmp_path):
     a = load_dataset(root, workers=2, use_cache=False)
     b = load_dataset(root, workers=1, use_cache=False)
     assert np.array_equal(a.images, b.images)
+
+
+# ------------------------------------------------------------------------------- head equalisation
+def test_equalize_head_gives_hand_derived_mean_ranks_and_leaves_the_background():
+    from tumorlens.data import equalize_head
+
+    x = np.array([[0.0, 0.05, 0.3, 0.9], [0.3, 0.6, 0.08, 0.2]], dtype=np.float32)
+    # head (> 0.08): 0.2 0.3 0.3 0.6 0.9 -> ranks 0, 1.5, 1.5, 3, 4 of n = 5; value 0.08 + 0.92 * (r + 0.5) / 5
+    want = np.array([[0.0, 0.05, 0.08 + 0.92 * 2 / 5, 0.08 + 0.92 * 4.5 / 5],
+                     [0.08 + 0.92 * 2 / 5, 0.08 + 0.92 * 3.5 / 5, 0.08, 0.08 + 0.92 * 0.5 / 5]], dtype=np.float32)
+    np.testing.assert_allclose(equalize_head(x), want, atol=1e-6)
+    blank = np.zeros((8, 8), dtype=np.float32)
+    assert np.array_equal(equalize_head(blank), blank)
+
+
+def test_equalize_head_undoes_an_increasing_grey_level_curve_and_is_idempotent():
+    from tumorlens.data import equalize_head
+
+    x = preprocess_array(make_slice("glioma", np.random.default_rng(3), 128)[0].astype(np.float32), Preprocess())[0]
+    head = x > 0.08
+    curved = np.where(head, 0.08 + 0.92 * (np.clip(x - 0.08, 0, None) / 0.92) ** 2.2, x).astype(np.float32)
+    e = equalize_head(x)
+    assert np.array_equal(equalize_head(curved) > 0.08, head)
+    # a float curve can merge or split a few near-equal values; the ranks move by at most that
+    assert np.abs(equalize_head(curved) - e).max() < 2e-3
+    assert np.array_equal(equalize_head(e), e)
+
+
+def test_equalize_preprocessing_is_applied_and_keyed_only_when_on():
+    plain, eq = Preprocess(), Preprocess(equalize=True)
+    g = make_slice("meningioma", np.random.default_rng(4), 128)[0].astype(np.float32)
+    from tumorlens.data import equalize_head
+
+    a, b = preprocess_array(g, plain)[0], preprocess_array(g, eq)[0]
+    assert np.array_equal(b, equalize_head(a))
+    assert eq.key() != plain.key()
+    # caches made before the setting existed keep their key: the default's key hashes the old fields only
+    import dataclasses, hashlib, json
+
+    old = {k: v for k, v in dataclasses.asdict(plain).items() if k != "equalize"}
+    assert plain.key() == hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:16]

@@ -259,6 +259,11 @@ def test_model_card_renders_metadata_and_never_invents_numbers(ckpt, tmp_path, c
     ck3 = save_checkpoint(tmp_path / "plain.safetensors", ck.model, replace(ck.config, flip_average=False), meta)
     assert _main(["model-card", "--model", str(ck3), "--out", str(out)]) == 0
     assert "- inference: the slice alone" in out.read_text()
+    assert "histogram-equalised" not in text
+    ck7 = save_checkpoint(tmp_path / "eq.safetensors", ck.model,
+                          replace(ck.config, preprocess=replace(ck.config.preprocess, equalize=True)), meta)
+    assert _main(["model-card", "--model", str(ck7), "--out", str(out)]) == 0
+    assert "intensity-normalised, the head histogram-equalised (settings" in out.read_text()
     assert "This model was trained without such curves" in text  # the tiny model trains without augmentation
     ck4 = save_checkpoint(tmp_path / "curves.safetensors", ck.model, replace(ck.config, augment=True, strip=0.0),
                           meta)

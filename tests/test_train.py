@@ -284,3 +284,24 @@ def test_strip_run_differs_from_plain_and_resumes_to_the_same_weights(masked_dat
     assert all(torch.equal(wf[k], wr[k]) for k in wf)
     wp = load_file(str(train(plain, *masked_data, tmp_path / "plain")))
     assert not all(torch.equal(wf[k], wp[k]) for k in wf)
+
+
+def test_equalize_run_feeds_the_model_equalised_batches_after_augmentation(data, tmp_path, monkeypatch):
+    """With preprocess.equalize the intensity augmentation must not reach the model un-equalised: prediction
+    equalises every input (data.preprocess_array), so training does the same after augmenting."""
+    from tumorlens.augment import equalize_batch
+    from tumorlens.model import TumorNet
+
+    seen = []
+    orig = TumorNet.forward_train
+
+    def spy(self, x):
+        seen.append(x.detach().clone())
+        return orig(self, x)
+
+    monkeypatch.setattr(TumorNet, "forward_train", spy)
+    train(TINY.with_overrides(["preprocess.equalize=true", "epochs=1"]), *data, tmp_path / "eq")
+    assert seen and all(torch.equal(equalize_batch(x), x) for x in seen)
+    seen.clear()
+    train(TINY.with_overrides(["epochs=1"]), *data, tmp_path / "plain")
+    assert seen and not all(torch.equal(equalize_batch(x), x) for x in seen)

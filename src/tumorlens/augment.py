@@ -34,6 +34,22 @@ def _head_ranks(flat: torch.Tensor, order: torch.Tensor, fg: float = 0.08) -> to
     return torch.where(flat > fg, fg + (1 - fg) * (rank - n_bg + 0.5) / n_head, flat)
 
 
+def equalize_batch(x: torch.Tensor, fg: float = 0.08) -> torch.Tensor:
+    """`data.equalize_head` of each image of a batch (B, 1, S, S): the head's pixels (above `fg`) replaced by
+    their mean rank among them, spread over (fg, 1]; ties share a value. For `Preprocess.equalize`, after the
+    intensity augmentation, so training sees the inputs prediction will."""
+    b = x.shape[0]
+    flat = x.reshape(b, -1).contiguous()
+    srt = flat.sort(dim=1).values
+    n_bg = (flat <= fg).sum(1, keepdim=True)
+    n = (flat.shape[1] - n_bg).clamp(min=1).to(flat.dtype)
+    lo = torch.searchsorted(srt, flat, right=False)
+    hi = torch.searchsorted(srt, flat, right=True)
+    r = (lo + hi - 1).to(flat.dtype) * 0.5 - n_bg.to(flat.dtype)
+    v = fg + (1 - fg) * ((r + 0.5) / n)
+    return torch.where(flat > fg, v, flat).view_as(x)
+
+
 def _contrast_curves(x: torch.Tensor, share: float, g: torch.Generator) -> torch.Tensor:
     """Give a `share` of the images another monotone intensity mapping, one of three kinds in equal parts.
 

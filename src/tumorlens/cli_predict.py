@@ -220,7 +220,9 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
           + (f", the LSTM reading a 1x1-conv projection to {config['model']['lstm_in']} channels"
              if (config.get("model") or {}).get("lstm_in") and config["model"].get("head") == "lstm" else "")
           + f") on {config.get('preprocess', {}).get('size', '?')} px "
-          f"grayscale slices, cropped to the head and intensity-normalised (settings stored in the checkpoint)",
+          f"grayscale slices, cropped to the head and intensity-normalised"
+          + (", the head histogram-equalised" if (config.get("preprocess") or {}).get("equalize") else "")
+          + " (settings stored in the checkpoint)",
           f"- classes: {', '.join(classes)}",
           # absent in checkpoints from before the option, which predicted from the slice alone (STORED_BEFORE)
           "- inference: " + ("the logits of the slice and of its left-right mirror are averaged (calibration, "

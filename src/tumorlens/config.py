@@ -28,6 +28,9 @@ class Preprocess:
       tumour slices are mostly uncropped 512-px frames; cropping to the head removes that shortcut.
     normalize: divide by the `norm_percentile` of the head's pixels, then clip to [0, 1], so re-windowed and
       differently exposed copies of a scan look alike (the reference design only asks for [0, 1]).
+    equalize: then histogram-equalise the head (`data.equalize_head`: each pixel above `EQ_FG` replaced by its
+      mean rank among them), so any increasing grey-level curve (another window, gamma, display curve) gives
+      nearly the same input; training equalises again after its intensity augmentation (train.py).
     """
 
     size: int = 64
@@ -36,10 +39,15 @@ class Preprocess:
     margin: float = 0.04
     normalize: bool = True
     norm_percentile: float = 99.5
+    equalize: bool = False
 
     def key(self) -> str:
-        """A short stable hash of these settings, used to key caches."""
-        blob = json.dumps(dataclasses.asdict(self), sort_keys=True).encode()
+        """A short stable hash of these settings, used to key caches (`equalize` counted only when on, so
+        caches made before it existed stay valid)."""
+        d = dataclasses.asdict(self)
+        if not d["equalize"]:
+            del d["equalize"]
+        blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def to_dict(self) -> dict[str, Any]:

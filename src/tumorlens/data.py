@@ -200,7 +200,38 @@ def preprocess_array(gray: np.ndarray, pre: Preprocess) -> tuple[np.ndarray, tup
     else:
         scale = float(gray.max())
     x = np.clip(x / scale, 0.0, 1.0) if scale > 0 else np.zeros_like(x)
+    if pre.equalize:
+        x = equalize_head(x.astype(np.float32))
     return x.astype(np.float32), box
+
+
+EQ_FG = 0.08  # background: at or below 8% of the normalised range (augment.py uses the same for the head)
+
+
+def equalize_head(x: np.ndarray, fg: float = EQ_FG) -> np.ndarray:
+    """Histogram equalisation of the head: every pixel above `fg` becomes fg + (1 - fg) * (r + 0.5) / n, r its
+    mean rank (0-based; tied pixels share the mean of their ranks) among the n pixels above fg; the background
+    is left as it is. An increasing grey-level curve that keeps the background below `fg` leaves the result
+    unchanged. `augment.equalize_batch` computes the same on a batch of tensors."""
+    flat = np.asarray(x, dtype=np.float32).ravel()
+    # one stable argsort, then runs of equal values: 4x faster than two searchsorted passes (0.15 against 0.6 ms
+    # on 64 x 64, throwaway timing), the same values
+    order = np.argsort(flat, kind="stable")
+    srt = flat[order]
+    n_bg = int(np.searchsorted(srt, np.float32(fg), side="right"))
+    n = flat.size - n_bg
+    if n == 0:
+        return flat.reshape(np.shape(x)).copy()
+    new = np.empty(srt.size, dtype=bool)  # where a run of equal values starts
+    new[0] = True
+    np.not_equal(srt[1:], srt[:-1], out=new[1:])
+    starts = np.flatnonzero(new)
+    ends = np.append(starts[1:], srt.size)
+    r = (starts + ends - 1).astype(np.float32)[np.cumsum(new) - 1] * np.float32(0.5) - np.float32(n_bg)  # mean rank
+    v = np.float32(fg) + np.float32(1 - fg) * ((r + np.float32(0.5)) / np.float32(n))
+    out = np.empty_like(flat)
+    out[order] = np.where(srt > np.float32(fg), v, srt)
+    return out.reshape(np.shape(x))
 
 
 def map_box(box: tuple[int, int, int], scale: float) -> tuple[int, int, int]:

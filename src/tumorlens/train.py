@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from .fileio import atomic_write_bytes, atomic_write_text
-from .augment import augment, head_depth
+from .augment import augment, equalize_batch, head_depth
 from .checkpoint import Checkpoint, save_checkpoint
 from .config import CLASSES, TrainConfig, TumorlensError
 from .data import Dataset
@@ -242,6 +242,8 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
                 aug = augment(x, g, masks=m, turn=cfg.turn, contrast=cfg.contrast, sequence=cfg.sequence,
                               strip=cfg.strip, depth=None if depth is None else depth[idx], t2=cfg.t2)
                 x, m = aug if m is not None else (aug, m)
+                if cfg.preprocess.equalize:  # the inputs prediction will see: equalised after the intensity changes
+                    x = equalize_batch(x)
             known = train_data.known[idx] if guided else None
             lam, partner = 1.0, None
             if cfg.mixup > 0:
