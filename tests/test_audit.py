@@ -8,6 +8,7 @@ import pytest
 
 from tumorlens.audit import find_duplicates
 from tumorlens.cli import main
+from tumorlens.config import DISCLAIMER
 from tumorlens.data import load_dataset
 from tumorlens.synthetic import make_dataset, manifest_path
 
@@ -63,11 +64,12 @@ def test_exact_copy_and_label_conflict_are_reported(tmp_path):
     assert res.kind[idx["glioma/copy.png"]] == "exact"
 
 
-def test_audit_cli_writes_csv_and_summary(planted, tmp_path, capsys):
+def test_audit_cli_writes_csv_and_summary_and_says_research_use_only(planted, tmp_path, capsys):
     root, manifest = planted
     assert main(["audit", str(root), "--out", str(tmp_path / "a")]) == 0
     out = capsys.readouterr().out
     assert "Testing images with a copy in Training" in out and "label-conflict groups" in out
+    assert out.splitlines()[0] == DISCLAIMER
     rows = list(csv.DictReader(open(tmp_path / "a" / "duplicates.csv")))
     assert rows and set(rows[0]) == {"group", "path", "split", "label", "kind"}
     groups = defaultdict(list)
@@ -81,3 +83,17 @@ def test_audit_cli_bad_folder_is_one_line_error(tmp_path, capsys):
     assert main(["audit", str(tmp_path / "missing"), "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing" in err[0] and "not found" in err[0]
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--max-distance", "9999", "--max-distance must be a number of bits from 0 to 255 (the dHash has 256), got 9999"),
+    ("--max-distance", "-1", "--max-distance must be a number of bits from 0 to 255 (the dHash has 256), got -1"),
+    ("--min-correlation", "5", "--min-correlation must be in (0, 1], got 5.0"),
+    ("--min-correlation", "0", "--min-correlation must be in (0, 1], got 0.0"),
+])
+def test_near_copy_thresholds_outside_their_range_are_one_line_errors(planted, tmp_path, capsys, option, value,
+                                                                      message):
+    root, _ = planted
+    assert main(["audit", str(root), "--out", str(tmp_path / "a"), option, value]) == 2
+    assert capsys.readouterr().err == f"error: {message}\n"
+    assert not (tmp_path / "a").exists()

@@ -115,7 +115,46 @@ def test_a_config_file_is_checked_setting_by_setting_and_errors_name_the_file(tm
         assert str(e.value).startswith(f"{f}: ") and message in str(e.value)
 
 
-def test_train_cli_on_a_phantom_dataset_writes_a_self_describing_run_and_refuses_to_overwrite_it(tmp_path, capsys):
+def test_a_config_file_not_in_utf8_is_one_line_naming_it_and_one_with_a_byte_order_mark_is_read(tmp_path, capsys):
+    import argparse
+    import json
+
+    from tumorlens.cli import _resolve_config
+
+    f = tmp_path / "cfg.json"
+    f.write_bytes(bytes(range(256)))
+    assert main(["train", str(tmp_path), "--strategy", "clean", "--config", str(f), "--out", str(tmp_path / "r")]) == 2
+    assert capsys.readouterr().err == f"error: {f}: not a UTF-8 text file\n"
+    f.write_text(json.dumps({"epochs": 7}), encoding="utf-8-sig")  # as Windows Notepad saves "UTF-8 with BOM"
+    assert _resolve_config(argparse.Namespace(config=str(f), set=None)).epochs == 7
+
+
+def test_evaluate_with_a_utf16_split_is_one_line_naming_the_file(tmp_path, capsys):
+    s = tmp_path / "s.csv"
+    s.write_bytes("path,label,split,group,sha256\nglioma/a.png,glioma,test,g,x\n".encode("utf-16"))
+    assert main(["evaluate", str(tmp_path), "--split", str(s), "--out", str(tmp_path / "ev")]) == 2
+    assert capsys.readouterr().err == f"error: {s}: not a UTF-8 text file\n"
+
+
+def test_a_write_that_fails_names_the_users_path_not_a_temporary_file(tmp_path, capsys, monkeypatch):
+    import tempfile
+
+    folder = tmp_path / "taken"
+    folder.mkdir()
+    assert main(["info", "--split-out", str(folder)]) == 2
+    assert capsys.readouterr().err == f"error: {folder}: is a folder\n"
+
+    def denied(dir, prefix, suffix):  # what mkstemp raises in a folder we may not write to, such as /sys
+        raise PermissionError(13, "Permission denied", f"{dir}/{prefix}x1y2z3{suffix}")
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    target = tmp_path / "split.csv"
+    assert main(["info", "--split-out", str(target)]) == 2
+    assert capsys.readouterr().err == f"error: {target}: cannot write (Permission denied)\n"
+    assert list(folder.iterdir()) == [] and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_train_cli_writes_a_self_describing_run_says_research_use_only_and_refuses_to_overwrite(tmp_path, capsys):
     from tumorlens.checkpoint import read_metadata
     from tumorlens.synthetic import make_dataset
 
@@ -124,6 +163,7 @@ def test_train_cli_on_a_phantom_dataset_writes_a_self_describing_run_and_refuses
     args = ["train", str(data), "--strategy", "stratified", "--out", str(run), "--set", "epochs=2",
             "--set", "threads=1", "--set", "batch_size=16"]
     assert main(args) == 0
+    assert DISCLAIMER in capsys.readouterr().err
     for name in ("model.safetensors", "history.csv", "config.json", "split.csv"):
         assert (run / name).is_file(), name
     assert not (run / "state.pt").exists()
@@ -169,3 +209,12 @@ def test_train_leaves_images_listed_as_not_mri_out_of_the_refusal_fit(tmp_path, 
     assert main(["train", str(data), "--split", str(split), "--out", str(tmp_path / "r3"), "--not-mri",
                  str(tmp_path / "missing.csv")]) == 2
     assert "missing.csv: cannot read" in capsys.readouterr().err
+
+
+def test_train_with_a_learning_rate_out_of_range_is_refused_before_any_work(tmp_path, capsys):
+    # the README promises each value is range-checked; lr=1e9 used to train to nan and stop mid-run
+    run = tmp_path / "run"
+    assert main(["train", str(tmp_path / "no-data"), "--strategy", "stratified", "--out", str(run),
+                 "--set", "lr=1e9"]) == 2
+    assert capsys.readouterr().err == "error: lr must be in (0, 1], got 1000000000.0\n"
+    assert not run.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import html
 import json
 import re
 
@@ -75,3 +76,32 @@ def test_report_html_is_self_contained_and_says_research_use_only(evaluated):
     assert len(images) == sum(p.endswith(".png") for p in FILES)
     assert all(base64.b64decode(i).startswith(b"\x89PNG") for i in images)
     assert not re.search(r'(src|href)="(https?:)?//', html)  # opens offline
+
+
+def test_test_images_the_model_was_trained_on_are_warned_about_and_recorded(evaluated, ckpt, tmp_path, caplog):
+    import logging
+
+    from tumorlens.checkpoint import load_checkpoint, save_checkpoint
+    from tumorlens.split import read_split
+
+    data, plain = evaluated
+    assert json.loads((plain / "metrics.json").read_text())["overlap_with_training"] is None  # no manifest: unknown
+    assert 'role="alert"' not in (plain / "report.html").read_text()
+    split = data.parent / "split.csv"
+    rows = read_split(split)
+    test = [r for r in rows if r.split == "test"]
+    # a model whose manifest had two of these test images in its train part and one in its val part
+    manifest = [[r.path, r.label, {0: "train", 1: "train", 2: "val"}.get(i, "test"), r.group, r.sha256]
+                for i, r in enumerate(test)]
+    ck = load_checkpoint(ckpt)
+    leaky = save_checkpoint(tmp_path / "leaky.safetensors", ck.model, ck.config,
+                            {**ck.meta, "split": {"strategy": "file", "manifest": manifest}})
+    with caplog.at_level(logging.WARNING):
+        assert main(["evaluate", str(data), "--split", str(split), "--model", str(leaky), "--out",
+                     str(tmp_path / "ev")]) == 0
+    msg = f"3 of {len(test)} test images were in this model's training/validation data: the scores are inflated"
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [msg]
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["overlap_with_training"] == {"n": 3, "of": len(test)} and m["n"] == len(test)
+    page = (tmp_path / "ev" / "report.html").read_text()
+    assert f'<div class="warning" role="alert">Warning: {html.escape(msg)}</div>' in page

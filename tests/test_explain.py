@@ -417,6 +417,24 @@ def test_explain_cli_ignores_its_own_outputs_inside_the_input_folder(trained, tm
     assert "ignored 1 file(s) inside the output folder" in capsys.readouterr().err
 
 
+def test_explain_cli_never_ignores_a_named_file_nor_writes_over_it(trained, tmp_path, capsys):
+    """`explain clob/scan.png --out clob` said "explained 0 of 0 ... ignored 1 file(s)" and exited 0; a
+    named file is explained, and its overlay, which would be clob/scan.png, takes another name."""
+    d = tmp_path / "clob"
+    scan = _write_png(d / "scan.png", make_phantom("glioma", np.random.default_rng(32), 96).image)
+    before = scan.read_bytes()
+    assert _run_cli(["explain", "--model", str(trained), str(scan), "--out", str(d)]) == 0
+    cap = capsys.readouterr()
+    assert "explained 1 of 1" in cap.out and "ignored" not in cap.err
+    assert scan.read_bytes() == before
+    assert sorted(p.name for p in d.iterdir()) == ["scan.png", "scan_2.json", "scan_2.npy", "scan_2.png"]
+    # the folder walked: the user's scan is read again, the overlay written beside its record is not
+    assert _run_cli(["explain", "--model", str(trained), str(d), "--out", str(d)]) == 0
+    cap = capsys.readouterr()
+    assert "explained 1 of 1" in cap.out and "ignored 1 file(s) inside the output folder" in cap.err
+    assert scan.read_bytes() == before and len(list(d.iterdir())) == 4
+
+
 @pytest.mark.slow
 def test_batch_of_64_maps_within_half_a_second():
     """The speed target for the default method: default architecture at 64 px, weights as loaded from a

@@ -521,3 +521,121 @@ def test_the_worker_side_modules_do_not_import_torch():
     code = "import sys, tumorlens.prepare, tumorlens.runtime, tumorlens.refusal; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "False", out.stderr[-500:]
+
+
+# ------------------------------------------------------------------------------ damaged inputs (audit)
+def test_a_checkpoint_with_nan_weights_is_refused_when_loaded(ckpt, tmp_path):
+    """It answered `ok glioma nan`, and jsonl wrote `"confidence": NaN` (not JSON)."""
+    from tumorlens.checkpoint import TumorlensError, save_checkpoint
+
+    ck = load_checkpoint(ckpt)
+    with torch.no_grad():
+        next(ck.model.parameters()).view(-1)[0] = float("nan")
+    bad = save_checkpoint(tmp_path / "nan.safetensors", ck.model, ck.config, ck.meta, tuple(ck.classes))
+    with pytest.raises(TumorlensError, match=r"nan\.safetensors: checkpoint has non-finite weights \(NaN or inf\)"):
+        Predictor(bad)
+
+
+def test_a_model_that_outputs_nan_gives_error_records_never_answers(ckpt, files):
+    """The second line of defence, for a model whose weights are finite but whose output is not: NaN
+    compares False with the abstention threshold and passed as `ok`."""
+    p = Predictor(ckpt, backend="torch")
+    with torch.no_grad():
+        next(p.model.parameters()).fill_(float("nan"))
+    recs = list(p.predict_paths([str(files / "b.png"), str(files / "a.jpg")], workers=0))
+    recs += p.predict_file(files / "b.png", explain=True)
+    assert [r.status for r in recs] == ["error"] * 3
+    for r in recs:
+        assert "not finite" in r.reason and r.reason.startswith(r.path) and r.heatmap is None
+        json.dumps(r.to_dict(), allow_nan=False)  # valid JSON: no NaN anywhere
+    rec = p.record_from_probs("x.png", np.array([np.inf, 0.0, 0.0, 0.0]))
+    assert rec.status == "error" and rec.probabilities is None and rec.confidence is None
+
+
+def _checkpoint_copy(ckpt, tmp_path, name: str, metadata: str | None = None, cut: int = 0) -> Path:
+    """The tiny checkpoint rewritten with other tumorlens metadata, or with its last `cut` bytes missing."""
+    from safetensors.torch import load_file, save_file
+
+    from tumorlens.checkpoint import META_KEY
+
+    out = tmp_path / name
+    if metadata is not None:
+        save_file(load_file(str(ckpt)), str(out), metadata={META_KEY: metadata})
+    else:
+        raw = Path(ckpt).read_bytes()
+        out.write_bytes(raw[:len(raw) - cut])
+    return out
+
+
+def test_a_truncated_checkpoint_is_called_damaged_by_predict_info_and_model_card(ckpt, tmp_path, capsys):
+    """info and model-card read only the header and succeeded; predict blamed a version mismatch."""
+    from tumorlens.checkpoint import TumorlensError, read_metadata
+    from tumorlens.cli import main
+
+    trunc = _checkpoint_copy(ckpt, tmp_path, "trunc.safetensors", cut=1000)
+    for load in (load_checkpoint, read_metadata):
+        with pytest.raises(TumorlensError, match=r"trunc\.safetensors: checkpoint file is damaged or truncated"):
+            load(trunc)
+    for argv in (["info"], ["model-card", "--out", str(tmp_path / "card.md")],
+                 ["predict", str(tmp_path / "x.png")]):
+        assert main([*argv, "--model", str(trunc)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "trunc.safetensors: checkpoint file is damaged or truncated" in err, argv
+    assert not (tmp_path / "card.md").exists()
+
+
+def test_a_checkpoint_without_a_config_is_a_one_line_error_in_info(ckpt, tmp_path, capsys):
+    """Metadata `{}` gave `KeyError: 'config'` with a traceback in `tumorlens info`."""
+    from tumorlens.cli import main
+
+    empty = _checkpoint_copy(ckpt, tmp_path, "empty.safetensors", metadata="{}")
+    for argv in (["info"], ["model-card", "--out", str(tmp_path / "card.md")]):
+        assert main([*argv, "--model", str(empty)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{empty}: checkpoint metadata lacks the model configuration" in err, argv
+
+
+def test_a_dangling_symlink_in_a_folder_is_an_error_not_dropped(tmp_path):
+    from tumorlens.predict import expand_inputs
+
+    d = tmp_path / "scans"
+    d.mkdir()
+    Image.fromarray(phantom()).save(d / "a.png")
+    (d / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    assert list(expand_inputs([str(d)])) == [(str(d / "a.png"), None),
+                                             (str(d / "gone.png"), f"{d / 'gone.png'}: broken symbolic link")]
+    assert list(expand_inputs([str(d / "gone.png")])) == [(str(d / "gone.png"), f"{d / 'gone.png'}: broken symbolic link")]
+
+
+def test_predict_explain_reads_neither_its_earlier_overlays_nor_writes_over_an_input(ckpt, tmp_path, capsys):
+    """`predict DIR --explain DIR` run twice read its own `*_gradcam.png` back in; the user's scans in DIR are
+    still read, and a file named as it is is always read."""
+    pytest.importorskip("tumorlens.explain")
+    d = tmp_path / "clob"
+    d.mkdir()
+    Image.fromarray(phantom()).save(d / "scan.png")
+    Image.fromarray(phantom(i=1)).save(d / "scan_gradcam.png")  # as left by an earlier run
+    _main(["predict", "--model", str(ckpt), "--format", "jsonl", "--explain", str(d), str(d)])
+    cap = capsys.readouterr()
+    assert [json.loads(s)["path"] for s in cap.out.splitlines()] == [str(d / "scan.png")]
+    assert f"ignored 1 file(s) inside the output folder {d}" in cap.err
+    # named, both are read; scan.png's overlay may not overwrite the input scan_gradcam.png
+    earlier = (d / "scan_gradcam.png").read_bytes()
+    named = [str(d / "scan.png"), str(d / "scan_gradcam.png")]
+    _main(["predict", "--model", str(ckpt), "--format", "jsonl", "--explain", str(d), *named])
+    recs = [json.loads(s) for s in capsys.readouterr().out.splitlines()]
+    assert [r["path"] for r in recs] == named
+    assert recs[0]["overlay"] == str(d / "scan_2_gradcam.png")  # phantoms are answered, so overlays are written
+    assert (d / "scan_gradcam.png").read_bytes() == earlier
+
+
+def test_slice_with_only_2d_images_logs_one_warning(pred, files, caplog):
+    """--slice was silently ignored when no input was a NIfTI volume."""
+    with caplog.at_level("WARNING", logger="tumorlens"):
+        list(pred.predict_paths([str(files / "a.jpg"), str(files / "b.png"), str(files / "c.dcm")], slice=3))
+    assert [r.getMessage() for r in caplog.records] == [
+        "--slice 3 applies to NIfTI volumes only, and no input is one by its name: ignored"]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tumorlens"):
+        list(pred.predict_paths([str(files / "b.png"), str(files / "v.nii.gz")], slice=3))
+    assert not caplog.records

@@ -167,6 +167,29 @@ def test_bad_dicoms_give_named_errors():
         read_frames(get_testdata_file("rtplan.dcm"))
 
 
+def test_a_corrupt_jpeg2000_dicom_is_one_line_that_allows_for_corrupt_data_and_pydicom_stays_quiet(caplog):
+    """Garbage over the start of the JPEG 2000 codestream: every decoder plugin fails, pydicom logged each
+    failure with a traceback (~40 lines on stderr), and the error blamed a missing decoder."""
+    import logging
+
+    from pydicom.data import get_testdata_file
+
+    raw = Path(get_testdata_file("MR_small_jp2klossless.dcm")).read_bytes()
+    pixels = bytes(pydicom.dcmread(get_testdata_file("MR_small_jp2klossless.dcm")).PixelData)
+    start = raw.index(pixels[:64]) + 16  # past the basic offset table and the fragment's item header
+    bad = bytearray(raw)
+    bad[start:start + 200] = bytes((7 * k + 3) % 256 for k in range(200))
+    pd_log = logging.getLogger("pydicom")
+    level = pd_log.level
+    with caplog.at_level(logging.DEBUG), pytest.raises(TumorlensError) as e:
+        read_frames(bytes(bad), name="j2k.dcm")
+    msg = str(e.value)
+    assert msg.startswith("j2k.dcm: cannot decode its compressed pixel data (transfer syntax JPEG 2000")
+    assert "corrupt data or no installed decoder" in msg and "\n" not in msg
+    assert not [r for r in caplog.records if r.name.startswith("pydicom")]
+    assert pd_log.level == level  # restored after the decode
+
+
 # ----------------------------------------------------------------------------------------- NIfTI
 def _volume(n: int = 20, size: int = 64) -> np.ndarray:
     """An (X, Y, Z) RAS volume whose axial slice k shows phantom k (displayed anterior-up)."""
@@ -218,3 +241,14 @@ def test_4d_nifti_and_bundled_files(tmp_path):
             read_frames(os.path.join(d, "example4d.nii.gz"))
     with pytest.raises(TumorlensError, match="bad.nii: corrupt or unreadable NIfTI"):
         read_frames(b"\x00" * 400, name="bad.nii")
+
+
+@pytest.mark.parametrize("slice_", [None, 0])
+def test_a_nifti_volume_with_no_slices_is_a_named_error(tmp_path, slice_):
+    """A 0-slice volume crashed auto_slices (np.percentile of nothing) and `slice=0` said "0..-1"."""
+    p = tmp_path / "zero.nii.gz"
+    p.write_bytes(nifti_bytes(np.zeros((64, 64, 0)), gz=True))
+    with pytest.raises(TumorlensError, match=r"^.*zero\.nii\.gz: NIfTI volume has no slices"):
+        read_frames(p, slice=slice_)
+    with pytest.raises(TumorlensError, match=r"^zero\.nii: NIfTI volume has no slices"):
+        read_frames(nifti_bytes(np.zeros((64, 64, 0))), name="zero.nii", slice=slice_)

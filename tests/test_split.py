@@ -9,9 +9,9 @@ import pytest
 
 from tumorlens.audit import find_duplicates
 from tumorlens.cli import main
-from tumorlens.config import CLASSES, TumorlensError
+from tumorlens.config import CLASSES, DISCLAIMER, TumorlensError
 from tumorlens.data import load_dataset
-from tumorlens.split import choose_groups, make_split, read_split, write_split
+from tumorlens.split import choose_groups, make_split, read_groups_csv, read_split, write_split
 from tumorlens.synthetic import make_dataset
 
 from conftest import KAGGLE, needs_kaggle
@@ -124,12 +124,71 @@ def test_read_split_rejects_a_bad_file_naming_the_line(tmp_path):
         read_split(p)
 
 
-def test_split_cli_writes_the_columns(ds_and_audit, tmp_path, capsys):
+def test_split_cli_writes_the_columns_and_says_research_use_only(ds_and_audit, tmp_path, capsys):
     ds, _ = ds_and_audit
     assert main(["split", str(ds.root), "--strategy", "clean", "--out", str(tmp_path / "s.csv")]) == 0
     rows = list(csv.DictReader(open(tmp_path / "s.csv")))
     assert list(rows[0]) == ["path", "label", "split", "group", "sha256"]
     assert {r["split"] for r in rows} == {"train", "val", "test"}
+    assert capsys.readouterr().out.splitlines()[0] == DISCLAIMER
+
+
+HEADER = "path,label,split,group,sha256\n"
+
+
+def test_a_split_or_groups_file_not_in_utf8_is_a_one_line_error_naming_it(ds_and_audit, tmp_path, capsys):
+    text = HEADER + "glioma/a.png,glioma,train,g,x\nglioma/b.png,glioma,test,h,y\n"
+    for name, data in (("u16.csv", text.encode("utf-16")), ("junk.csv", bytes(range(256)) * 4)):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(TumorlensError) as e:
+            read_split(tmp_path / name)
+        assert str(e.value) == f"{tmp_path / name}: not a UTF-8 text file"
+    groups = tmp_path / "g.csv"
+    groups.write_bytes("path,group\nglioma/a.png,p1\n".encode("utf-16"))
+    ds, _ = ds_and_audit
+    assert main(["split", str(ds.root), "--strategy", "clean", "--groups", str(groups),
+                 "--out", str(tmp_path / "s.csv")]) == 2
+    assert capsys.readouterr().err == f"error: {groups}: not a UTF-8 text file\n"
+
+
+def test_a_split_saved_as_excel_csv_utf8_with_a_byte_order_mark_reads_like_plain_utf8(tmp_path):
+    text = HEADER + "glioma/a.png,glioma,train,g,x\nglioma/b.png,glioma,test,h,y\n"
+    (tmp_path / "plain.csv").write_text(text, encoding="utf-8")
+    (tmp_path / "bom.csv").write_text(text, encoding="utf-8-sig")
+    assert read_split(tmp_path / "bom.csv") == read_split(tmp_path / "plain.csv")
+    (tmp_path / "g.csv").write_text("path,group\nglioma/a.png,p1\n", encoding="utf-8-sig")
+    assert read_groups_csv(tmp_path / "g.csv") == {"glioma/a.png": "p1"}
+
+
+@pytest.mark.parametrize("second, first_side", [("test", "test"), ("test", "train"), ("val", "train")])
+def test_a_path_listed_twice_is_refused_naming_both_lines(tmp_path, second, first_side):
+    p = tmp_path / "s.csv"
+    p.write_text(HEADER + f"glioma/a.png,glioma,{first_side},g,x\nglioma/b.png,glioma,val,h,y\n"
+                 f"glioma/a.png,glioma,{second},g,x\n")
+    with pytest.raises(TumorlensError) as e:
+        read_split(p)
+    assert str(e.value) == f"{p}:4: glioma/a.png is listed again (first on line 2)"
+
+
+def test_a_row_repeated_as_is_on_the_train_side_is_kept_as_oversampling(tmp_path):
+    # benchmarks/sequences.py --repeat writes such files on purpose
+    p = tmp_path / "s.csv"
+    p.write_text(HEADER + "glioma/a.png,glioma,train,g,x\n" * 3 + "glioma/b.png,glioma,test,h,y\n")
+    assert [r.path for r in read_split(p)] == ["glioma/a.png"] * 3 + ["glioma/b.png"]
+    p.write_text(HEADER + "glioma/a.png,glioma,train,g,x\nglioma/a.png,glioma,train,g2,x\n")  # not as is
+    with pytest.raises(TumorlensError, match=":3: glioma/a.png is listed again"):
+        read_split(p)
+
+
+@pytest.mark.parametrize("path", ["glioma/a.png", "Training/glioma/a.png", "testing/Glioma/sub/a.png"])
+def test_a_label_that_contradicts_its_class_folder_is_refused(tmp_path, path):
+    p = tmp_path / "s.csv"
+    p.write_text(HEADER + "pituitary/b.png,pituitary,train,g,x\n" + f"{path},pituitary,test,h,y\n")
+    with pytest.raises(TumorlensError) as e:
+        read_split(p)
+    assert str(e.value) == f"{p}:3: {path} is labelled pituitary but its class folder is glioma"
+    p.write_text(HEADER + "scans/a.png,pituitary,test,h,y\na.png,glioma,train,g,x\n")  # no class folder: trusted
+    assert [r.label for r in read_split(p)] == ["pituitary", "glioma"]
 
 
 @needs_kaggle()

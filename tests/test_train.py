@@ -88,8 +88,25 @@ def test_resume_with_another_config_is_refused(data, tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         train(TINY, *data, tmp_path / "r", on_epoch=stop)
-    with pytest.raises(TumorlensError, match="same configuration"):
-        train(TINY.with_overrides(["lr=0.01"]), *data, tmp_path / "r", resume=True)
+    with pytest.raises(TumorlensError, match="same configuration") as e:
+        train(TINY.with_overrides(["lr=0.01", "model.channels=[8,16,16,16]"]), *data, tmp_path / "r", resume=True)
+    assert str(e.value).endswith("differs: lr 0.003 -> 0.01, model.channels [8, 16, 16, 32] -> [8, 16, 16, 16]")
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage, not a state file", b"PK\x03\x04 cut short"])
+def test_a_damaged_resume_state_is_a_one_line_error_saying_to_delete_it(data, tmp_path, capsys, content):
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "state.pt").write_bytes(content)
+    with pytest.raises(TumorlensError) as e:
+        train(TINY, *data, run, resume=True)
+    msg = str(e.value)
+    assert msg.startswith(f"{run / 'state.pt'}: damaged resume state (") and "\n" not in msg
+    assert msg.endswith("); delete it to start the run over")
+    from tumorlens.cli import main
+
+    assert main(["train", str(tmp_path / "data"), "--strategy", "stratified", "--out", str(run), "--resume"]) == 2
+    assert capsys.readouterr().err == f"error: {msg}\n"  # said before any data are read
 
 
 @pytest.mark.parametrize("flip", [True, False])
@@ -254,7 +271,13 @@ def test_turn_outside_zero_to_one_is_refused():
     ("model.channels=[8,\"a\"]", "expects a list of whole numbers"),
     ("epochs=0", "epochs must be >= 1"),
     ("batch_size=1", "batch_size must be >= 2"),
-    ("lr=0", "lr must be > 0"),
+    ("lr=0", r"lr must be in \(0, 1\]"),
+    ("lr=1e9", r"lr must be in \(0, 1\], got 1000000000.0"),
+    ("weight_decay=Infinity", "weight_decay must be a finite number, got inf"),
+    ("warmup_epochs=NaN", "warmup_epochs must be a finite number, got nan"),
+    ("model.seg_blocks=9", r"model.seg_blocks must be from 0 to the number of conv blocks \(4\), got 9"),
+    ("preprocess.norm_percentile=200", r"preprocess.norm_percentile must be in \(0, 100\], got 200.0"),
+    ("preprocess.fg_threshold=1.5", r"preprocess.fg_threshold must be in \[0, 1\), got 1.5"),
     ("label_smoothing=1", r"label_smoothing must be in \[0, 1\)"),
     ("preprocess.size=60", "preprocess.size must be a multiple of 8"),
     ("model.head=gru", "model.head must be lstm or pool"),
@@ -305,3 +328,20 @@ def test_equalize_run_feeds_the_model_equalised_batches_after_augmentation(data,
     seen.clear()
     train(TINY.with_overrides(["epochs=1"]), *data, tmp_path / "plain")
     assert seen and not all(torch.equal(equalize_batch(x), x) for x in seen)
+
+
+def test_a_diverging_run_stops_with_one_line_naming_lr_and_keeps_its_last_finite_epoch(data, tmp_path, monkeypatch):
+    import tumorlens.train as train_mod
+
+    steps = len(data[0].y) // TINY.batch_size
+    real = train_mod.lr_at
+    # from epoch 2 on the step size is nan, as a far too large rate makes the weights: the loss turns nan
+    monkeypatch.setattr(train_mod, "lr_at", lambda step, *a: float("nan") if step >= steps else real(step, *a))
+    run = tmp_path / "r"
+    with pytest.raises(TumorlensError) as e:
+        train(TINY, *data, run)
+    assert str(e.value) == (f"training diverged at epoch 2 (loss nan); lower lr (now 0.003) and start over: "
+                            f"delete {run / 'state.pt'} or choose another --out")
+    st = torch.load(run / "state.pt", weights_only=True)  # the state of epoch 1, intact and finite
+    assert st["epoch"] == 0 and all(torch.isfinite(v).all() for v in st["model"].values() if v.is_floating_point())
+    assert not (run / "model.safetensors").exists()

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import CLASSES
+from .config import CLASSES, TumorlensError
 from .data import Dataset
 from .fileio import atomic_write_text
 
@@ -170,9 +170,20 @@ class AuditResult:
         return path
 
 
+def check_thresholds(max_distance: int, min_correlation: float) -> None:
+    """Refuse near-copy thresholds outside what they measure: a distance beyond the dHash's 256 bits, or a
+    correlation above 1 (finds nothing) or at or below 0 (links unrelated images), instead of a silent audit."""
+    if not 0 <= max_distance < 256:
+        raise TumorlensError(f"--max-distance must be a number of bits from 0 to 255 (the dHash has 256), "
+                             f"got {max_distance}")
+    if not 0 < min_correlation <= 1:  # also false for nan
+        raise TumorlensError(f"--min-correlation must be in (0, 1], got {min_correlation}")
+
+
 def find_duplicates(ds: Dataset, max_distance: int = 8, min_correlation: float = 0.99,
                     mirror: bool = True) -> AuditResult:
     """Group the images of `ds` that are copies of each other (see the module docstring)."""
+    check_thresholds(max_distance, min_correlation)
     n = len(ds.entries)
     uf = UnionFind(n)
     strength = [len(KINDS)] * n  # index into KINDS of the strongest link; len(KINDS) = none

@@ -86,7 +86,12 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, config: Tra
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The JSON document of a checkpoint, without loading its weights."""
+    """The JSON document of a checkpoint, without loading its weights.
+
+    `tumorlens info` and `model-card` read only this, so it also checks what they would otherwise report on
+    a broken file: that the file is as long as its header says (a truncated download still has a whole
+    header) and that the document holds the config and class names.
+    """
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -94,11 +99,23 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
             if not 0 < n < 100_000_000:
                 raise ValueError("bad header length")
             header = json.loads(f.read(n))
-        return json.loads(header["__metadata__"][META_KEY])
+            size = os.fstat(f.fileno()).st_size
+        doc = json.loads(header["__metadata__"][META_KEY])
+        # the tensors' data lies, in order and without gaps, after the 8 + n header bytes (safetensors format)
+        ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
     except FileNotFoundError:
         raise TumorlensError(f"{path}: checkpoint not found") from None
-    except (OSError, ValueError, KeyError, TypeError, json.JSONDecodeError):
+    except (OSError, ValueError, KeyError, TypeError, IndexError, json.JSONDecodeError):
         raise TumorlensError(f"{path}: not a tumorlens checkpoint (no tumorlens metadata)") from None
+    want = 8 + n + max(ends, default=0)
+    if size != want:
+        raise TumorlensError(f"{path}: checkpoint file is damaged or truncated ({size:,} bytes; "
+                             f"its header describes {want:,})")
+    if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict) \
+            or not all(isinstance(doc["config"].get(k), dict) for k in ("model", "preprocess")) \
+            or not isinstance(doc.get("classes"), list) or not doc["classes"]:
+        raise TumorlensError(f"{path}: checkpoint metadata lacks the model configuration or the class names")
+    return doc
 
 
 LEGACY_MODEL_DEFAULTS = {"gate": False, "seg_blocks": 0, "fine_gate": False, "block_convs": [],
@@ -125,9 +142,18 @@ def load_checkpoint(path: str | os.PathLike | None = None) -> Checkpoint:
         config = TrainConfig.from_dict(cfg_doc)
         classes = tuple(doc["classes"])
         model = build_model(config.model, config.preprocess.size)
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise TumorlensError(f"{path}: checkpoint does not match this tumorlens ({e})") from None
+    try:
         state = load_file(str(path))
+    except (SafetensorError, OSError) as e:  # unreadable data is damage, not a version mismatch
+        raise TumorlensError(f"{path}: checkpoint file is damaged or truncated ({e})") from None
+    # NaN or inf weights give NaN probabilities for every input; refused here, once, rather than per answer
+    if not all(bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point()):
+        raise TumorlensError(f"{path}: checkpoint has non-finite weights (NaN or inf)")
+    try:
         missing, unexpected = model.load_state_dict(state, strict=False)
-    except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as e:
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise TumorlensError(f"{path}: checkpoint does not match this tumorlens ({e})") from None
     if missing or unexpected:
         raise TumorlensError(f"{path}: checkpoint weights do not match the model "

@@ -59,14 +59,16 @@ def _load(data_dir: str, pre=None):
 
 # ------------------------------------------------------------------------------------------ commands
 def cmd_audit(a: argparse.Namespace) -> int:
-    from .audit import find_duplicates
+    from .audit import check_thresholds, find_duplicates
 
+    check_thresholds(a.max_distance, a.min_correlation)  # before the (long) decoding
     t0 = time.perf_counter()
     ds = _load(a.data_dir)
     res = find_duplicates(ds, max_distance=a.max_distance, min_correlation=a.min_correlation)
     out = Path(a.out)
     csv_path = res.to_csv(out / "duplicates.csv")
     s = res.summary()
+    print(DISCLAIMER)
     print(f"Duplicate audit of {a.data_dir}: {len(ds.entries)} images, {s['groups']} groups of copies "
           f"holding {s['images_in_groups']} images")
     print(_table(s["rows"]))
@@ -89,6 +91,7 @@ def cmd_split(a: argparse.Namespace) -> int:
     rows = make_split(ds.paths, [e.label for e in ds.entries], [e.split for e in ds.entries], ds.sha256,
                       res, a.strategy, a.test_size, a.val_size, a.seed, groups)
     write_split(rows, a.out)
+    print(DISCLAIMER)
     print(f"{a.strategy} split of {len(rows)} images (seed {a.seed})")
     print(_table(split_table(rows)))
     print(f"wrote {a.out}")
@@ -99,15 +102,15 @@ def _resolve_config(a: argparse.Namespace):
     import json
 
     from .config import TrainConfig
+    from .fileio import read_user_text
 
     cfg = TrainConfig()
     if getattr(a, "config", None):
+        text = read_user_text(a.config, "config")
         try:
-            cfg = TrainConfig.from_file_dict(json.loads(Path(a.config).read_text()))
+            cfg = TrainConfig.from_file_dict(json.loads(text))
         except TumorlensError as e:
             raise TumorlensError(f"{a.config}: {e}") from None
-        except OSError as e:
-            raise TumorlensError(f"{a.config}: cannot read config ({e.strerror or e})") from None
         except json.JSONDecodeError as e:
             raise TumorlensError(f"{a.config}: not valid JSON ({e})") from None
     return cfg.with_overrides(a.set or [])
@@ -142,6 +145,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         print("mask guidance: " + (f"on, masks for {guidance['tumour_masks']} tumour images of the dataset "
                                    f"({guidance['source']}; the training part's are used)"
                                    if guidance["used"] else f"off ({guidance['reason']})"), file=sys.stderr)
+    print(DISCLAIMER, file=sys.stderr)  # stdout holds only the checkpoint's path
     print(f"training on {len(parts['train'].y)} images, validating on {len(parts['val'].y)} "
           f"({Path(a.data_dir).name}); run folder {out}", file=sys.stderr)
     print(_table(split_table(rows)), file=sys.stderr)
@@ -167,6 +171,9 @@ def cmd_train(a: argparse.Namespace) -> int:
     try:
         ckpt = train(cfg, parts["train"], parts["val"], out, resume=a.resume, meta=meta,
                      on_batch=on_batch, on_epoch=on_epoch)
+    except TumorlensError:  # e.g. a run that diverged: the one-line error on a line of its own
+        bar.close()
+        raise
     except KeyboardInterrupt:
         bar.close()
         if (out / STATE_FILE).exists():
@@ -183,13 +190,14 @@ def _read_not_mri(path: str) -> set[str]:
     """The sha256 values (or, without that column, the dataset-relative paths) of a CSV listing images that
     are not MRI, such as benchmarks/kaggle_ct.csv."""
     import csv
+    import io
 
+    from .fileio import read_user_text
+
+    text = read_user_text(path, "the list")
     try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as e:
-        raise TumorlensError(f"{path}: cannot read ({e.strerror or e})") from None
-    except (csv.Error, UnicodeDecodeError) as e:
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    except csv.Error as e:
         raise TumorlensError(f"{path}: not a readable CSV ({e})") from None
     key = "sha256" if rows and "sha256" in rows[0] else "path" if rows and "path" in rows[0] else None
     if key is None:

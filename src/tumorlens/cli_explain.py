@@ -38,8 +38,13 @@ def _safe(name: str) -> str:
     return s[:120]
 
 
-def output_names(paths: list[str]) -> dict[str, str]:
-    """A distinct output name (no extension) for each input path; see the module docstring."""
+OUTPUT_SUFFIXES = (".png", ".npy", ".json")  # what `explain` writes for each name
+
+
+def output_names(paths: list[str], out: Path | None = None) -> dict[str, str]:
+    """A distinct output name (no extension) for each input path; see the module docstring. With the output
+    folder `out`, a name whose outputs would overwrite one of the inputs (`--out` is the input's folder) is
+    numbered like a duplicate."""
     by_stem: dict[str, list[str]] = defaultdict(list)
     for p in dict.fromkeys(paths):
         by_stem[_safe(Path(p).stem).lower()].append(p)
@@ -62,9 +67,15 @@ def output_names(paths: list[str]) -> dict[str, str]:
         names.update(chosen)
     # a disambiguated name may equal another input's plain stem (case-insensitively): number the later one
     seen: set[str] = set()
+    inputs = {Path(p).resolve() for p in paths}
+
+    def taken(name: str) -> bool:
+        return name.lower() in seen or (out is not None and any((out / f"{name}{ext}").resolve() in inputs
+                                                                for ext in OUTPUT_SUFFIXES))
+
     for p in list(names):
         base, n = names[p], 2
-        while names[p].lower() in seen:
+        while taken(names[p]):
             names[p] = f"{base}_{n}"
             n += 1
         seen.add(names[p].lower())
@@ -100,12 +111,24 @@ def _progress(desc: str):
     return update, bar.close
 
 
+def inputs_but_our_outputs(inputs: list[str], out: Path, is_output: Any) -> list[tuple[str, str | None]]:
+    """`predict.list_inputs`: the inputs, less what `is_output` takes for our own outputs of an earlier run
+    among the files found in folders inside the output folder `out`, with a note on stderr of how many were
+    ignored. Shared by `explain` and `predict --explain DIR`."""
+    from .predict import list_inputs
+
+    listed, ours = list_inputs(inputs, out, is_output)
+    if ours:
+        print(f"ignored {ours} file(s) inside the output folder {out}", file=sys.stderr)
+    return listed
+
+
 # ----------------------------------------------------------------------------------------- explain
 def cmd_explain(a: argparse.Namespace) -> int:
     from .explain import default_method, overlay_png
     from .metrics import jsonable
     from .fileio import atomic_write_bytes
-    from .predict import Predictor, expand_inputs
+    from .predict import Predictor
 
     pred = Predictor(a.model, refuse=not a.no_refuse)
     method = a.method or default_method(pred.model)
@@ -121,19 +144,16 @@ def cmd_explain(a: argparse.Namespace) -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    files, failed, done, ours = [], 0, 0, 0
-    out_abs = out.resolve()
-    for path, err in expand_inputs(a.inputs):
+    files, failed, done = [], 0, 0
+    # an overlay we wrote is a PNG beside its record (.json); the .json and .npy are skipped by name anyway
+    for path, err in inputs_but_our_outputs(a.inputs, out, lambda q: q.suffix.lower() == ".png"
+                                            and q.with_suffix(".json").is_file()):
         if err:
             print(err, file=sys.stderr)
             failed += 1
-        elif out_abs in Path(path).resolve().parents:
-            ours += 1  # our own outputs from an earlier run, when --out lies inside an input folder
         else:
             files.append(path)
-    if ours:
-        print(f"ignored {ours} file(s) inside the output folder {out}", file=sys.stderr)
-    names = output_names(files)
+    names = output_names(files, out)
     update, close = _progress("explaining")
     seen_files = 0
     last = None

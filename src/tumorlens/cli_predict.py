@@ -87,16 +87,27 @@ def cmd_predict(a: argparse.Namespace) -> int:
         except ImportError as e:
             raise TumorlensError(f"--explain is not available in this installation ({e})") from None
         explain_dir.mkdir(parents=True, exist_ok=True)
+    inputs = a.inputs
+    used: set[str] = set()
+    if explain_dir is not None:
+        # overlays from an earlier run must not come back as inputs when DIR lies in an input folder; the
+        # listed paths (files, or inputs that fail) expand to themselves again in predict_paths
+        from .cli_explain import inputs_but_our_outputs
+
+        inputs = [path for path, _ in inputs_but_our_outputs(a.inputs, explain_dir,
+                                                             lambda q: q.name.endswith("_gradcam.png"))]
+        # nor may an overlay overwrite an input that lies in DIR
+        here = explain_dir.resolve()
+        used = {Path(p).name for p in inputs if Path(p).resolve().parent == here}
     if a.format != "table":
         print(f"tumorlens predict: {DISCLAIMER}", file=sys.stderr)
     out = sys.stdout
     recs: list[dict[str, Any]] = []
     any_error = False
-    used: set[str] = set()
     first = True
     if a.format == "json":
         out.write("[")
-    for rec in predictor.predict_paths(a.inputs, explain=explain_dir is not None, slice=a.slice,
+    for rec in predictor.predict_paths(inputs, explain=explain_dir is not None, slice=a.slice,
                                        workers=a.workers):
         d = rec.to_dict()
         any_error |= rec.status == "error"

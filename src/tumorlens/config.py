@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -199,8 +200,16 @@ class TrainConfig:
     preprocess: Preprocess = field(default_factory=Preprocess)
 
     def __post_init__(self) -> None:
+        # a JSON value may be Infinity or NaN: every number must be finite first (warmup_epochs=Infinity would
+        # crash mid-setup, seg_weight=Infinity would train on an infinite loss)
+        for prefix, obj in (("", self), ("model.", self.model), ("preprocess.", self.preprocess)):
+            for f in fields(obj):
+                v = getattr(obj, f.name)
+                if isinstance(v, float) and not math.isfinite(v):
+                    raise TumorlensError(f"{prefix}{f.name} must be a finite number, got {v}")
+        # lr above 1 makes AdamW's steps larger than the weights themselves: the loss goes to nan within a batch
         for name, ok, need in (("epochs", self.epochs >= 1, ">= 1"), ("batch_size", self.batch_size >= 2, ">= 2"),
-                               ("lr", self.lr > 0, "> 0"), ("weight_decay", self.weight_decay >= 0, ">= 0"),
+                               ("lr", 0 < self.lr <= 1, "in (0, 1]"), ("weight_decay", self.weight_decay >= 0, ">= 0"),
                                ("warmup_epochs", self.warmup_epochs >= 0, ">= 0"),
                                ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
                                ("patience", self.patience >= 1, ">= 1"), ("threads", self.threads >= 0, ">= 0"),
@@ -225,6 +234,16 @@ class TrainConfig:
             raise TumorlensError(f"strip must be in [0, 1], got {self.strip}")
         if not 0.0 <= self.mixup <= 10.0:
             raise TumorlensError(f"mixup must be in [0, 10] (the Beta distribution's a; 0: off), got {self.mixup}")
+        if not 0 <= self.model.seg_blocks <= len(self.model.channels):
+            raise TumorlensError(f"model.seg_blocks must be from 0 to the number of conv blocks "
+                                 f"({len(self.model.channels)}), got {self.model.seg_blocks}")
+        pre = self.preprocess
+        if not 0.0 <= pre.fg_threshold < 1.0:
+            raise TumorlensError(f"preprocess.fg_threshold must be in [0, 1), got {pre.fg_threshold}")
+        if not 0.0 <= pre.margin <= 1.0:
+            raise TumorlensError(f"preprocess.margin must be in [0, 1], got {pre.margin}")
+        if not 0.0 < pre.norm_percentile <= 100.0:
+            raise TumorlensError(f"preprocess.norm_percentile must be in (0, 100], got {pre.norm_percentile}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -83,6 +83,9 @@ def evaluate(data_dir: str | os.PathLike, rows: list[SplitRow], out_dir: str | o
     x = part.x[:, 0].numpy()
     ev = score(predictor, x, part.y.numpy(), part.paths)
     ev.metrics["data"] = {"dir": Path(data_dir).resolve().name, "side": side, "n": len(part.y)}
+    idx = ds.index()
+    ev.metrics["overlap_with_training"] = training_overlap(predictor.ckpt.meta,
+                                                           [ds.sha256[idx[p]] for p in part.paths])
     ev.metrics["model"] = {"path": str(predictor.ckpt.path), "sha256": predictor.ckpt.sha256}
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -91,6 +94,27 @@ def evaluate(data_dir: str | os.PathLike, rows: list[SplitRow], out_dir: str | o
     ev.metrics["seconds"] = round(time.perf_counter() - t0, 2)
     atomic_write_text(out / "metrics.json", json.dumps(ev.metrics, indent=2) + "\n")
     return ev
+
+
+def training_overlap(meta: dict[str, Any], sha256: list[str]) -> dict[str, int] | None:
+    """{"n": k, "of": n}: how many of the n scored images (by file content) the checkpoint's split manifest puts
+    in its train or val part; None for a checkpoint without a manifest. Scores on images a model was trained
+    or calibrated on are inflated (the bundled model on its own training images reads 0.875), so k > 0 is
+    logged as a warning and shown in the report; it is not refused, since scoring on a leaky official split
+    for comparison with papers is done on purpose."""
+    rows = (meta.get("split") or {}).get("manifest")
+    if not rows:
+        log.info("the model has no split manifest: cannot check the test images against its training data")
+        return None
+    seen = {r[4] for r in rows if len(r) > 4 and r[2] in ("train", "val") and r[4]}
+    k = sum(s in seen for s in sha256)
+    if k:
+        log.warning("%s", overlap_message(k, len(sha256)))
+    return {"n": k, "of": len(sha256)}
+
+
+def overlap_message(k: int, n: int) -> str:
+    return f"{k} of {n} test images were in this model's training/validation data: the scores are inflated"
 
 
 def write_report(ev: Evaluation, predictor: Predictor, out: Path, x: np.ndarray | None = None) -> Path:
@@ -131,8 +155,10 @@ def write_report(ev: Evaluation, predictor: Predictor, out: Path, x: np.ndarray 
                 f"{m['data']['side']} part, n = {m['data']['n']}"
                 + ("; each slice is scored as the mean of its own and its left-right mirror's logits"
                    if predictor.flip_average else ""))
+    ov = m.get("overlap_with_training")
+    warnings = [overlap_message(ov["n"], ov["of"])] if ov and ov["n"] else []
     return build_report(out / "report.html", "tumorlens evaluation report", metrics=m, tables_html=tables,
-                        figures=figs, subtitle=subtitle)
+                        figures=figs, subtitle=subtitle, warnings=warnings)
 
 
 def gallery_png(predictor: Predictor, x: np.ndarray, y: np.ndarray, probs: np.ndarray, path: Path,

@@ -1,13 +1,18 @@
 """Atomic file writes: a crash leaves either the old file or the complete new one, never half of one.
 
 Every output of tumorlens (reports, CSVs, checkpoints, training state, cache entries) goes through
-`atomic_write_bytes`, so there is one mechanism to get right.
+`atomic_write_bytes`, so there is one mechanism to get right. Its errors name the file the user asked for,
+never the hidden temporary file beside it. `read_user_text` is the one way in for text a user hands us
+(splits, group lists, configs), so every such file fails the same way: one line naming it.
 """
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
+
+from .config import TumorlensError
 
 
 def _file_mode() -> int:
@@ -22,11 +27,18 @@ _FILE_MODE = _file_mode()  # read once at import: os.umask is process-wide, so n
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = True) -> Path:
     """Write `data` to a temporary file beside `path`, then `os.replace` it into place. Parent folders
-    are created. fsync=False skips the flush to disk, for rebuildable data such as cache entries."""
+    are created. fsync=False skips the flush to disk, for rebuildable data such as cache entries.
+
+    An OSError comes out as the same kind of OSError with `filename` the target and `strerror` saying what
+    failed ("cannot write (Permission denied)", "is a folder"), so the CLI's one-line error names the user's
+    path and callers that tolerate OSError (the cache) still do."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             if fsync:
@@ -34,8 +46,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = True)
                 os.fsync(fh.fileno())
         os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise type(e)(e.errno, f"cannot write ({e.strerror or e})", str(path)) from None
         raise
     return path
 
@@ -43,3 +58,15 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = True)
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """`atomic_write_bytes` for UTF-8 text."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_user_text(path: str | os.PathLike, what: str) -> str:
+    """The text of an input file a user gave (`what` says which kind, for the error): UTF-8, with or without
+    the byte-order mark that Excel's "CSV UTF-8" writes. Any other encoding (UTF-16, Latin-1, binary) or an
+    unreadable file is a TumorlensError naming the file, not a UnicodeDecodeError traceback."""
+    try:
+        return Path(path).read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise TumorlensError(f"{path}: not a UTF-8 text file") from None
+    except OSError as e:
+        raise TumorlensError(f"{path}: cannot read {what} ({e.strerror or e})") from None

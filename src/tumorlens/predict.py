@@ -10,7 +10,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -68,13 +68,27 @@ def _not_an_image(q: Path) -> bool:
     return q.suffix.lower() in NOT_IMAGES or q.name.upper() == "DICOMDIR"
 
 
+# suffixes of 2-D images and DICOM files, for the --slice warning only, which goes by name: any other name
+# (".nii", ".nii.gz", no suffix, an unknown one) may be a volume, as the readers tell formats apart by content
+NOT_VOLUMES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".dcm", ".dicom"})
+
+
+def _may_be_nifti(path: str) -> bool:
+    return Path(path).suffix.lower() not in NOT_VOLUMES
+
+
+def _broken_link(q: Path) -> bool:
+    return q.is_symlink() and not q.exists()
+
+
 def expand_inputs(inputs: Iterable[str]) -> Iterator[tuple[str, str | None]]:
     """Files, folders (recursive, sorted) and globs -> (path, error or None) in a stable order. In folders,
-    files that are not images by their name (`NOT_IMAGES`) are skipped, with one logged line per folder."""
+    files that are not images by their name (`NOT_IMAGES`) are skipped, with one logged line per folder.
+    A symbolic link to nothing is an error wherever it is found, never dropped: the user expects its file."""
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(q for q in p.rglob("*") if q.is_file() and not any(
+            found = sorted(q for q in p.rglob("*") if (q.is_file() or _broken_link(q)) and not any(
                 part.startswith(".") for part in q.relative_to(p).parts))
             skipped = [q for q in found if _not_an_image(q)]
             if skipped:
@@ -84,16 +98,43 @@ def expand_inputs(inputs: Iterable[str]) -> Iterator[tuple[str, str | None]]:
             if not found:
                 yield item, f"{item}: folder holds no files" + (" that could be images" if skipped else "")
             for q in found:
-                yield str(q), None
+                yield str(q), (f"{q}: broken symbolic link" if _broken_link(q) else None)
         elif p.is_file():
             yield item, None
+        elif _broken_link(p):
+            yield item, f"{item}: broken symbolic link"
         elif any(ch in item for ch in "*?["):
-            matches = sorted(m for m in glob.glob(item, recursive=True) if os.path.isfile(m))
+            matches = sorted(m for m in glob.glob(item, recursive=True)
+                             if os.path.isfile(m) or _broken_link(Path(m)))
             if not matches:
                 yield item, f"{item}: no file matches this pattern"
-            yield from ((m, None) for m in matches)
+            yield from ((m, f"{m}: broken symbolic link" if _broken_link(Path(m)) else None) for m in matches)
         else:
             yield item, f"{item}: no such file or folder"
+
+
+def list_inputs(inputs: Iterable[str], outputs: str | os.PathLike | None = None,
+                is_output: Callable[[Path], bool] | None = None) -> tuple[list[tuple[str, str | None]], int]:
+    """`expand_inputs` as a list, less the files found in folders or by globs that lie inside the folder
+    `outputs` and that `is_output` (default: any file) takes for the command's own output; and how many
+    those were.
+
+    A command whose output folder lies in an input folder would otherwise read its own earlier outputs
+    (heatmap overlays) back as inputs on a rerun. `is_output` lets the user's scans in that folder (it may
+    be the input folder itself) still be read. A file named as it is was asked for: always kept.
+    """
+    listed: list[tuple[str, str | None]] = []
+    ignored = 0
+    out_abs = Path(outputs).resolve() if outputs is not None else None
+    for item in inputs:
+        for path, err in expand_inputs([item]):
+            q = Path(path)
+            if out_abs is not None and err is None and path != item and out_abs in q.resolve().parents \
+                    and (is_output is None or is_output(q)):
+                ignored += 1
+            else:
+                listed.append((path, err))
+    return listed, ignored
 
 
 class Predictor:
@@ -205,6 +246,11 @@ class Predictor:
 
     # ---------------------------------------------------------------------------------- records
     def record_from_probs(self, path: str, probs: np.ndarray, **where: Any) -> Record:
+        # NaN compares False with the threshold and would pass as `ok`; load_checkpoint refuses non-finite
+        # weights, so this is the second line of defence (e.g. an overflow inside the model)
+        if not np.all(np.isfinite(probs)):
+            return Record(path, "error", reason=f"{path}: the model's output is not finite (NaN or inf); "
+                                                 f"no answer", **where)
         k = int(probs.argmax())
         conf = float(probs[k])
         pd = {c: round(float(p), 6) for c, p in zip(self.classes, probs)}
@@ -251,7 +297,7 @@ class Predictor:
                         f"{scores[j]:.3g} > {self.ood.threshold:.3g}]"), **p.where)
                     continue
                 rec = self.record_from_probs(p.path, probs[j], **p.where)
-                if frames is not None:
+                if frames is not None and rec.status != "error":
                     rec = self._explain(rec, frames[i], p.x, p.box, int(probs[j].argmax()), method)
                 recs[i] = rec
         return [r for r in recs if r is not None]
@@ -321,6 +367,9 @@ class Predictor:
         from .prepare import FILES_PER_TASK, Prepared, auto_workers, pool, prepare_task
 
         listed = list(expand_inputs(inputs))
+        readable = [p for p, err in listed if not err]
+        if slice is not None and readable and not any(_may_be_nifti(p) for p in readable):
+            log.warning("--slice %s applies to NIfTI volumes only, and no input is one by its name: ignored", slice)
         if workers is None:
             workers = 0 if explain else auto_workers(len(listed))
         if workers <= 0 or explain:

@@ -195,6 +195,15 @@ def _dicom_voi(frame: np.ndarray, ds: Any, name: str) -> tuple[np.ndarray, str]:
     return _robust_window(frame), "percentile"
 
 
+def _decode_reason(e: Exception) -> str:
+    """The first line of a pydicom decode error that says why: "Unable to decode as exceptions were raised by
+    all available plugins:" is followed by one "plugin: reason" line per plugin, of which the first is kept."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return lines[1]
+    return lines[0] if lines else type(e).__name__
+
+
 def _read_dicom(src: str | os.PathLike | bytes, name: str, force: bool) -> list[Frame]:
     import pydicom
     from pydicom.errors import InvalidDicomError
@@ -227,15 +236,24 @@ def _read_dicom(src: str | os.PathLike | bytes, name: str, force: bool) -> list[
         raise TumorlensError(f"{name}: DICOM image claims {nf} frame(s) of {cols}x{rows} pixels, over the limit")
     if rows < 8 or cols < 8:
         raise TumorlensError(f"{name}: image is only {cols}x{rows} pixels")
+    # pydicom logs every failed decoder plugin at ERROR with a traceback (~40 lines for one corrupt file) before
+    # it raises; the raised error says the same in one line, so its logger is quiet during the decode
+    pd_log = logging.getLogger("pydicom")
+    level = pd_log.level
+    pd_log.setLevel(logging.CRITICAL)
     try:
         arr = ds.pixel_array
     except (NotImplementedError, RuntimeError) as e:
         if tsuid is not None and getattr(tsuid, "is_compressed", False):
-            raise TumorlensError(f"{name}: cannot decode the DICOM transfer syntax {ts_name} ({tsuid}); "
-                                 f"no installed decoder handles it") from None
+            # pydicom cannot tell "no plugin for this syntax" from "every plugin rejected the data", so
+            # the message covers both, with the first plugin's reason
+            raise TumorlensError(f"{name}: cannot decode its compressed pixel data (transfer syntax {ts_name}, "
+                                 f"{tsuid}): corrupt data or no installed decoder ({_decode_reason(e)})") from None
         raise TumorlensError(f"{name}: cannot decode DICOM pixel data ({str(e).splitlines()[0]})") from None
     except (ValueError, EOFError, OSError, KeyError, AttributeError, TypeError) as e:
         raise TumorlensError(f"{name}: corrupt or truncated DICOM pixel data ({str(e) or type(e).__name__})") from None
+    finally:
+        pd_log.setLevel(level)
     photo = (info["photometric"] or "MONOCHROME2").upper()
     spp = int(ds.get("SamplesPerPixel", 1) or 1)
     colour = spp > 1 or photo == "PALETTE COLOR"
@@ -345,6 +363,11 @@ def _read_nifti(src: str | os.PathLike | bytes, name: str, kind: str, slice_: in
         raise TumorlensError(f"{name}: corrupt or unreadable NIfTI file ({str(e) or type(e).__name__})") from None
     vol = np.nan_to_num(vol, nan=0.0, posinf=0.0, neginf=0.0)
     nz = vol.shape[2]
+    # a header may declare a zero-length axis; checked after reorientation, which can move it to the third
+    if nz == 0:
+        raise TumorlensError(f"{name}: NIfTI volume has no slices (shape {tuple(vol.shape)})")
+    if vol.size == 0:
+        raise TumorlensError(f"{name}: NIfTI volume is empty (shape {tuple(vol.shape)})")
     if slice_ is not None:
         if not 0 <= int(slice_) < nz:
             raise TumorlensError(f"{name}: slice {slice_} is out of range (the image has {nz} axial slices, 0..{nz - 1})")

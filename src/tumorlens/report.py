@@ -41,6 +41,8 @@ figure img { max-width: 100%; height: auto; border: 1px solid var(--line); borde
 figcaption { color: var(--muted); font-size: 0.9em; margin-top: 4px; }
 details pre { background: #f7f8fa; border: 1px solid var(--line); padding: 10px; overflow-x: auto;
               font-size: 0.82em; }
+.warning { background: #fdecea; color: #8a1c12; border: 1px solid #e8a49c; border-radius: 6px;
+           padding: 10px 14px; font-weight: 600; margin: 12px 0; }
 footer { margin-top: 2.5em; }
 """
 
@@ -185,13 +187,16 @@ def metrics_html(metrics: dict[str, Any]) -> str:
 
 def build_report(path: str | os.PathLike, title: str, metrics: dict[str, Any] | None = None,
                  tables_html: Iterable[str] = (), figures: Iterable[tuple[str, str | os.PathLike]] = (),
-                 extra_sections: Iterable[tuple[str, str]] = (), subtitle: str | None = None) -> Path:
+                 extra_sections: Iterable[tuple[str, str]] = (), subtitle: str | None = None,
+                 warnings: Iterable[str] = ()) -> Path:
     """Write one self-contained HTML report and return its path.
 
     metrics: a `metrics.summarize` dict (rendered by `metrics_html`), or None.
     tables_html: ready HTML fragments (e.g. from `table_html`), shown under "Tables".
     figures: (caption, png_path) pairs, embedded as base64 data URIs.
     extra_sections: (heading, html_fragment) pairs appended at the end.
+    warnings: sentences shown under the disclaimer, boxed, such as scores inflated by test images that the
+      model was trained on: what a reader must see before any number.
     Text arguments are escaped; HTML fragments are refused if they contain scripts or external URLs.
     """
     path = Path(path)
@@ -200,6 +205,7 @@ def build_report(path: str | os.PathLike, title: str, metrics: dict[str, Any] | 
     if subtitle:
         body.append(f'<p class="subtitle">{esc(subtitle)}</p>')
     body.append(f'<div class="disclaimer" role="note">{esc(DISCLAIMER)}</div>')
+    body.extend(f'<div class="warning" role="alert">Warning: {esc(w)}</div>' for w in warnings)
     if metrics:
         body.append("<section><h2>Metrics</h2>")
         body.append(metrics_html(metrics))

@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from .audit import AuditResult, UnionFind
-from .fileio import atomic_write_text
+from .fileio import atomic_write_text, read_user_text
 from .config import CLASSES, TumorlensError
+from .data import _SPLIT_DIRS, canonical_class
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +45,11 @@ class SplitRow:
 def read_groups_csv(path: str | os.PathLike) -> dict[str, str]:
     """`path,group` CSV -> {path: group}."""
     path = Path(path)
+    text = read_user_text(path, "groups CSV")
     try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as e:
-        raise TumorlensError(f"{path}: cannot read groups CSV ({e.strerror or e})") from None
+        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    except csv.Error as e:
+        raise TumorlensError(f"{path}: not a readable CSV ({e})") from None
     if not rows or not {"path", "group"} <= set(rows[0]):
         raise TumorlensError(f"{path}: groups CSV needs the columns path,group")
     return {r["path"]: r["group"] for r in rows if r["group"]}
@@ -193,24 +194,49 @@ def write_split(rows: list[SplitRow], path: str | os.PathLike) -> Path:
     return Path(path)
 
 
+def folder_class(path: str) -> str | None:
+    """The class that a dataset-relative path's class folder names, as `data.scan_dataset` reads it (the
+    first folder, or the second under Training/ or Testing/); None when that folder names no class."""
+    parts = path.replace("\\", "/").split("/")
+    if parts and parts[0].lower() in _SPLIT_DIRS:
+        parts = parts[1:]
+    return canonical_class(parts[0]) if len(parts) > 1 else None
+
+
 def read_split(path: str | os.PathLike) -> list[SplitRow]:
-    """Read a split.csv, checking its columns and values; errors name the file and the line."""
+    """Read a split.csv, checking its columns and values; errors name the file and the line.
+
+    A path listed twice is refused (evaluate would count it twice; on two sides it leaks), except a row repeated
+    as is on the train side, which oversamples it (benchmarks/sequences.py --repeat). A label that contradicts
+    the path's class folder is refused too: the dataset loader would label that file by its folder.
+    """
     path = Path(path)
+    text = read_user_text(path, "split file")
+    seen: dict[str, tuple[int, SplitRow]] = {}
     try:
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            if reader.fieldnames is None or not set(SPLIT_COLUMNS[:3]) <= set(reader.fieldnames):
-                raise TumorlensError(f"{path}: not a split file (needs columns {','.join(SPLIT_COLUMNS)})")
-            rows = []
-            for ln, r in enumerate(reader, start=2):
-                if r["split"] not in ("train", "val", "test"):
-                    raise TumorlensError(f"{path}:{ln}: split must be train, val or test, got {r['split']!r}")
-                if r["label"] not in CLASSES:
-                    raise TumorlensError(f"{path}:{ln}: unknown label {r['label']!r}")
-                rows.append(SplitRow(r["path"], r["label"], r["split"], r.get("group") or r["path"],
-                                     r.get("sha256") or ""))
-    except OSError as e:
-        raise TumorlensError(f"{path}: cannot read split file ({e.strerror or e})") from None
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        if reader.fieldnames is None or not set(SPLIT_COLUMNS[:3]) <= set(reader.fieldnames):
+            raise TumorlensError(f"{path}: not a split file (needs columns {','.join(SPLIT_COLUMNS)})")
+        rows = []
+        for ln, r in enumerate(reader, start=2):
+            if r["split"] not in ("train", "val", "test"):
+                raise TumorlensError(f"{path}:{ln}: split must be train, val or test, got {r['split']!r}")
+            if r["label"] not in CLASSES:
+                raise TumorlensError(f"{path}:{ln}: unknown label {r['label']!r}")
+            row = SplitRow(r["path"], r["label"], r["split"], r.get("group") or r["path"], r.get("sha256") or "")
+            folder = folder_class(row.path)
+            if folder is not None and folder != row.label:
+                raise TumorlensError(f"{path}:{ln}: {row.path} is labelled {row.label} but its class folder "
+                                     f"is {folder}")
+            if row.path in seen:
+                first_ln, first = seen[row.path]
+                if not (row == first and row.split == "train"):
+                    raise TumorlensError(f"{path}:{ln}: {row.path} is listed again (first on line {first_ln})")
+            else:
+                seen[row.path] = (ln, row)
+            rows.append(row)
+    except csv.Error as e:
+        raise TumorlensError(f"{path}: not a readable CSV ({e})") from None
     if not rows:
         raise TumorlensError(f"{path}: split file has no rows")
     return rows

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from .fileio import atomic_write_bytes, atomic_write_text
 from .augment import augment, equalize_batch, head_depth
 from .checkpoint import Checkpoint, save_checkpoint
-from .config import CLASSES, TrainConfig, TumorlensError
+from .config import CLASSES, TrainConfig, TumorlensError, flat_settings
 from .data import Dataset
 from .model import build_model
 from .split import SplitRow
@@ -150,9 +150,42 @@ def listed_in(ds: Dataset, data: SplitData, names: set[str]) -> np.ndarray:
     return np.array([ds.sha256[idx[p]] in names or p in names for p in data.paths], dtype=bool)
 
 
+def _damaged(state_path: Path, why: str) -> TumorlensError:
+    return TumorlensError(f"{state_path}: damaged resume state ({why}); delete it to start the run over")
+
+
+def _load_state(state_path: Path) -> dict[str, Any]:
+    """The resume state of an interrupted run. A damaged file (garbage, empty, cut short) is one TumorlensError
+    naming it, not an unpickling traceback: state files are written atomically, so this means another program
+    or a disk fault changed it."""
+    try:
+        st = torch.load(state_path, weights_only=True)
+    except OSError as e:
+        raise TumorlensError(f"{state_path}: cannot read resume state ({e.strerror or e})") from None
+    except EOFError:
+        raise _damaged(state_path, "empty or cut short") from None
+    except Exception as e:  # pickle.UnpicklingError, RuntimeError (zip archive), ...: torch's text is pages long
+        raise _damaged(state_path, f"not a PyTorch file: {type(e).__name__}") from None
+    if not isinstance(st, dict) or "config" not in st:
+        raise _damaged(state_path, "not a tumorlens training state")
+    return st
+
+
+def _config_changes(stored: str, cfg: TrainConfig, state_path: Path) -> str:
+    """'lr 0.003 -> 0.01, epochs 40 -> 20': the settings in which `cfg` differs from a stored state's config."""
+    try:
+        old = flat_settings(json.loads(stored))
+    except (TypeError, ValueError, AttributeError):
+        raise _damaged(state_path, "its configuration is unreadable") from None
+    new = flat_settings(json.loads(json.dumps(cfg.to_dict())))  # tuples as the stored lists
+    diff = [f"{k} {json.dumps(old.get(k, '(none)'))} -> {json.dumps(new.get(k, '(none)'))}"
+            for k in sorted(set(old) | set(new)) if old.get(k, "(none)") != new.get(k, "(none)")]
+    return ", ".join(diff) or "the stored configuration's text"
+
+
 def check_run_dir(out: Path, resume: bool) -> None:
-    """Refuse a run folder that would lose work: a finished run, or an unfinished one without --resume.
-    The CLI calls it before loading any data, so the error comes at once."""
+    """Refuse a run folder that would lose work: a finished run, or an unfinished one without --resume; and a
+    --resume whose state file is damaged. The CLI calls it before loading any data, so the error comes at once."""
     state_path = out / STATE_FILE
     if (out / CKPT_FILE).exists() and not resume and not state_path.exists():
         raise TumorlensError(f"{out}: already holds a finished run; choose another --out")
@@ -160,6 +193,8 @@ def check_run_dir(out: Path, resume: bool) -> None:
         raise TumorlensError(f"{out}: holds an unfinished run; continue it with --resume or choose another --out")
     if resume and not state_path.exists():
         raise TumorlensError(f"{out}: nothing to resume (no {STATE_FILE})")
+    if resume:
+        _load_state(state_path)  # a damaged state is said now too, not after the data are loaded
 
 
 def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir: str | os.PathLike,
@@ -210,15 +245,20 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
     start_epoch, bad = 0, 0
     train_seconds = 0.0
     if resume:  # check_run_dir made sure the state file is there
-        st = torch.load(state_path, weights_only=True)
+        st = _load_state(state_path)
         if st["config"] != json.dumps(cfg.to_dict(), sort_keys=True):
-            raise TumorlensError(f"{out}: --resume needs the same configuration as the interrupted run")
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["opt"])
-        if ema is not None:
-            ema.load_state_dict(st["ema"])
-        history, best, bad, start_epoch = st["history"], st["best"], st["bad"], st["epoch"] + 1
-        train_seconds = st["train_seconds"]
+            raise TumorlensError(f"{out}: --resume needs the same configuration as the interrupted run; "
+                                 f"differs: {_config_changes(st['config'], cfg, state_path)}")
+        try:
+            model.load_state_dict(st["model"])
+            opt.load_state_dict(st["opt"])
+            if ema is not None:
+                ema.load_state_dict(st["ema"])
+            history, best, bad, start_epoch = st["history"], st["best"], st["bad"], st["epoch"] + 1
+            train_seconds = st["train_seconds"]
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            first = (str(e).splitlines() or [""])[0][:100]
+            raise _damaged(state_path, f"{type(e).__name__} {first}".strip()) from None
         log.info("resuming after epoch %d", start_epoch)
 
     use_val = len(val_data.y) > 0
@@ -258,6 +298,11 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
                                                                 label_smoothing=cfg.label_smoothing)
             if guided:
                 loss = loss + cfg.seg_weight * mask_loss(seg, m, known)
+            if not torch.isfinite(loss):  # before the step: the state file keeps the last finite epoch
+                raise TumorlensError(f"training diverged at epoch {epoch + 1} (loss {loss.item()}); lower lr (now "
+                                     f"{cfg.lr}) and start over"
+                                     + (f": delete {state_path} or choose another --out" if state_path.exists()
+                                        else ""))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
