@@ -237,3 +237,15 @@ def test_equalize_preprocessing_is_applied_and_keyed_only_when_on():
 
     old = {k: v for k, v in dataclasses.asdict(plain).items() if k != "equalize"}
     assert plain.key() == hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def test_a_jpeg_with_an_exif_orientation_is_read_as_a_viewer_shows_it(tmp_path):
+    a = np.zeros((40, 64), dtype=np.uint8)
+    a[5:15, 5:30] = 255  # a bright bar near the top-left corner: any turn or flip moves it
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    Image.fromarray(a).save(tmp_path / "turned.jpg", quality=100, exif=exif)
+    Image.fromarray(a).save(tmp_path / "plain.jpg", quality=100)
+    turned, plain = read_gray(tmp_path / "turned.jpg"), read_gray(tmp_path / "plain.jpg")
+    assert turned.shape == (64, 40) and plain.shape == (40, 64)
+    np.testing.assert_array_equal(turned, np.rot90(plain, k=-1))  # 90 degrees clockwise
