@@ -639,3 +639,17 @@ def test_slice_with_only_2d_images_logs_one_warning(pred, files, caplog):
     with caplog.at_level("WARNING", logger="tumorlens"):
         list(pred.predict_paths([str(files / "b.png"), str(files / "v.nii.gz")], slice=3))
     assert not caplog.records
+
+
+def test_error_reasons_are_one_line_for_messages_that_span_lines(pred, tmp_path):
+    """nibabel's message for a cut NIfTI ends "\\n - could the file be damaged?"; records print as one line."""
+    vol = np.stack([phantom(i=k, size=64).astype(np.float32) for k in range(6)], -1)
+    cut = nifti_bytes(vol)[:400]
+    (rec,) = pred.predict_bytes(cut, "cut.nii")
+    assert rec.status == "error" and rec.reason.startswith("cut.nii: corrupt or unreadable NIfTI file")
+    assert "could the file be damaged?" in rec.reason
+    assert "\n" not in rec.reason and "  " not in rec.reason
+    (tmp_path / "cut.nii").write_bytes(cut)
+    for workers in (0, 2):
+        (from_path,) = list(pred.predict_paths([str(tmp_path / "cut.nii")], workers=workers))
+        assert from_path.reason == rec.reason.replace("cut.nii", str(tmp_path / "cut.nii"), 1)

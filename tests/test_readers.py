@@ -167,6 +167,47 @@ def test_bad_dicoms_give_named_errors():
         read_frames(get_testdata_file("rtplan.dcm"))
 
 
+@pytest.mark.parametrize("data", [b"Patient notes: plain text, not a scan.\n" * 20, bytes(300), bytes(range(256)) * 3],
+                         ids=["text", "zeros", "all-bytes"])
+def test_a_dcm_file_that_holds_no_dicom_is_called_not_a_dicom_file(data):
+    """A text file named x.dcm was reported as "DICOM file has no pixel data": a forced read takes it for one
+    element of an unknown tag."""
+    with pytest.raises(TumorlensError, match=r"^x\.dcm: not a DICOM file \(no DICOM header") as e:
+        read_frames(data, name="x.dcm")
+    assert "\n" not in str(e.value)
+    # a real DICOM without its preamble is still read, and one without pixels still says so
+    a = np.array(phantom(size=64), dtype=np.uint16)
+    assert len(read_frames(dicom_bytes(a, preamble=False), name="np.dcm")) == 1
+    with pytest.raises(TumorlensError, match="np.dcm: DICOM file has no pixel data"):
+        read_frames(dicom_bytes(a, pixels=False, preamble=False), name="np.dcm")
+
+
+# ---------------------------------------------------------------------------------- pixel limit
+def test_the_pixel_limit_is_4096_squared_for_images_and_dicom():
+    """60 M pixels let a 474 KB 7700x7700 16-bit RGBA PNG take 6 s and 2 GB; MRI slices are far smaller."""
+    from tumorlens.data import MAX_PIXELS
+
+    assert MAX_PIXELS == 4096 * 4096
+    with pytest.raises(TumorlensError, match=r"^big\.png: image claims 4097x4096 pixels, over the 16,777,216 limit"):
+        read_frames(png_bomb(4097, 4096), name="big.png")
+    with pytest.raises(TumorlensError) as e:  # at the limit the size passes; the missing pixel data fails
+        read_frames(png_bomb(4096, 4096), name="edge.png")
+    assert "over the" not in str(e.value)
+    wide = np.zeros((2, 8, 4100), np.uint16)  # 8 x 4100 passes; the header is rewritten to claim 4100 x 4100
+    with pytest.raises(TumorlensError, match="4100x4100 pixels, over the limit"):
+        read_frames(_with_rows(dicom_bytes(wide), 4100), name="big.dcm")
+
+
+def _with_rows(dcm: bytes, rows: int) -> bytes:
+    import io
+
+    ds = pydicom.dcmread(io.BytesIO(dcm))
+    ds.Rows = rows
+    out = io.BytesIO()
+    ds.save_as(out)
+    return out.getvalue()
+
+
 def test_a_corrupt_jpeg2000_dicom_is_one_line_that_allows_for_corrupt_data_and_pydicom_stays_quiet(caplog):
     """Garbage over the start of the JPEG 2000 codestream: every decoder plugin fails, pydicom logged each
     failure with a traceback (~40 lines on stderr), and the error blamed a missing decoder."""
@@ -252,3 +293,50 @@ def test_a_nifti_volume_with_no_slices_is_a_named_error(tmp_path, slice_):
         read_frames(p, slice=slice_)
     with pytest.raises(TumorlensError, match=r"^zero\.nii: NIfTI volume has no slices"):
         read_frames(nifti_bytes(np.zeros((64, 64, 0))), name="zero.nii", slice=slice_)
+
+
+# --------------------------------------------------------------------------------- gzip bombs
+def _gz_with_zeros(head: bytes, zeros_mb: int) -> bytes:
+    """gzip of `head` followed by `zeros_mb` MiB of zero bytes, compressed a piece at a time."""
+    import zlib
+
+    co = zlib.compressobj(9, zlib.DEFLATED, 31)
+    out = [co.compress(head)]
+    block = bytes(1 << 20)
+    out += [co.compress(block) for _ in range(zeros_mb)]
+    return b"".join(out) + co.flush()
+
+
+def test_a_gzip_bomb_nifti_stops_at_the_size_its_header_declares(tmp_path):
+    """`.nii.gz` bytes were gunzipped whole: 2 MB of gzip became 2 GiB of zeros (4.5 GB of memory)."""
+    import tracemalloc
+
+    small = nifti_bytes(np.zeros((16, 16, 16), np.float32))  # a valid header declaring 16 KB of voxels
+    cases = {"padded.nii.gz": (_gz_with_zeros(small, 64), "its header declares 16,736 bytes"),
+             "zeros.nii.gz": (_gz_with_zeros(b"", 64), "holds no NIfTI header")}
+    for name, (bomb, words) in cases.items():
+        assert len(bomb) < 200_000
+        tracemalloc.start()
+        try:
+            with pytest.raises(TumorlensError, match=r"NIfTI volume decompresses to more than 1\.[01] MB") as e:
+                read_frames(bomb, name=name)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert str(e.value).startswith(f"{name}: ") and words in str(e.value)
+        assert peak < 16 * 2 ** 20  # the 64 MiB were never held
+    p = tmp_path / "padded.nii.gz"  # the CLI reads files of up to 64 MB the same way
+    p.write_bytes(cases["padded.nii.gz"][0])
+    with pytest.raises(TumorlensError, match="decompresses to more than"):
+        read_frames(p)
+
+
+def test_nifti_decompression_never_passes_the_voxel_limit_at_the_widest_type(monkeypatch):
+    import tumorlens.readers as readers
+
+    assert readers.MAX_NIFTI_BYTES == readers.MAX_VOXELS * 16 + readers.NIFTI_HEADER_MARGIN
+    data = nifti_bytes(_volume(), gz=True)
+    assert len(read_frames(data, name="v.nii.gz")) > 1  # a volume within its header's size reads as before
+    monkeypatch.setattr(readers, "MAX_NIFTI_BYTES", 200_000)
+    with pytest.raises(TumorlensError, match=r"^v\.nii\.gz: NIfTI volume decompresses to more than 0\.2 MB"):
+        read_frames(data, name="v.nii.gz")

@@ -28,12 +28,14 @@ from tumorlens.serve import create_app, encode_png, safe_name  # noqa: E402
 
 RECORD_KEYS = {"path", "status", "label", "probabilities", "confidence", "reason"}
 PNG_KEYS = {"overlay_png", "image_png", "heatmap_png"}
+TEST_HOST = "testserver"  # the Host header TestClient sends; the app answers it only when told to
+TRUNCATED = "malformed multipart/form-data body (it ends inside a part or without its closing boundary)"
 
 
 @pytest.fixture(scope="module")
 def client(ckpt):
     """An app on the checkpoint as it is (the same refusal settings as `tumorlens predict --model`)."""
-    return TestClient(create_app(str(ckpt)))
+    return TestClient(create_app(str(ckpt), allowed_hosts=[TEST_HOST]))
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,7 @@ def answering(ckpt):
     """An app whose feature-distance refusal is off, so fresh phantoms get answers (and heatmaps)."""
     p = Predictor(ckpt)
     p.ood.threshold = float("inf")
-    return TestClient(create_app(p))
+    return TestClient(create_app(p, allowed_hosts=[TEST_HOST]))
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +139,7 @@ def test_rejected_and_broken_files_are_records_not_refusals(answering, inputs):
 
 # ---------------------------------------------------------------------------------------- refusals
 def test_upload_over_the_limit_is_413(ckpt, inputs):
-    small = TestClient(create_app(str(ckpt), max_upload_mb=0.05))
+    small = TestClient(create_app(str(ckpt), max_upload_mb=0.05, allowed_hosts=[TEST_HOST]))
     big = encode(np.random.default_rng(1).integers(0, 256, (300, 300), dtype=np.uint8), "PNG")  # ~90 KB
     r = small.post("/api/predict", files=_files({"big.png": big}))
     assert r.status_code == 413 and "too large" in r.json()["detail"]
@@ -157,9 +159,56 @@ def test_upload_over_the_limit_is_413(ckpt, inputs):
 
 
 def test_too_many_files_is_413(ckpt, inputs):
-    few = TestClient(create_app(str(ckpt), max_files=2))
+    few = TestClient(create_app(str(ckpt), max_files=2, allowed_hosts=[TEST_HOST]))
     r = few.post("/api/predict", files=_files({f"{i}.png": inputs["b.png"] for i in range(3)}))
     assert r.status_code == 413 and "too many files" in r.json()["detail"]
+
+
+def test_plain_form_fields_do_not_count_as_files(ckpt, inputs):
+    few = TestClient(create_app(str(ckpt), max_files=2, allowed_hosts=[TEST_HOST]))
+    fields = {f"note{i}": "text" for i in range(1000)}
+    r = few.post("/api/predict", data=fields, files=_files({"b.png": inputs["b.png"]}))
+    assert r.status_code == 200, r.text
+    assert [d["path"] for d in r.json()] == ["b.png"]
+
+
+def test_the_413_message_gives_bytes_and_says_the_limit_is_per_request(ckpt, inputs):
+    small = TestClient(create_app(str(ckpt), max_upload_mb=0.05, allowed_hosts=[TEST_HOST]))
+    big = encode(np.random.default_rng(1).integers(0, 256, (300, 300), dtype=np.uint8), "PNG")
+    r = small.post("/api/predict", files=_files({"big.png": big}))
+    sent = int(r.request.headers["content-length"])
+    assert r.status_code == 413
+    assert r.json()["detail"] == (f"upload too large: {sent:,} bytes; the limit is 52,428 bytes (0.05 MiB) per "
+                                  f"request, all files together")
+
+
+def test_the_page_states_the_upload_limit_per_request_not_per_file(client):
+    js = client.get("/static/app.js").text
+    assert "MiB per request" in js and "per file" not in js
+
+
+def _multipart(named: dict[str, bytes], boundary: str = "b0undary") -> tuple[bytes, dict[str, str]]:
+    body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{n}\"\r\n"
+                    f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n"
+                    for n, data in named.items())
+    return body + f"--{boundary}--\r\n".encode(), {"content-type": f"multipart/form-data; boundary={boundary}"}
+
+
+def test_a_body_cut_short_is_400_never_an_answer_for_the_parts_before_the_cut(client, inputs):
+    body, headers = _multipart({"a.png": inputs["b.png"], "b.png": inputs["b.png"]})
+    assert client.post("/api/predict", content=body, headers=headers).status_code == 200
+    no_end = body[:-len("--b0undary--\r\n")]  # every part complete, the closing boundary missing
+    half = body[:len(body) - len(inputs["b.png"]) // 2]  # the last file cut in half
+    in_headers = body[:len(body) - len(inputs["b.png"]) - 40]  # cut inside the last part's headers
+    for cut in (no_end, half, in_headers):
+        r = client.post("/api/predict", content=cut, headers=headers)
+        assert (r.status_code, r.json()) == (400, {"detail": TRUNCATED})
+    one, _ = _multipart({"a.png": inputs["b.png"]})
+    r = client.post("/api/predict", content=one[:len(one) // 2], headers=headers)  # a single file cut short
+    assert (r.status_code, r.json()) == (400, {"detail": TRUNCATED})
+    # the closing boundary without its final line break, or followed by an epilogue, is complete
+    for whole in (body[:-2], body + b"epilogue"):
+        assert client.post("/api/predict", content=whole, headers=headers).status_code == 200
 
 
 @pytest.mark.parametrize("name,data,status,words", [
@@ -182,7 +231,7 @@ def test_requests_without_files(client):
     r = client.post("/api/predict", content=b"\x89PNG", headers={"content-type": "image/png"})
     assert r.status_code == 415
     r = client.post("/api/predict", content=b"garbage", headers={"content-type": "multipart/form-data; boundary=x"})
-    assert r.status_code in (400, 422) and r.json()["detail"]
+    assert r.status_code == 400 and r.json()["detail"].startswith("malformed multipart/form-data body")
     r = client.post("/api/predict", content=b"", headers={"content-type": "multipart/form-data"})
     assert r.status_code == 400 and "boundary" in r.json()["detail"]
 
@@ -221,8 +270,13 @@ def test_model_info(client, ckpt):
     assert len(r.content) < 20_000
 
 
-def test_openapi_docs(client):
-    assert client.get("/docs").status_code == 200
+def test_docs_is_an_offline_note_pointing_to_openapi_json(client):
+    for route in ("/docs", "/redoc"):
+        r = client.get(route)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("application/json")
+        d = r.json()
+        assert d["openapi"] == "/openapi.json" and "/openapi.json" in d["note"] and d["disclaimer"] == DISCLAIMER
+        assert not re.search(r"https?:|//|jsdelivr|unpkg", r.text, re.I)  # nothing that needs the network
     spec = client.get("/openapi.json").json()
     assert {"/api/predict", "/api/health", "/api/model"} <= set(spec["paths"])
     assert "files" in json.dumps(spec["paths"]["/api/predict"]["post"]["requestBody"])
@@ -304,7 +358,11 @@ def test_serve_cli_warns_off_loopback(monkeypatch, capsys, ckpt):
     assert a.func(a) == 0
     err = capsys.readouterr().err
     assert "WARNING" in err and "0.0.0.0" in err and "other machines" in err
-    assert calls[-1] == ((str(ckpt),), {"host": "0.0.0.0", "port": 8123, "max_upload_mb": 5.0, "log_level": "warning"})
+    assert calls[-1] == ((str(ckpt),), {"host": "0.0.0.0", "port": 8123, "max_upload_mb": 5.0, "log_level": "warning",
+                                        "allow_hosts": []})
+    a = p.parse_args(["serve", "--model", str(ckpt), "--allow-host", "scanner.lan", "--allow-host", "10.0.0.2"])
+    assert a.func(a) == 0
+    assert calls[-1][1]["allow_hosts"] == ["scanner.lan", "10.0.0.2"]
     assert serve.is_loopback("::1") and serve.is_loopback("localhost") and not serve.is_loopback("192.168.1.5")
 
 
@@ -318,3 +376,83 @@ def test_nifti_slices_and_the_slice_parameter(answering):
     one = answering.post("/api/predict?explain=true&slice=3", files=_files({"v.nii.gz": data})).json()
     assert [d["slice"] for d in one] == [3] and PNG_KEYS <= set(one[0])
     assert answering.post("/api/predict?slice=-1", files=_files({"v.nii.gz": data})).status_code == 422
+
+
+def test_slice_with_only_2d_uploads_is_logged_and_noted_in_a_header(answering, inputs, caplog):
+    from predict_helpers import nifti_bytes
+
+    caplog.set_level(logging.WARNING, logger="tumorlens.serve")
+    plain = answering.post("/api/predict", files=_files({"b.png": inputs["b.png"]}))
+    r = answering.post("/api/predict?slice=2", files=_files({"b.png": inputs["b.png"]}))
+    assert r.status_code == 200 and r.json() == plain.json()  # the answer keeps its shape
+    assert r.headers["x-tumorlens-note"] == "slice applies to NIfTI volumes only; ignored"
+    assert "x-tumorlens-note" not in plain.headers
+    assert "applies to NIfTI volumes only" in caplog.text and "b.png" not in caplog.text
+    caplog.clear()
+    vol = np.stack([phantom(i=k, size=64).astype(np.float32) for k in range(6)], -1)
+    r = answering.post("/api/predict?slice=2", files=_files({"b.png": inputs["b.png"],
+                                                             "v.nii.gz": nifti_bytes(vol, gz=True)}))
+    assert r.status_code == 200 and "x-tumorlens-note" not in r.headers and not caplog.text
+
+
+@pytest.mark.parametrize("query,detail", [
+    ("slice=abc", "slice: must be an integer, got 'abc'"),
+    ("slice=1.5", "slice: must be an integer, got '1.5'"),
+    ("explain=maybe", "explain: must be true or false, got 'maybe'"),
+    ("slice=1&slice=2", "slice: given 2 times; give it once"),
+    ("explain=true&explain=false", "explain: given 2 times; give it once"),
+    ("slice=-1", "slice: must be 0 or more, got -1"),
+])
+def test_bad_or_repeated_query_parameters_are_a_one_line_422(client, inputs, query, detail):
+    r = client.post(f"/api/predict?{query}", files=_files({"b.png": inputs["b.png"]}))
+    assert (r.status_code, r.json()) == (422, {"detail": detail})
+
+
+def test_a_text_file_named_dcm_is_an_error_record_saying_it_is_not_dicom(client, inputs):
+    r = client.post("/api/predict", files=_files({"b.png": inputs["b.png"], "x.dcm": b"plain notes\n" * 30}))
+    assert r.status_code == 200
+    rec = r.json()[1]
+    assert rec["status"] == "error" and rec["reason"].startswith("x.dcm: not a DICOM file")
+
+
+def test_a_truncated_nifti_upload_gives_a_one_line_reason(client):
+    from predict_helpers import nifti_bytes
+
+    vol = np.stack([phantom(i=k, size=64).astype(np.float32) for k in range(6)], -1)
+    (rec,) = client.post("/api/predict", files=_files({"cut.nii": nifti_bytes(vol)[:400]})).json()
+    assert rec["status"] == "error" and rec["reason"].startswith("cut.nii: corrupt or unreadable NIfTI")
+    assert "\n" not in rec["reason"] and "  " not in rec["reason"]
+
+
+# ------------------------------------------------------------------------------------- host check
+@pytest.mark.parametrize("host,status", [
+    ("localhost:8000", 200), ("127.0.0.1", 200), ("[::1]:8000", 200), ("LocalHost", 200), ("scanner.lan:80", 200),
+    ("evil.example", 400), ("localhost.evil.example", 400), ("127.0.0.1.nip.io", 400), ("[::2]", 400), ("", 400),
+])
+def test_the_host_header_must_name_this_server(ckpt, host, status):
+    c = TestClient(create_app(str(ckpt), allowed_hosts=["scanner.lan"]))
+    for route in ("/", "/api/health"):
+        r = c.get(route, headers={"host": host})
+        assert r.status_code == status, (route, host, r.text)
+        if status == 400:
+            assert "not allowed" in r.json()["detail"] and "DNS rebinding" in r.json()["detail"]
+
+
+def test_testclients_host_is_answered_only_when_allowed(ckpt):
+    assert TestClient(create_app(str(ckpt))).get("/api/health").status_code == 400
+    assert TestClient(create_app(str(ckpt), allowed_hosts=[TEST_HOST])).get("/api/health").status_code == 200
+
+
+def test_run_server_answers_under_its_listening_address(ckpt, monkeypatch):
+    import uvicorn
+
+    from tumorlens import serve
+
+    apps = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: apps.append(app))
+    serve.run_server(str(ckpt), host="192.168.1.5", allow_hosts=["scanner.lan"])
+    c = TestClient(apps[0])
+    for host, status in (("192.168.1.5:8000", 200), ("scanner.lan", 200), ("localhost", 200), ("testserver", 400)):
+        assert c.get("/api/health", headers={"host": host}).status_code == status, host
+    serve.run_server(str(ckpt), host="::1")
+    assert TestClient(apps[1]).get("/api/health", headers={"host": "[::1]:8000"}).status_code == 200

@@ -22,13 +22,15 @@ def cmd_serve(a: argparse.Namespace) -> int:
     if not is_loopback(a.host):
         print(f"WARNING: serving on {a.host} makes tumorlens reachable from other machines on the network. "
               f"It has no authentication and no TLS, and people may upload medical images to it. Use the "
-              f"default --host 127.0.0.1 unless this network is trusted.", file=sys.stderr)
+              f"default --host 127.0.0.1 unless this network is trusted. It answers only requests addressed to "
+              f"{a.host}, localhost, 127.0.0.1 or [::1]; add the names others use with --allow-host.",
+              file=sys.stderr)
     print(f"tumorlens serve: {DISCLAIMER}", file=sys.stderr)
     host = f"[{a.host}]" if ":" in a.host else a.host
-    print(f"loading the model, then serving on http://{host}:{a.port}/ (API docs at /docs; Ctrl+C stops)",
-          file=sys.stderr)
+    print(f"loading the model, then serving on http://{host}:{a.port}/ (API description at /openapi.json; "
+          f"Ctrl+C stops)", file=sys.stderr)
     run_server(a.model, host=a.host, port=a.port, max_upload_mb=a.max_upload_mb,
-               log_level="info" if getattr(a, "verbose", False) else "warning")
+               log_level="info" if getattr(a, "verbose", False) else "warning", allow_hosts=list(a.allow_host))
     return 0
 
 
@@ -38,7 +40,12 @@ def _add_arguments(s: argparse.ArgumentParser) -> None:
                    help="address to listen on (default 127.0.0.1: this computer only; other addresses warn)")
     s.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     s.add_argument("--max-upload-mb", type=float, default=20.0,
-                   help="largest request body in MB (default 20); larger uploads get HTTP 413")
+                   help="largest request body in MiB (1 MiB = 1,048,576 bytes; default 20), all files of a "
+                        "request together; larger uploads get HTTP 413")
+    s.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a host name (or address) the server answers to besides localhost, 127.0.0.1, [::1] "
+                        "and --host; repeatable. Requests addressed to any other name get HTTP 400 (a guard "
+                        "against DNS rebinding)")
     s.set_defaults(func=cmd_serve)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -75,6 +76,18 @@ NOT_VOLUMES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif
 
 def _may_be_nifti(path: str) -> bool:
     return Path(path).suffix.lower() not in NOT_VOLUMES
+
+
+def one_line(reason: str) -> str:
+    """An error message as one line: line breaks, with the spaces around them, become one space. Some
+    libraries' messages span lines (nibabel: "...\\n - could the file be damaged?"), and a record's reason is
+    printed as one line by the CLI and shown as one by the web page."""
+    return re.sub(r"\s*[\r\n]+\s*", " ", reason).strip()
+
+
+def _error(path: str, e: Exception | str, **where: Any) -> Record:
+    """The error record of an input that could not be read (the reason made one line)."""
+    return Record(path, "error", reason=one_line(str(e)), **where)
 
 
 def _broken_link(q: Path) -> bool:
@@ -274,7 +287,9 @@ class Predictor:
         recs: list[Record | None] = [None] * len(prepared)
         todo = []
         for i, p in enumerate(prepared):
-            if p.status is not None:
+            if p.status == "error":
+                recs[i] = _error(p.path, p.reason or "", **p.where)
+            elif p.status is not None:
                 recs[i] = Record(p.path, p.status, reason=p.reason, **p.where)
             else:
                 todo.append(i)
@@ -344,7 +359,7 @@ class Predictor:
         try:
             frames = self._frames(path, path, explain, slice)
         except TumorlensError as e:
-            return [Record(path, "error", reason=str(e))]
+            return [_error(path, e)]
         return self.classify_frames([(path, f) for f in frames], explain=explain)
 
     def predict_bytes(self, data: bytes, name: str, explain: bool = False, slice: int | None = None) -> list[Record]:
@@ -352,7 +367,7 @@ class Predictor:
         try:
             frames = self._frames(bytes(data), name, explain, slice)
         except TumorlensError as e:
-            return [Record(name, "error", reason=str(e))]
+            return [_error(name, e)]
         return self.classify_frames([(name, f) for f in frames], explain=explain)
 
     def predict_paths(self, inputs: Iterable[str], explain: bool = False, slice: int | None = None,
@@ -428,7 +443,7 @@ class Predictor:
                 try:
                     frames = self._frames(path, path, explain, slice)
                 except TumorlensError as e:
-                    pending.append(Record(path, "error", reason=str(e)))
+                    pending.append(_error(path, e))
                 else:
                     pending.extend((path, f) for f in frames)
                     n_frames += len(frames)

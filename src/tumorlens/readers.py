@@ -29,7 +29,9 @@ from __future__ import annotations
 import gzip
 import io
 import logging
+import math
 import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,11 @@ from .data import MAX_PIXELS, decode_image, image_error, resize
 log = logging.getLogger(__name__)
 
 MAX_VOXELS = 300_000_000  # a DICOM series or NIfTI volume above this is refused before decoding
+# a .nii.gz held in memory is decompressed at most this far: MAX_VOXELS at NIfTI's widest real voxel (float128,
+# 16 bytes) plus room for the header and its extensions. A file's own header usually allows far less (see
+# `_gunzip_nifti`); both stop a small gzip bomb (2 MB of gzip -> 2 GiB of zeros) before it fills the memory
+NIFTI_HEADER_MARGIN = 1 << 20
+MAX_NIFTI_BYTES = MAX_VOXELS * 16 + NIFTI_HEADER_MARGIN
 MAX_AUTO_SLICES = 24  # NIfTI slices classified when no slice is named
 HEAD_SLICE_FRACTION = 0.6  # ... taken from the middle of the slices containing head
 COLOUR_SAMPLE = 64  # colourfulness is measured on a thumbnail of about this many pixels a side
@@ -204,6 +211,17 @@ def _decode_reason(e: Exception) -> str:
     return lines[0] if lines else type(e).__name__
 
 
+def _has_dicom_elements(ds: Any) -> bool:
+    """True when a dataset holds a file meta header or at least one data element of the DICOM dictionary
+    (outside group 0000, which a run of zero bytes parses as). Only the tags are looked at: reading values of
+    unknown elements would make pydicom warn about each."""
+    from pydicom.datadict import dictionary_has_tag
+
+    if len(getattr(ds, "file_meta", None) or ()):
+        return True
+    return any(tag.group != 0 and dictionary_has_tag(tag) for tag in ds.keys())
+
+
 def _read_dicom(src: str | os.PathLike | bytes, name: str, force: bool) -> list[Frame]:
     import pydicom
     from pydicom.errors import InvalidDicomError
@@ -215,6 +233,9 @@ def _read_dicom(src: str | os.PathLike | bytes, name: str, force: bool) -> list[
         raise TumorlensError(f"{name}: not a valid DICOM file ({e})") from None
     except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError, NotImplementedError) as e:
         raise TumorlensError(f"{name}: corrupt or truncated DICOM file ({str(e) or type(e).__name__})") from None
+    if force and not _has_dicom_elements(ds):
+        # a forced read takes any bytes for data elements: a text file gives one element of an unknown tag
+        raise TumorlensError(f"{name}: not a DICOM file (no DICOM header and no standard DICOM data elements)")
     modality = str(ds.get("Modality", "") or "").strip().upper()
     body = str(ds.get("BodyPartExamined", "") or "").strip().upper()
     tsuid = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
@@ -327,6 +348,63 @@ def auto_slices(vol: np.ndarray, limit: int = MAX_AUTO_SLICES) -> list[int]:
     return sorted({int(i) for i in idx})
 
 
+def _nifti_bytes_needed(head: bytes) -> int | None:
+    """The size a NIfTI-1 or NIfTI-2 file with this (decompressed) header has: the voxel data's offset plus
+    its voxels times their size. None when `head` is no NIfTI header (its first four bytes, read either way
+    round, are neither 348 nor 540) or declares impossible dimensions or voxel size."""
+    import struct
+
+    for order in "<>":
+        if len(head) >= 348 and struct.unpack(order + "i", head[:4])[0] == 348:
+            dims = struct.unpack(order + "8h", head[40:56])
+            bitpix = struct.unpack(order + "h", head[72:74])[0]
+            off = struct.unpack(order + "f", head[108:112])[0]
+            offset = int(off) if math.isfinite(off) else 0
+            base = 352
+            break
+        if len(head) >= 540 and struct.unpack(order + "i", head[:4])[0] == 540:
+            dims = struct.unpack(order + "8q", head[16:80])
+            bitpix = struct.unpack(order + "h", head[14:16])[0]
+            offset = struct.unpack(order + "q", head[168:176])[0]
+            base = 544
+            break
+    else:
+        return None
+    ndim = dims[0]
+    if not 1 <= ndim <= 7 or any(d < 0 for d in dims[1:ndim + 1]) or bitpix <= 0:
+        return None
+    return max(base, offset) + int(np.prod([int(d) for d in dims[1:ndim + 1]], dtype=object)) * bitpix // 8
+
+
+def _gunzip_nifti(raw: bytes, name: str, cap: int | None = None) -> bytes:
+    """A gzipped NIfTI file's bytes, decompressed piece by piece and never past what the file may hold.
+
+    The limit is the size its header declares (voxel offset + voxels x voxel size) plus `NIFTI_HEADER_MARGIN`,
+    and never more than `cap` (MAX_NIFTI_BYTES: MAX_VOXELS at the widest data type); output that does not begin
+    with a NIfTI header gets only the margin. Raises TumorlensError("name: NIfTI volume decompresses
+    to more than N MB") past the limit; damaged gzip data raises what gzip raises (the caller reports it).
+    """
+    cap = MAX_NIFTI_BYTES if cap is None else cap
+    step = 1 << 20
+    with gzip.GzipFile(fileobj=io.BytesIO(raw)) as gz:
+        head = gz.read(544)
+        chunks = [head]
+        total = len(head)
+        need = _nifti_bytes_needed(head)
+        limit = min(cap, (need if need is not None else len(head)) + NIFTI_HEADER_MARGIN)
+        while True:
+            piece = gz.read(min(step, limit + 1 - total))
+            if not piece:
+                break
+            chunks.append(piece)
+            total += len(piece)
+            if total > limit:
+                raise TumorlensError(f"{name}: NIfTI volume decompresses to more than {limit / 1e6:,.1f} MB"
+                                     + (f" (its header declares {need:,} bytes)" if need is not None else
+                                        " and holds no NIfTI header"))
+    return b"".join(chunks)
+
+
 def _read_nifti(src: str | os.PathLike | bytes, name: str, kind: str, slice_: int | None) -> list[Frame]:
     import nibabel as nib
 
@@ -334,7 +412,7 @@ def _read_nifti(src: str | os.PathLike | bytes, name: str, kind: str, slice_: in
         if isinstance(src, (bytes, bytearray, memoryview)):
             raw = bytes(src)
             if raw[:2] == b"\x1f\x8b":
-                raw = gzip.decompress(raw)
+                raw = _gunzip_nifti(raw, name)
             cls = nib.Nifti2Image if int.from_bytes(raw[:4], "little") == 540 or \
                 int.from_bytes(raw[:4], "big") == 540 else nib.Nifti1Image
             img = cls.from_bytes(raw)

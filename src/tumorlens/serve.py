@@ -7,9 +7,12 @@ Routes
   ``tumorlens predict --format json`` (a DICOM or NIfTI file can give several). ``?explain=true`` adds, to each
   record with a heatmap, ``image_png`` (the slice as an 8-bit PNG), ``heatmap_png`` (the colour-mapped
   heatmap as a transparent RGBA layer of the same size) and ``overlay_png`` (the two blended), all base64.
-  ``?slice=k`` picks one NIfTI slice.
+  ``?slice=k`` picks one NIfTI slice; when no upload is a NIfTI volume it is ignored, logged, and said in the
+  response header ``X-Tumorlens-Note``.
 * ``GET /api/health``, ``GET /api/model`` (versions, classes, metrics, sha256, preprocessing, calibration,
-  abstention and refusal settings, disclaimer); OpenAPI docs at ``/docs``.
+  abstention and refusal settings, disclaimer); the OpenAPI description at ``/openapi.json``. FastAPI's
+  interactive ``/docs`` and ``/redoc`` pages load their scripts from a CDN, so they are off (the app works
+  offline); ``/docs`` answers with a note pointing to ``/openapi.json``.
 
 Privacy and safety
 ------------------
@@ -20,12 +23,15 @@ Privacy and safety
 * Nothing about an upload is logged: the predictor sees a placeholder name (``upload-1.dcm``: the extension
   is kept because it tells the format), and the sanitised original name is put back into the response only.
   ``tumorlens serve`` runs uvicorn with its access log off.
-* Limits: ``max_upload_mb`` (default 20) per request, checked against Content-Length first and counted while
-  the body streams -> 413; at most ``max_files`` files per request -> 413. A body that is not
-  multipart/form-data -> 415; a file that is not a supported image (PNG, JPEG, BMP, TIFF, ... that Pillow
-  opens, DICOM, NIfTI) -> 415; no ``files`` field or an empty file -> 422; a malformed body -> 400. Every
-  refusal is ``{"detail": "..."}``. A file of a supported format that fails to decode gives an ``error``
-  record, as in the CLI.
+* Limits: ``max_upload_mb`` MiB (default 20) per request, all files together, checked against Content-Length
+  first and counted while the body streams -> 413; at most ``max_files`` file parts per request -> 413. A body
+  that is not multipart/form-data -> 415; a file that is not a supported image (PNG, JPEG, BMP, TIFF, ... that
+  Pillow opens, DICOM, NIfTI) -> 415; no ``files`` field or an empty file -> 422; a bad or repeated query
+  parameter -> 422; a malformed body, one cut short included -> 400. Every refusal is ``{"detail": "..."}``,
+  one line. A file of a supported format that fails to decode gives an ``error`` record, as in the CLI.
+* Host check: requests whose ``Host`` header names anything but localhost, 127.0.0.1, [::1], the address the
+  server listens on and the names it was given (``--allow-host``) get 400, so that a web page on another
+  site cannot reach the server by DNS rebinding.
 
 The model is loaded once, when the app is built; predictions run one at a time (the Grad-CAM hooks live on
 the shared model), PNG rendering of finished records runs beside them.
@@ -42,12 +48,13 @@ import unicodedata
 import zlib
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import anyio
 import anyio.to_thread
 import numpy as np
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
 from . import __version__
@@ -69,6 +76,8 @@ STATIC = {  # route -> (package file, media type); served from memory
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
             "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'")
 _KNOWN_SUFFIX = re.compile(r"(\.nii\.gz|\.[A-Za-z0-9]{1,6})$")
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")  # Host header names always answered
+SLICE_NOTE = "slice applies to NIfTI volumes only; ignored"
 
 
 # --------------------------------------------------------------------------------------- helpers
@@ -121,6 +130,14 @@ def sniff_supported(data: bytes | bytearray, name: str) -> bool:
         except TumorlensError:
             return False
     return False
+
+
+def _is_volume(data: bytes | bytearray, name: str) -> bool:
+    """True when the readers will read this upload as a NIfTI volume (by its header, or its name)."""
+    from .readers import _is_dicom, _nifti_kind
+
+    head = bytes(data[:352])
+    return not _is_dicom(head) and _nifti_kind(head, name) is not None
 
 
 def _jet_lut() -> np.ndarray:
@@ -209,13 +226,32 @@ class _BodyError(Exception):
         self.status, self.detail = status, detail
 
 
+def too_large(limit: int, size: int | None = None) -> str:
+    """The 413 message: the size sent (when known) and the limit, in bytes, per request."""
+    per = f"{limit:,} bytes ({limit / MB:.4g} MiB) per request, all files together"
+    return f"upload too large: {size:,} bytes; the limit is {per}" if size is not None else \
+        f"upload too large: over the limit of {per}"
+
+
+def _part_names(headers: dict[bytes, bytes]) -> tuple[str, str | None]:
+    """(field name, file name or None) from a part's Content-Disposition header."""
+    from python_multipart.multipart import parse_options_header
+
+    _, opts = parse_options_header(headers.get(b"content-disposition", b"").decode("latin-1"))
+    field, fname = opts.get(b"name", b""), opts.get(b"filename")
+    return field.decode("utf-8", "replace"), None if fname is None else fname.decode("utf-8", "replace")
+
+
 async def read_multipart(request: Request, limit: int, max_files: int) -> list[tuple[str, str | None, bytearray]]:
     """(field name, file name or None, content) of each part of a multipart/form-data request, in memory.
 
-    Raises _BodyError: 415 not multipart, 400 malformed, 413 over `limit` bytes or `max_files` parts.
+    Raises _BodyError: 415 not multipart; 400 malformed, including a body that ends inside a part or without
+    its closing boundary (python-multipart's `finalize()` does not check that, and the parts before the cut
+    would otherwise be answered as if they were all); 413 over `limit` bytes, or more than `max_files` file
+    parts (parts with a file name or in the field 'files'; other form fields do not count).
     """
     from python_multipart.exceptions import MultipartParseError
-    from python_multipart.multipart import MultipartParser, parse_options_header
+    from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
     from starlette.requests import ClientDisconnect
 
     ctype, params = parse_options_header(request.headers.get("content-type"))
@@ -231,16 +267,23 @@ async def read_multipart(request: Request, limit: int, max_files: int) -> list[t
         except ValueError:
             raise _BodyError(400, "invalid Content-Length header") from None
         if n > limit:
-            raise _BodyError(413, f"upload too large: {n / MB:.1f} MB, the limit is {limit / MB:g} MB per request")
+            raise _BodyError(413, too_large(limit, n))
 
     parts: list[tuple[str, str | None, bytearray]] = []
     cur: dict[str, Any] = {}
+    n_files = 0
 
     def on_part_begin() -> None:
-        if len(parts) >= max_files:
-            raise _BodyError(413, f"too many files: at most {max_files} per request")
         cur.clear()
         cur.update(headers={}, field=bytearray(), value=bytearray(), data=bytearray())
+
+    def on_headers_finished() -> None:
+        nonlocal n_files
+        cur["names"] = field, fname = _part_names(cur["headers"])
+        if fname is not None or field == "files":
+            n_files += 1
+            if n_files > max_files:
+                raise _BodyError(413, f"too many files: at most {max_files} per request")
 
     def on_header_field(data: bytes, start: int, end: int) -> None:
         cur["field"] += data[start:end]
@@ -256,20 +299,19 @@ async def read_multipart(request: Request, limit: int, max_files: int) -> list[t
         cur["data"] += data[start:end]
 
     def on_part_end() -> None:
-        disp, opts = parse_options_header(cur["headers"].get(b"content-disposition", b"").decode("latin-1"))
-        field = opts.get(b"name", b"").decode("utf-8", "replace")
-        fname = opts.get(b"filename")
-        parts.append((field, None if fname is None else fname.decode("utf-8", "replace"), cur["data"]))
+        field, fname = cur["names"]
+        parts.append((field, fname, cur["data"]))
 
     parser = MultipartParser(boundary, {
         "on_part_begin": on_part_begin, "on_header_field": on_header_field, "on_header_value": on_header_value,
-        "on_header_end": on_header_end, "on_part_data": on_part_data, "on_part_end": on_part_end})
+        "on_header_end": on_header_end, "on_headers_finished": on_headers_finished, "on_part_data": on_part_data,
+        "on_part_end": on_part_end})
     received = 0
     try:
         async for chunk in request.stream():
             received += len(chunk)
             if received > limit:
-                raise _BodyError(413, f"upload too large: more than {limit / MB:g} MB in one request")
+                raise _BodyError(413, too_large(limit))
             if chunk:
                 parser.write(chunk)
         parser.finalize()
@@ -277,6 +319,9 @@ async def read_multipart(request: Request, limit: int, max_files: int) -> list[t
         raise _BodyError(400, "malformed multipart/form-data body") from None
     except ClientDisconnect:
         raise _BodyError(400, "the client went away before the upload was complete") from None
+    if parser.state != MultipartState.END:  # END: the closing boundary was read (an epilogue after it is ignored)
+        raise _BodyError(400, "malformed multipart/form-data body (it ends inside a part or without its "
+                              "closing boundary)")
     return parts
 
 
@@ -337,6 +382,76 @@ class _Service:
         }
 
 
+# ------------------------------------------------------------------------------------ host, queries
+def _host_name(value: str | None) -> str | None:
+    """The host of a Host header, lower case, without its port and final dot ('[::1]' keeps its brackets);
+    None when there is none or it cannot be read."""
+    v = (value or "").strip().lower()
+    if v.startswith("["):
+        end = v.find("]")
+        rest = v[end + 1:]
+        if end < 0 or (rest and not (rest[0] == ":" and rest[1:].isdigit())):
+            return None
+        return v[:end + 1]
+    host, _, port = v.partition(":")
+    if not host or ":" in port or (port and not port.isdigit()):
+        return None
+    return host.rstrip(".") or None
+
+
+def allowed_host_names(extra: Iterable[str] = ()) -> frozenset[str]:
+    """The Host header names answered: `LOOPBACK_HOSTS` plus `extra` (an IPv6 address gets its brackets)."""
+    names = set(LOOPBACK_HOSTS)
+    for h in extra:
+        h = h.strip().lower().rstrip(".")
+        if h:
+            names.add(f"[{h}]" if ":" in h and not h.startswith("[") else h)
+    return frozenset(names)
+
+
+class HostCheck:
+    """ASGI middleware: 400 `{"detail": ...}` for a request whose Host header is not an allowed name.
+
+    A page on any web site can make the browser send requests to a name that its DNS points at 127.0.0.1
+    (DNS rebinding); those requests carry that name in the Host header, so answering only known names keeps
+    such pages from uploading to this server or reading its answers. Starlette's TrustedHostMiddleware does
+    the same but answers in plain text; this keeps the API's JSON error shape.
+    """
+
+    def __init__(self, app: Any, allowed: frozenset[str]):
+        self.app, self.allowed = app, allowed
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] in ("http", "websocket"):
+            from starlette.datastructures import Headers
+
+            raw = Headers(scope=scope).get("host")
+            if _host_name(raw) not in self.allowed:
+                shown = repr(raw[:100]) if raw else "(none)"
+                detail = (f"host {shown} is not allowed: this server answers to {', '.join(sorted(self.allowed))} "
+                          f"only (a guard against DNS rebinding); start it with --allow-host NAME to add a name")
+                await JSONResponse({"detail": detail}, status_code=400)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+_PLAIN = {"int_parsing": "must be an integer", "int_from_float": "must be an integer",
+          "bool_parsing": "must be true or false", "missing": "is required"}
+
+
+def validation_detail(errors: Iterable[dict[str, Any]]) -> str:
+    """FastAPI's list of validation errors as one line: "slice: must be an integer, got 'abc'"; several are
+    joined with "; "."""
+    out = []
+    for e in errors:
+        loc = [str(x) for x in e.get("loc", ()) if x not in ("query", "path", "header", "body", "cookie")]
+        what = _PLAIN.get(e.get("type", ""), str(e.get("msg", "invalid value")).replace("\n", " "))
+        got = e.get("input")
+        shown = f", got {got[:40]!r}" if isinstance(got, str) else ""
+        out.append(f"{'.'.join(loc) or 'request'}: {what}{shown}")
+    return "; ".join(out) or "invalid request"
+
+
 def _static_files() -> dict[str, tuple[bytes, str]]:
     root = resources.files("tumorlens") / "static"
     return {route: (root.joinpath(fname).read_bytes(), media) for route, (fname, media) in STATIC.items()}
@@ -348,10 +463,13 @@ _PREDICT_BODY = {"requestBody": {"required": True, "content": {"multipart/form-d
                              "description": "PNG, JPEG, BMP, TIFF, DICOM or NIfTI files"}}}}}}}
 
 
-def create_app(predictor_or_ckpt_path: Any = None, max_upload_mb: float = 20, max_files: int = MAX_FILES) -> FastAPI:
+def create_app(predictor_or_ckpt_path: Any = None, max_upload_mb: float = 20, max_files: int = MAX_FILES,
+               allowed_hosts: Iterable[str] = ()) -> FastAPI:
     """The FastAPI app. `predictor_or_ckpt_path`: a `Predictor`, a checkpoint path, or None (bundled model).
 
-    The model is loaded here, once; a missing or broken checkpoint raises TumorlensError before serving.
+    `allowed_hosts`: Host header names answered besides localhost, 127.0.0.1 and [::1] (`run_server` adds the
+    address it listens on; tests add TestClient's "testserver"). The model is loaded here, once; a missing or
+    broken checkpoint raises TumorlensError before serving.
     """
     from .predict import Predictor
 
@@ -365,10 +483,15 @@ def create_app(predictor_or_ckpt_path: Any = None, max_upload_mb: float = 20, ma
     pages = _static_files()
     info = service.model_info(max_upload_mb, max_files)
 
-    app = FastAPI(title="tumorlens", version=__version__,
+    app = FastAPI(title="tumorlens", version=__version__, docs_url=None, redoc_url=None,
                   description=f"**{DISCLAIMER}** Brain-tumour MRI slice classification with Grad-CAM heatmaps. "
                               f"Uploads are processed in memory and never stored.")
     app.state.service = service
+    app.add_middleware(HostCheck, allowed=allowed_host_names(allowed_hosts))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": validation_detail(exc.errors())}, status_code=422)
 
     @app.middleware("http")
     async def _headers(request: Request, call_next):
@@ -403,12 +526,27 @@ def create_app(predictor_or_ckpt_path: Any = None, max_upload_mb: float = 20, ma
     async def model() -> dict[str, Any]:
         return info
 
+    async def docs_note() -> dict[str, str]:
+        return {"note": "The interactive API docs (Swagger UI, ReDoc) are off: they load their scripts from a "
+                        "CDN, and tumorlens works offline. The OpenAPI description of the API is at "
+                        "/openapi.json.", "openapi": "/openapi.json", "disclaimer": DISCLAIMER}
+
+    for route in ("/docs", "/redoc"):
+        app.add_api_route(route, docs_note, methods=["GET"], include_in_schema=False)
+
     @app.post("/api/predict", summary="classify uploaded slices; ?explain=true adds Grad-CAM PNG layers",
               openapi_extra=_PREDICT_BODY,
               responses={413: {"description": "upload too large or too many files"},
                          415: {"description": "not multipart, or a file that is not a supported image"},
-                         422: {"description": "no 'files' field, or an empty file"}})
+                         422: {"description": "no 'files' field, an empty file, or a bad or repeated query "
+                                               "parameter"}})
     async def predict(request: Request, explain: bool = False, slice: int | None = None) -> JSONResponse:
+        for key in ("explain", "slice"):
+            n = len(request.query_params.getlist(key))
+            if n > 1:
+                raise HTTPException(422, f"{key}: given {n} times; give it once")
+        if slice is not None and slice < 0:
+            raise HTTPException(422, f"slice: must be 0 or more, got {slice}")
         try:
             parts = await read_multipart(request, limit, max_files)
         except _BodyError as e:
@@ -426,14 +564,17 @@ def create_app(predictor_or_ckpt_path: Any = None, max_upload_mb: float = 20, ma
             uploads.append((name, data))
         if not uploads:
             raise HTTPException(422, "no files: send one or more files in the multipart field 'files'")
-        if slice is not None and slice < 0:
-            raise HTTPException(422, "slice must be 0 or more")
+        headers = {}
+        if slice is not None and not any(_is_volume(data, name) for name, data in uploads):
+            # as `tumorlens predict --slice` does; the answer keeps its shape, the note goes in a header
+            log.warning("slice %s applies to NIfTI volumes only, and no upload is one: ignored", slice)
+            headers["X-Tumorlens-Note"] = SLICE_NOTE
         try:
             records = await anyio.to_thread.run_sync(service.predict, uploads, explain, slice, limiter=limiter)
         except Exception as e:  # noqa: BLE001 - log the kind only: messages can carry upload details
             log.error("prediction failed (%s)", type(e).__name__)
             raise HTTPException(500, "prediction failed: internal error") from None
-        return JSONResponse(records)
+        return JSONResponse(records, headers=headers)
 
     return app
 
@@ -450,9 +591,10 @@ def is_loopback(host: str) -> bool:
 
 
 def run_server(model: str | None = None, host: str = "127.0.0.1", port: int = 8000, max_upload_mb: float = 20,
-               log_level: str = "info") -> None:
-    """Load the model, then serve with uvicorn (access log off: request lines are not logged)."""
+               log_level: str = "info", allow_hosts: Iterable[str] = ()) -> None:
+    """Load the model, then serve with uvicorn (access log off: request lines are not logged). Requests are
+    answered under localhost, 127.0.0.1, [::1], `host` and the names in `allow_hosts` (see `HostCheck`)."""
     import uvicorn
 
-    app = create_app(model, max_upload_mb=max_upload_mb)
+    app = create_app(model, max_upload_mb=max_upload_mb, allowed_hosts=[host, *allow_hosts])
     uvicorn.run(app, host=host, port=port, access_log=False, server_header=False, log_level=log_level)

@@ -39,7 +39,10 @@
       if (info.abstention && typeof info.abstention.threshold === "number") {
         parts.push("abstains below " + pct(info.abstention.threshold) + " confidence");
       }
-      if (info.limits) parts.push("upload limit " + info.limits.max_upload_mb + " MB per file");
+      if (info.limits) {
+        parts.push("upload limit " + info.limits.max_upload_mb + " MiB per request (this page sends each file " +
+          "in its own request)");
+      }
       modelInfo.textContent = parts.join(" \u00b7 ");
     })
     .catch(() => { modelInfo.textContent = "Model information unavailable."; });
@@ -164,7 +167,7 @@
   // ---------------------------------------------------------------- upload, one file per request
   async function analyse(file, card) {
     if (file.size > limitBytes) {
-      failCard(card, "the file is larger than the upload limit (" + (limitBytes / 1048576) + " MB).");
+      failCard(card, "the file is larger than the upload limit (" + (limitBytes / 1048576) + " MiB per request).");
       return;
     }
     const body = new FormData();
