@@ -352,8 +352,6 @@ def _nifti_bytes_needed(head: bytes) -> int | None:
     """The size a NIfTI-1 or NIfTI-2 file with this (decompressed) header has: the voxel data's offset plus
     its voxels times their size. None when `head` is no NIfTI header (its first four bytes, read either way
     round, are neither 348 nor 540) or declares impossible dimensions or voxel size."""
-    import struct
-
     for order in "<>":
         if len(head) >= 348 and struct.unpack(order + "i", head[:4])[0] == 348:
             dims = struct.unpack(order + "8h", head[40:56])
