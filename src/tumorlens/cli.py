@@ -334,9 +334,12 @@ def cmd_demo(a: argparse.Namespace) -> int:
     from .demo import run_demo
 
     t0 = time.perf_counter()
+    Path(a.out).mkdir(parents=True, exist_ok=True)  # a bad --out stays the one-line error, before anything else
+    print(f"tumorlens demo: {DISCLAIMER}", file=sys.stderr)
     out = run_demo(Path(a.out), n_per_class=a.n_per_class, epochs=a.epochs,
                    log=lambda msg: print(msg, file=sys.stderr))
-    print(f"demo finished in {time.perf_counter() - t0:.0f} s; open {out / 'report' / 'report.html'}")
+    print(f"demo finished in {time.perf_counter() - t0:.0f} s; open {out / 'report' / 'report.html'} "
+          f"({DISCLAIMER})")
     return 0
 
 
