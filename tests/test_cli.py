@@ -234,3 +234,47 @@ def test_demo_runs_the_whole_pipeline_and_says_research_use_only(tmp_path, capsy
               "split.csv", "audit/duplicates.csv"):
         assert (out / f).is_file(), f
     assert DISCLAIMER in (out / "report" / "report.html").read_text()
+
+
+def test_every_subcommand_help_shows_the_research_use_disclaimer(capsys):
+    """evaluate, info and model-card --help said nothing of research use, unlike the top-level help."""
+    from tumorlens.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert {"evaluate", "info", "model-card"} <= set(sub.choices)
+    for name in sub.choices:
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+        assert DISCLAIMER in text, name
+    assert "score a model on the test part of a split" in " ".join(sub.choices["evaluate"].format_help().split())
+
+
+def test_the_evaluate_summary_prints_na_with_a_reason_for_every_undefined_metric(capsys):
+    from tumorlens.cli import _print_metrics
+    from tumorlens.metrics import classification_report
+
+    report = classification_report([0, 0], [0, 1], ["glioma", "meningioma"])
+    m = {"n": 2, "accuracy": 0.5, "accuracy_ci": [0.1, 0.9], "balanced_accuracy": None, "macro_f1": None,
+         "roc_auc": {"macro": None}, "report": report, "classes_absent_from_test": ["meningioma"],
+         "calibration": {"ece_before": None, "ece_after": 0.1, "temperature": 1.0}}
+    _print_metrics(m)
+    out = capsys.readouterr().out
+    assert out.startswith(DISCLAIMER)
+    assert "balanced accuracy n/a (not defined for this test set)" in out and "macro-F1 n/a (" in out
+    assert "macro AUC n/a (the test part holds only glioma: ROC needs two classes)" in out
+    assert "ECE n/a (not defined for this test set) -> 0.1000" in out
+    assert "warning: no test images of meningioma (support 0)" in out
+
+
+def test_info_shows_na_for_a_stored_test_macro_auc_that_is_null(ckpt, tmp_path, capsys):
+    """A checkpoint evaluated on a one-class test part stores macro AUC as null; `info` crashed on it."""
+    from tumorlens.checkpoint import save_checkpoint
+
+    ck = load_checkpoint(ckpt)
+    tm = {"n": 3, "accuracy": 1.0, "accuracy_ci": [0.4, 1.0], "macro_f1": 0.25, "roc_auc": {"macro": None},
+          "report": {"glioma": {"support": 3}, "notumor": {"support": 0}}}
+    path = save_checkpoint(tmp_path / "m.safetensors", ck.model, ck.config, {**ck.meta, "test_metrics": tm})
+    assert main(["info", "--model", str(path)]) == 0
+    assert ("macro AUC n/a (the test part holds only glioma: ROC needs two classes), n = 3"
+            in capsys.readouterr().out)

@@ -105,3 +105,83 @@ def test_test_images_the_model_was_trained_on_are_warned_about_and_recorded(eval
     assert m["overlap_with_training"] == {"n": 3, "of": len(test)} and m["n"] == len(test)
     page = (tmp_path / "ev" / "report.html").read_text()
     assert f'<div class="warning" role="alert">Warning: {html.escape(msg)}</div>' in page
+
+
+def _sub_split(data, tmp_path, keep):
+    """The fixture's split.csv with only the test rows for which `keep(label)` holds."""
+    rows = list(csv.DictReader(open(data.parent / "split.csv", newline="")))
+    f = tmp_path / "sub.csv"
+    with open(f, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(r for r in rows if r["split"] != "test" or keep(r["label"]))
+    return f
+
+
+def test_evaluate_on_a_test_part_of_one_class_prints_na_for_macro_auc_instead_of_a_traceback(
+        evaluated, ckpt, tmp_path, capsys):
+    """Macro AUC is None when the test part holds one class; the terminal summary crashed formatting it."""
+    data, _ = evaluated
+    split = _sub_split(data, tmp_path, lambda label: label == "glioma")
+    assert main(["evaluate", str(data), "--split", str(split), "--model", str(ckpt), "--out",
+                 str(tmp_path / "ev")]) == 0
+    io = capsys.readouterr()
+    assert "Traceback" not in io.err and io.out.startswith(DISCLAIMER)
+    assert "macro AUC n/a (the test part holds only glioma: ROC needs two classes)" in io.out
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["roc_auc"]["macro"] is None
+    assert m["classes_absent_from_test"] == ["meningioma", "notumor", "pituitary"]
+    assert "macro AUC is n/a" in (tmp_path / "ev" / "report.html").read_text()
+    for name in FILES:
+        assert (tmp_path / "ev" / name).is_file(), name
+
+
+def test_a_class_absent_from_the_test_part_is_named_in_the_log_metrics_json_report_and_terminal(
+        evaluated, ckpt, tmp_path, capsys, caplog):
+    """Its all-zero row pulls macro-F1 down while balanced accuracy leaves it out; the reader must be told."""
+    import logging
+
+    data, _ = evaluated
+    split = _sub_split(data, tmp_path, lambda label: label != "pituitary")
+    with caplog.at_level(logging.WARNING):
+        assert main(["evaluate", str(data), "--split", str(split), "--model", str(ckpt), "--out",
+                     str(tmp_path / "ev")]) == 0
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["classes_absent_from_test"] == ["pituitary"] and m["report"]["pituitary"]["support"] == 0
+    assert m["roc_auc"]["macro"] is not None  # three classes are left: AUC is defined, so not blamed
+    msg = ("no test images of pituitary (support 0): the macro averages (precision, recall, F1) count that class "
+           f"as 0 (macro-F1 {m['macro_f1']:.3f}, balanced accuracy {m['balanced_accuracy']:.3f}); read balanced "
+           "accuracy and the per-class rows instead")
+    assert msg in [r.getMessage() for r in caplog.records if r.name == "tumorlens.evaluate"]
+    assert f"warning: {msg}\n" in capsys.readouterr().out
+    page = (tmp_path / "ev" / "report.html").read_text()
+    assert f'<div class="warning" role="alert">Warning: {html.escape(msg)}</div>' in page
+    # with every class present nothing is listed or warned about
+    _, plain = evaluated
+    assert json.loads((plain / "metrics.json").read_text())["classes_absent_from_test"] == []
+
+
+def test_gallery_caption_names_the_heatmap_method_actually_used_not_grad_cam(evaluated, ckpt):
+    from tumorlens.explain import default_method
+
+    _, out = evaluated
+    page = (out / "report.html").read_text()
+    method = default_method(Predictor(ckpt).model)
+    assert method != "gradcam"  # else this test could not tell the old caption from the new
+    assert f"<figcaption>Heatmap gallery (method: {method}, the default for this model; see explain.py)" in page
+    assert "Grad-CAM gallery" not in page
+
+
+def test_json_outputs_carry_the_disclaimer_and_still_read_back(evaluated):
+    from tumorlens.metrics import format_report
+    from tumorlens.report import metrics_html
+
+    _, out = evaluated
+    m = json.loads((out / "metrics.json").read_text())
+    rep = json.loads((out / "classification_report.json").read_text())
+    assert m["disclaimer"] == DISCLAIMER and rep["disclaimer"] == DISCLAIMER
+    assert list(m)[0] == "disclaimer"  # the first thing a person opening the file sees
+    assert "glioma" in format_report(rep) and DISCLAIMER not in format_report(rep)
+    assert DISCLAIMER not in metrics_html(m).split("<details>")[0]  # not repeated as a headline "metric"
+    with open(out / "predictions.csv", newline="") as f:
+        assert next(csv.reader(f))[0] == "path"  # the CSV stays a plain table

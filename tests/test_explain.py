@@ -396,6 +396,83 @@ def test_explain_cli_method_and_target_class(trained, tmp_path, capsys):
     capsys.readouterr()
 
 
+def _spy_titles(monkeypatch) -> list[str]:
+    """Collect the title of every overlay the CLI writes (the real `overlay_png` still writes each one)."""
+    import tumorlens.explain as ex
+
+    titles: list[str] = []
+    real = ex.overlay_png
+
+    def spy(gray, heat, path, title="", **kw):
+        titles.append(title)
+        return real(gray, heat, path, title, **kw)
+
+    monkeypatch.setattr(ex, "overlay_png", spy)
+    return titles
+
+
+def test_an_empty_heatmap_is_one_whose_maximum_is_at_most_one_millionth():
+    from tumorlens.explain import heatmap_is_empty
+
+    assert heatmap_is_empty(np.zeros((8, 8), np.float32))
+    assert heatmap_is_empty(np.full((8, 8), 1e-7, np.float32))
+    assert heatmap_is_empty(np.full((8, 8), np.nan, np.float32))
+    one = np.zeros((8, 8), np.float32)
+    one[3, 4] = 1e-3
+    assert not heatmap_is_empty(one)
+
+
+def test_explain_cli_says_so_when_a_map_is_empty(trained, tmp_path, capsys, monkeypatch):
+    """`explain tall.png --method gradcam` wrote a map whose maximum was 0.0 with status ok, and an overlay
+    that looked like "no hot spot here". An empty map is now flagged in the record, the overlay's title and on
+    stderr; a map with evidence is not."""
+    import tumorlens.explain as ex
+
+    full = _write_png(tmp_path / "full.png", make_phantom("glioma", np.random.default_rng(41), 128).image)
+    blank = _write_png(tmp_path / "blank.png", make_phantom("pituitary", np.random.default_rng(42), 96).image)
+    real = ex.explain_slice
+
+    def blank_for_96px(model, x, box, orig_shape, target=None, method=None):  # the map of blank.png is empty
+        heat = real(model, x, box, orig_shape, target=target, method=method)
+        return np.zeros_like(heat) if tuple(orig_shape) == (96, 96) else heat
+
+    monkeypatch.setattr(ex, "explain_slice", blank_for_96px)
+    titles = _spy_titles(monkeypatch)
+    out = tmp_path / "o"
+    assert _run_cli(["explain", "--model", str(trained), str(full), str(blank), "--out", str(out),
+                     "--method", "layercam", "--no-refuse"]) == 0
+    cap = capsys.readouterr()
+    docs = {n: json.loads((out / f"{n}.json").read_text()) for n in ("full", "blank")}
+    assert np.load(out / "blank.npy").max() == 0.0 and np.load(out / "full.npy").max() > 0.5
+    assert docs["blank"]["heatmap_empty"] is True and docs["full"]["heatmap_empty"] is False
+    t_full, t_blank = titles
+    assert t_blank.startswith("blank.png: ")
+    assert t_blank.endswith(f"no evidence for '{docs['blank']['explained_class']}' by layercam: empty map")
+    assert "no evidence" not in t_full and f"layercam map for '{docs['full']['explained_class']}'" in t_full
+    warned = [line for line in cap.err.splitlines() if "empty" in line]
+    assert len(warned) == 1 and warned[0].startswith(f"{blank}: the layercam map for")
+    assert "(1 with an empty map: no evidence)" in cap.out and DISCLAIMER in cap.out
+
+
+def test_explain_overlay_titles_name_the_method_and_each_nifti_slice(trained, tmp_path, capsys, monkeypatch):
+    """The overlays of a volume's slices were all titled `vol.nii.gz: ...`; each now says which slice it is."""
+    from predict_helpers import nifti_bytes
+
+    vol = np.stack([make_phantom("glioma", np.random.default_rng(50 + k), 64).image.astype(np.float32)
+                    for k in range(10)], -1)
+    (tmp_path / "vol.nii.gz").write_bytes(nifti_bytes(vol, gz=True))
+    titles = _spy_titles(monkeypatch)
+    out = tmp_path / "o"
+    assert _run_cli(["explain", "--model", str(trained), str(tmp_path / "vol.nii.gz"), "--out", str(out),
+                     "--method", "hirescam", "--no-refuse"]) == 0
+    capsys.readouterr()
+    slices = sorted(json.loads(p.read_text())["slice"] for p in out.glob("*.json"))
+    assert len(slices) > 1 and len(titles) == len(slices)
+    for k in slices:
+        (title,) = [t for t in titles if t.startswith(f"vol.nii.gz slice {k}: ")]
+        assert "\nhirescam map for '" in title and (out / f"vol.nii_slice{k:03d}.png").is_file()
+
+
 def test_output_names_disambiguate_colliding_stems(tmp_path):
     from tumorlens.cli_explain import output_names
 
@@ -405,6 +482,15 @@ def test_output_names_disambiguate_colliding_stems(tmp_path):
     assert len(set(n.lower() for n in names.values())) == len(paths)
     assert names[paths[5]] == "solo"
     assert all(n and "/" not in n and not n.startswith(".") for n in names.values())
+
+
+def test_a_slice_output_named_like_another_inputs_output_is_numbered_not_overwritten():
+    """`a.nii` slice 4 and a file `a_slice004.png` both come to `a_slice004`: the later one is numbered."""
+    from tumorlens.cli_explain import claim_name
+
+    used: set[str] = set()
+    assert [claim_name(n, used) for n in ("a_slice004", "A_slice004", "a_slice004", "b")] == [
+        "a_slice004", "A_slice004_2", "a_slice004_3", "b"]
 
 
 def test_explain_cli_ignores_its_own_outputs_inside_the_input_folder(trained, tmp_path, capsys):

@@ -323,3 +323,13 @@ def test_summarize_is_json_and_handles_absent_class(caplog):
 def test_jsonable():
     out = M.jsonable({"a": np.float32(0.5), "b": np.array([1, 2]), "c": (np.nan, np.inf), 3: np.bool_(True)})
     assert out == {"a": 0.5, "b": [1, 2], "c": [None, None], "3": True}
+
+
+def test_format_report_shows_na_for_values_stored_as_null_and_skips_a_disclaimer():
+    """classification_report.json read back: JSON null (NaN) and the "disclaimer" string used to crash it."""
+    r = M.classification_report(Y3, P3, N3)
+    r["b"]["precision"] = None
+    text = M.format_report({"disclaimer": "research use only", **r})
+    line = next(row for row in text.splitlines() if row.strip().startswith("b "))
+    assert line.split() == ["b", "n/a", "1.000", "0.857", "3"]
+    assert "research use only" not in text

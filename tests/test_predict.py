@@ -85,6 +85,24 @@ def test_dicom_and_png_of_the_same_pixels_give_the_same_answer(pred, tmp_path):
     assert pct.label == png.label
 
 
+def test_a_dicom_with_non_square_pixels_is_answered_like_the_same_slice_as_nifti(pred):
+    """A DICOM with PixelSpacing 0.5\\1.0 was classified (and overlaid) squashed to half its width, while the same
+    slice as NIfTI with voxel size (2, 1) was made square; both now give the model the same square-pixel slice."""
+    import pydicom
+
+    img = phantom("meningioma", 4, 128)
+    ds = pydicom.dcmread(io.BytesIO(dicom_bytes(img.astype(np.uint16), wc=128.0, ww=256.0)))
+    ds.PixelSpacing = [0.5, 1.0]  # rows 0.5 mm apart, columns 1.0 mm: each pixel twice as wide as high
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    vol = img.astype(np.float32)[::-1, ::-1].T[:, :, None]  # inverse of the reader's display transform
+    (nii,) = pred.predict_bytes(nifti_bytes(vol, affine=np.diag([2.0, 1.0, 1.0, 1.0])), "m.nii", explain=True)
+    (dcm,) = pred.predict_bytes(buf.getvalue(), "m.dcm", explain=True)
+    assert dcm.image.shape == nii.image.shape == (128, 256) and dcm.heatmap.shape == (128, 256)
+    assert dcm.label == nii.label and dcm.status == nii.status
+    assert np.allclose(list(dcm.probabilities.values()), list(nii.probabilities.values()), atol=1e-4)
+
+
 def test_frames_and_slices_get_one_record_each(pred, files):
     recs = pred.predict_file(files / "c.dcm")
     assert [r.frame for r in recs] == [0, 1] and all(r.slice is None for r in recs)
@@ -227,6 +245,90 @@ def test_cli_explain_writes_overlays(ckpt, files, tmp_path, capsys):
     (rec,) = json.loads(capsys.readouterr().out)
     if rec["status"] in ("ok", "uncertain"):
         assert (out / "b_gradcam.png").stat().st_size > 1000 and rec["overlay"].endswith("b_gradcam.png")
+
+
+def _spy_overlays(monkeypatch) -> dict[str, str]:
+    """{overlay file name: its title} for every overlay the CLI writes (the real `overlay_png` still writes it)."""
+    import tumorlens.explain as ex
+
+    seen: dict[str, str] = {}
+    real = ex.overlay_png
+
+    def spy(gray, heat, path, title="", **kw):
+        seen[Path(path).name] = title
+        return real(gray, heat, path, title, **kw)
+
+    monkeypatch.setattr(ex, "overlay_png", spy)
+    return seen
+
+
+def test_predict_explain_overlays_name_their_method_and_say_when_a_map_is_empty(ckpt, tmp_path, capsys,
+                                                                                  monkeypatch):
+    """`predict --explain` wrote `*_gradcam.png` titled with no method, though the map is the model's default
+    method (usually `gated`, far from plain Grad-CAM), and passed an all-zero map off as a result."""
+    pytest.importorskip("tumorlens.explain")
+    import tumorlens.explain as ex
+    from tumorlens.explain import default_method
+
+    method = default_method(load_checkpoint(ckpt).model)
+    Image.fromarray(phantom("glioma", 2)).save(tmp_path / "full.png")
+    Image.fromarray(phantom("pituitary", 3, size=200)).save(tmp_path / "blank.png")
+    real = ex.explain_slice
+
+    def blank_for_200px(model, x, box, orig_shape, target=None, method=None):  # the map of blank.png is empty
+        heat = real(model, x, box, orig_shape, target=target, method=method)
+        return np.zeros_like(heat) if tuple(orig_shape) == (200, 200) else heat
+
+    monkeypatch.setattr(ex, "explain_slice", blank_for_200px)
+    seen = _spy_overlays(monkeypatch)
+    out = tmp_path / "cams"
+    assert _main(["predict", "--model", str(ckpt), "--format", "jsonl", "--explain", str(out),
+                  str(tmp_path / "full.png"), str(tmp_path / "blank.png")]) == 0
+    cap = capsys.readouterr()
+    recs = {Path(r["path"]).name: r for r in map(json.loads, cap.out.splitlines())}
+    assert sorted(seen) == ["blank_gradcam.png", "full_gradcam.png"]  # the file names are kept
+    assert all(r["heatmap_method"] == method for r in recs.values())
+    assert recs["blank.png"]["heatmap_empty"] is True and recs["full.png"]["heatmap_empty"] is False
+    assert seen["full_gradcam.png"].startswith("full.png: ")
+    assert f"\n{method} map for '{recs['full.png']['label']}'" in seen["full_gradcam.png"]
+    assert seen["blank_gradcam.png"].endswith(f"no evidence for '{recs['blank.png']['label']}' by {method}: "
+                                              "empty map")
+    warned = [line for line in cap.err.splitlines() if "empty" in line]
+    assert len(warned) == 1 and warned[0].startswith(f"{tmp_path / 'blank.png'}: the {method} map for")
+    import tumorlens.cli as cli
+
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["predict", "--help"])
+    helptext = " ".join(capsys.readouterr().out.split())
+    assert "heatmap overlay (the model's default method, e.g. gated" in helptext and "Grad-CAM" not in helptext
+
+
+def test_predict_explain_names_overlays_as_explain_does(ckpt, files, tmp_path, capsys):
+    """`predict --explain` named `a/SCAN.PNG` and `b/scan.png` SCAN_gradcam.png and scan_gradcam.png (one file on
+    a case-insensitive file system), copied a newline of an input name into a file name and named NIfTI slices
+    and DICOM frames unlike `explain`; both commands now name one input's outputs alike."""
+    pytest.importorskip("tumorlens.explain")
+    d = tmp_path / "in"
+    for rel, i in (("a/SCAN.PNG", 0), ("b/scan.png", 1), ("a/new\nline.png", 2)):
+        (d / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(phantom(i=i)).save(d / rel, format="PNG")
+    for name in ("c.dcm", "v.nii.gz"):
+        (d / name).write_bytes((files / name).read_bytes())
+    cams, maps = tmp_path / "cams", tmp_path / "maps"
+    assert _main(["predict", "--model", str(ckpt), "--format", "jsonl", "--explain", str(cams), str(d)]) == 0
+    recs = [json.loads(s) for s in capsys.readouterr().out.splitlines()]
+    overlays = {(Path(r["path"]).name, r.get("frame", r.get("slice"))): Path(r["overlay"]).name
+                for r in recs if "overlay" in r}
+    assert overlays[("SCAN.PNG", None)] == "a__SCAN_gradcam.png"
+    assert overlays[("scan.png", None)] == "b__scan_gradcam.png"
+    assert overlays[("new\nline.png", None)] == "new_line_gradcam.png"
+    assert overlays[("c.dcm", 1)] == "c_frame001_gradcam.png"
+    assert len({n.lower() for n in overlays.values()}) == len(overlays) == len(list(cams.iterdir()))
+    assert any(k[0] == "v.nii.gz" for k in overlays)
+    assert _main(["explain", "--model", str(ckpt), "--no-refuse", "--out", str(maps), str(d)]) == 0
+    capsys.readouterr()
+    explained = {p.name for p in maps.glob("*.png")}
+    assert {n.replace("_gradcam.png", ".png") for n in overlays.values()} <= explained
 
 
 def test_model_card_renders_metadata_and_never_invents_numbers(ckpt, tmp_path, capsys):

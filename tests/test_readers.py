@@ -132,6 +132,83 @@ def test_dicom_multiframe_gives_one_frame_each_and_no_preamble_dcm_is_read():
     assert len(read_frames(raw, name="nopre.dcm")) == 1
 
 
+def _with_spacing(dcm: bytes, source: str, value) -> bytes:
+    """`dcm` with a pixel spacing stored where `source` says: 'PixelSpacing', 'ImagerPixelSpacing', or 'shared'
+    (the SharedFunctionalGroupsSequence of an enhanced multi-frame object)."""
+    import io
+
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    ds = pydicom.dcmread(io.BytesIO(dcm))
+    if source == "shared":
+        measures = Dataset()
+        measures.PixelSpacing = value
+        group = Dataset()
+        group.PixelMeasuresSequence = Sequence([measures])
+        ds.SharedFunctionalGroupsSequence = Sequence([group])
+    else:
+        setattr(ds, source, value)
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    return buf.getvalue()
+
+
+def _nifti_slice(img: np.ndarray, zooms: tuple[float, float]):
+    """The reader's frame of a one-slice NIfTI volume showing `img` with in-plane voxel size `zooms` (x, y)."""
+    vol = img.astype(np.float32)[::-1, ::-1].T[:, :, None]  # inverse of the reader's display transform
+    (fr,) = read_frames(nifti_bytes(vol, affine=np.diag([zooms[0], zooms[1], 1.0, 1.0])), name="s.nii", slice=0)
+    return fr
+
+
+@pytest.mark.parametrize("source", ["PixelSpacing", "ImagerPixelSpacing", "shared"])
+def test_dicom_non_square_pixels_are_made_square_like_the_same_nifti_slice(source):
+    """A DICOM with PixelSpacing 0.5\\1.0 (rows 0.5 mm apart, columns 1.0 mm) was shown and classified squashed
+    to half its width; it now reads as the same slice stored as NIfTI with voxel size (2, 1) does."""
+    img = phantom(size=64)
+    stack = np.stack([img, phantom(i=1, size=64)]).astype(np.uint16)
+    frames = read_frames(_with_spacing(dicom_bytes(stack, wc=128.0, ww=256.0), source, [0.5, 1.0]), name="w.dcm")
+    want = _nifti_slice(img, (2.0, 1.0)).gray
+    assert want.shape == (64, 128)
+    assert [f.gray.shape for f in frames] == [(64, 128), (64, 128)]  # every frame, at the coarser axis' stretch
+    assert np.allclose(frames[0].gray, want, atol=1e-3)  # centre 128, width 256: the identity on 8-bit values
+    assert frames[0].info["pixel_spacing"] == [0.5, 1.0]
+    # tall pixels (rows 1.0 mm apart, columns 0.5 mm) stretch the rows instead, as NIfTI's (1, 2) does
+    (tall,) = read_frames(_with_spacing(dicom_bytes(img.astype(np.uint16), wc=128.0, ww=256.0), source,
+                                        [1.0, 0.5]), name="t.dcm")
+    assert tall.gray.shape == (128, 64) and np.allclose(tall.gray, _nifti_slice(img, (1.0, 2.0)).gray, atol=1e-3)
+
+
+@pytest.mark.parametrize("value,recorded", [
+    (None, None), ([0.7, 0.7], [0.7, 0.7]), ([1.0, 1.005], [1.0, 1.005]),  # square within 1 %
+    ([0.0, 1.0], None), ([-0.5, 1.0], None), ([1.0], None), (b"abc\\1.0", None), (b"nan\\1.0", None),
+])
+def test_dicom_square_or_unusable_pixel_spacing_leaves_the_pixels_exactly_as_they_were(value, recorded, caplog):
+    """Square pixels (or a missing, zero, negative, one-valued or non-numeric spacing, which says nothing) give
+    the very pixels of a DICOM without PixelSpacing, and an unusable value is logged, never guessed from."""
+    a = np.array(phantom(size=64), dtype=np.uint16) * 8
+    plain = dicom_bytes(a)
+    (ref,) = read_frames(plain, name="ref.dcm")
+    if isinstance(value, bytes):  # pydicom will not write a malformed decimal string: patch one in
+        dcm = _with_spacing(plain, "PixelSpacing", "9.9\\1.0").replace(b"9.9\\1.0", value)
+    else:
+        dcm = plain if value is None else _with_spacing(plain, "PixelSpacing", value)
+    with caplog.at_level("WARNING", logger="tumorlens"):
+        (fr,) = read_frames(dcm, name="s.dcm")
+    assert fr.gray.shape == ref.gray.shape and np.array_equal(fr.gray, ref.gray)
+    assert fr.info["pixel_spacing"] == recorded
+    unusable = value is not None and recorded is None
+    assert any("s.dcm: PixelSpacing" in r.getMessage() for r in caplog.records) == unusable
+
+
+def test_an_unusable_pixel_spacing_falls_back_to_imager_pixel_spacing():
+    a = np.array(phantom(size=64), dtype=np.uint16)
+    dcm = _with_spacing(_with_spacing(dicom_bytes(a), "PixelSpacing", [0.0, 0.0]), "ImagerPixelSpacing", [1.0, 0.5])
+    (fr,) = read_frames(dcm, name="f.dcm")
+    assert fr.gray.shape == (128, 64) and fr.info["pixel_spacing"] == [1.0, 0.5]
+    assert fr.info["pixel_spacing_from"] == "ImagerPixelSpacing"
+
+
 def test_bundled_pydicom_files_decode_including_compressed():
     from pydicom.data import get_testdata_file
 

@@ -238,16 +238,39 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     return 0
 
 
+def _num(v: Any, why: str = "not defined for this test set", spec: str = ".4f") -> str:
+    """A metric for the terminal: `v` formatted by `spec`, or "n/a (why)" when it is None or NaN (metrics.json
+    stores an undefined value as null), so a summary never crashes on, nor hides, a number that does not exist."""
+    if isinstance(v, (int, float)) and v == v:
+        return format(v, spec)
+    return f"n/a ({why})"
+
+
+def _macro_auc_why(m: dict) -> str:
+    """Why macro AUC is undefined: a one-vs-rest ROC curve needs both the class and other classes present."""
+    present = [c for c, d in (m.get("report") or {}).items()
+               if isinstance(d, dict) and c not in ("macro avg", "weighted avg") and d.get("support")]
+    return (f"the test part holds only {present[0]}: ROC needs two classes" if len(present) == 1
+            else "no class has a ROC curve")
+
+
 def _print_metrics(m: dict) -> None:
+    """The evaluation summary on stdout: disclaimer, headline numbers (undefined ones as "n/a (why)"), the
+    warning about classes absent from the test part, calibration and the per-class table."""
+    from .evaluate import absent_message
     from .metrics import format_report
 
-    lo, hi = m["accuracy_ci"]
+    lo, hi = m.get("accuracy_ci") or (None, None)
     print(DISCLAIMER)
-    print(f"n = {m['n']}  accuracy {m['accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f})  balanced accuracy "
-          f"{m['balanced_accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}  macro AUC {m['roc_auc']['macro']:.4f}")
+    print(f"n = {m['n']}  accuracy {_num(m.get('accuracy'))} (95% CI {_num(lo)}-{_num(hi)})  balanced accuracy "
+          f"{_num(m.get('balanced_accuracy'))}  macro-F1 {_num(m.get('macro_f1'))}  macro AUC "
+          f"{_num((m.get('roc_auc') or {}).get('macro'), _macro_auc_why(m))}")
+    if m.get("classes_absent_from_test"):
+        print(f"warning: {absent_message(m)}")
     cal = m.get("calibration", {})
     if cal:
-        print(f"ECE {cal['ece_before']:.4f} -> {cal['ece_after']:.4f} after temperature {cal['temperature']:.3f}")
+        print(f"ECE {_num(cal.get('ece_before'))} -> {_num(cal.get('ece_after'))} after temperature "
+              f"{_num(cal.get('temperature'), spec='.3f')}")
     print(format_report(m["report"]))
 
 
@@ -302,8 +325,9 @@ def cmd_info(a: argparse.Namespace) -> int:
     tm = doc.get("test_metrics")
     if tm:
         lo, hi = tm["accuracy_ci"]
-        print(f"test         accuracy {tm['accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}), macro-F1 "
-              f"{tm['macro_f1']:.4f}, macro AUC {tm['roc_auc']['macro']:.4f}, n = {tm['n']}")
+        print(f"test         accuracy {_num(tm.get('accuracy'))} (95% CI {_num(lo)}-{_num(hi)}), macro-F1 "
+              f"{_num(tm.get('macro_f1'))}, macro AUC {_num((tm.get('roc_auc') or {}).get('macro'), _macro_auc_why(tm))}"
+              f", n = {tm.get('n', '?')}")
     cal = doc.get("calibration")
     if cal:
         print(f"calibration  temperature {cal['temperature']:.3f} (fitted on {cal['fitted_on']}, n = {cal['n']})")
@@ -410,7 +434,20 @@ def build_parser() -> argparse.ArgumentParser:
     _explain_parsers(sub)
     _predict_parsers(sub)
     _serve_parsers(sub)
+    _add_disclaimer_to_help(sub)
     return p
+
+
+def _add_disclaimer_to_help(sub: Any) -> None:
+    """Give every subcommand's --help the research-use disclaimer, as the top-level help has. argparse shows a
+    sub-parser's `description`, not the one-line `help` it is listed with, so a sub-parser without a
+    description printed no word of what it does nor the disclaimer; the description becomes that help line
+    plus the disclaimer. Done here, after every module added its parsers, so none is missed."""
+    listed = {a.dest: a.help for a in getattr(sub, "_choices_actions", [])}
+    for name, parser in sub.choices.items():
+        text = parser.description or listed.get(name) or ""
+        if DISCLAIMER not in text:
+            parser.description = f"{text.rstrip('. ')}. {DISCLAIMER}" if text else DISCLAIMER
 
 
 def guarded(run: Callable[[], int | None]) -> int:

@@ -6,7 +6,13 @@ explain: for every input image (files, folders read recursively, globs) writes, 
   <name>.npy   the heatmap, float32, original resolution, values in [0, 1];
   <name>.json  the record: status, class probabilities, method, explained class, disclaimer.
 <name> is the file's stem; stems that occur more than once among the inputs get their parent folders
-(`a__scan`, `b__scan`) and, if still equal, their extension; a volume's slices get `_slice<k>` / `_frame<k>`.
+(`a__scan`, `b__scan`) and, if still equal, their extension; a volume's slices get `_slice<k>` / `_frame<k>`
+(three digits). `predict --explain DIR` names its overlays the same way (`<name>_gradcam.png`), so the two
+commands' outputs for one input can be matched by name. The overlay's title names the file (with its slice or
+frame), the answer, the method and the explained class.
+A map with no positive value anywhere (max <= explain.EMPTY_MAP_MAX) is not passed off as a result: its record
+says `"heatmap_empty": true`, its overlay's title says "no evidence for ... : empty map", and stderr gets a
+one-line warning (the input still counts as explained: "no evidence" is the method's honest answer).
 Unreadable or refused inputs are reported on stderr, one line each, and skipped; the exit code is 1 if any
 input was not explained, else 0.
 
@@ -34,17 +40,22 @@ METHODS: tuple[str, ...] = ("gradcam", "hirescam", "layercam", "multilayer", "fu
 
 # ----------------------------------------------------------------------------------------- naming
 def _safe(name: str) -> str:
+    """A file-name-safe form of `name`: every run of characters other than ASCII letters, digits, '.', '_' and
+    '-' (control characters such as newlines included) becomes one '_', so names are portable and printable."""
     s = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "image"
     return s[:120]
 
 
 OUTPUT_SUFFIXES = (".png", ".npy", ".json")  # what `explain` writes for each name
+PREDICT_SUFFIXES = ("_gradcam.png",)  # what `predict --explain DIR` writes (the name kept for compatibility)
 
 
-def output_names(paths: list[str], out: Path | None = None) -> dict[str, str]:
-    """A distinct output name (no extension) for each input path; see the module docstring. With the output
-    folder `out`, a name whose outputs would overwrite one of the inputs (`--out` is the input's folder) is
-    numbered like a duplicate."""
+def output_names(paths: list[str], out: Path | None = None,
+                 suffixes: tuple[str, ...] = OUTPUT_SUFFIXES) -> dict[str, str]:
+    """A distinct output name (no extension) for each input path; see the module docstring. Names differ also
+    when case is ignored (case-insensitive file systems). With the output folder `out`, a name whose outputs
+    (`name + suffix` for each of `suffixes`) would overwrite one of the inputs (`--out` is the input's folder)
+    is numbered like a duplicate."""
     by_stem: dict[str, list[str]] = defaultdict(list)
     for p in dict.fromkeys(paths):
         by_stem[_safe(Path(p).stem).lower()].append(p)
@@ -71,7 +82,7 @@ def output_names(paths: list[str], out: Path | None = None) -> dict[str, str]:
 
     def taken(name: str) -> bool:
         return name.lower() in seen or (out is not None and any((out / f"{name}{ext}").resolve() in inputs
-                                                                for ext in OUTPUT_SUFFIXES))
+                                                                for ext in suffixes))
 
     for p in list(names):
         base, n = names[p], 2
@@ -83,11 +94,76 @@ def output_names(paths: list[str], out: Path | None = None) -> dict[str, str]:
 
 
 def _where_suffix(rec: Any) -> str:
+    """`_slice<k>` / `_frame<k>` (three digits) for a record of one slice or frame of a file, else ''."""
     if getattr(rec, "slice", None) is not None:
         return f"_slice{int(rec.slice):03d}"
     if getattr(rec, "frame", None) is not None:
         return f"_frame{int(rec.frame):03d}"
     return ""
+
+
+def claim_name(base: str, used: set[str]) -> str:
+    """`base`, or `base_2`, `base_3` ... when that name (ignoring case) is already in `used`; the result is
+    added to `used`. Guards against one output overwriting another within a run when a slice's name
+    (`a_slice004`) equals another input's (`a_slice004.png`) or one file is given twice."""
+    name, n = base, 2
+    while name.lower() in used:
+        name = f"{base}_{n}"
+        n += 1
+    used.add(name.lower())
+    return name
+
+
+def inputs_named_like_outputs(paths: list[str], out: Path, suffixes: tuple[str, ...]) -> set[str]:
+    """The names (lower case, suffix removed) whose outputs would be one of the inputs lying in `out`: the
+    starting `used` set of `claim_name`, so that no slice's or frame's output overwrites an input either."""
+    here = out.resolve()
+    found = set()
+    for p in paths:
+        q = Path(p)
+        if q.resolve().parent == here:
+            found.update(q.name[:-len(ext)].lower() for ext in suffixes if q.name.lower().endswith(ext))
+    return found
+
+
+def printable(text: str) -> str:
+    """`text` with control characters (newlines, tabs, escapes) shown as '?', for one-line titles and messages."""
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def _where_words(rec: Any) -> str:
+    """' slice <k>' / ' frame <k>' for a record of one slice or frame of a file, else ''."""
+    if getattr(rec, "slice", None) is not None:
+        return f" slice {int(rec.slice)}"
+    if getattr(rec, "frame", None) is not None:
+        return f" frame {int(rec.frame)}"
+    return ""
+
+
+def shown_name(rec: Any) -> str:
+    """The input's file name as people see it in overlay titles, with its slice or frame if any."""
+    return printable(Path(rec.path).name) + _where_words(rec)
+
+
+def overlay_title(rec: Any, method: str, explained: str, empty: bool) -> str:
+    """The overlay's two-line title: which input (slice / frame), the answer, and which method's map for which
+    class - or, for an empty map, that the method found no evidence, so a blank overlay is never read as a
+    result. Shared by `explain` and `predict --explain`."""
+    title = f"{shown_name(rec)}: {rec.label}"
+    if rec.confidence is not None:
+        title += f" ({rec.confidence:.2f})"
+    if rec.status != "ok":
+        title += f" [{rec.status}]"
+    if empty:
+        return title + f"\nno evidence for '{explained}' by {method}: empty map"
+    p = (rec.probabilities or {}).get(explained)
+    return title + f"\n{method} map for '{explained}'" + (f" (p={p:.2f})" if p is not None else "")
+
+
+def warn_empty_map(rec: Any, method: str, explained: str) -> None:
+    """One line on stderr saying that this input's map is empty (see the module docstring)."""
+    print(f"{printable(str(rec.path))}{_where_words(rec)}: the {method} map for '{explained}' is empty "
+          f"(no positive evidence anywhere); its overlay shows no heat", file=sys.stderr)
 
 
 def _report(rec: Any, problem: str | None = None) -> None:
@@ -125,7 +201,7 @@ def inputs_but_our_outputs(inputs: list[str], out: Path, is_output: Any) -> list
 
 # ----------------------------------------------------------------------------------------- explain
 def cmd_explain(a: argparse.Namespace) -> int:
-    from .explain import default_method, overlay_png
+    from .explain import default_method, heatmap_is_empty, overlay_png
     from .metrics import jsonable
     from .fileio import atomic_write_bytes
     from .predict import Predictor
@@ -144,7 +220,7 @@ def cmd_explain(a: argparse.Namespace) -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
 
-    files, failed, done = [], 0, 0
+    files, failed, done, n_empty = [], 0, 0, 0
     # an overlay we wrote is a PNG beside its record (.json); the .json and .npy are skipped by name anyway
     for path, err in inputs_but_our_outputs(a.inputs, out, lambda q: q.suffix.lower() == ".png"
                                             and q.with_suffix(".json").is_file()):
@@ -154,6 +230,7 @@ def cmd_explain(a: argparse.Namespace) -> int:
         else:
             files.append(path)
     names = output_names(files, out)
+    used = inputs_named_like_outputs(files, out, OUTPUT_SUFFIXES)
     update, close = _progress("explaining")
     seen_files = 0
     last = None
@@ -171,21 +248,21 @@ def cmd_explain(a: argparse.Namespace) -> int:
                 _report(rec, f"not explained ({rec.status}: {rec.reason or 'no heatmap'})")
                 failed += 1
                 continue
-            name = names.get(rec.path, _safe(Path(rec.path).stem)) + _where_suffix(rec)
+            name = claim_name(names.get(rec.path, _safe(Path(rec.path).stem)) + _where_suffix(rec), used)
             heat = np.asarray(rec.heatmap, dtype=np.float32)
             explained = pred.classes[target] if target is not None else rec.label
-            p_expl = (rec.probabilities or {}).get(explained)
-            title = f"{Path(rec.path).name}: {rec.label} ({rec.confidence:.2f})"
-            if rec.status != "ok":
-                title += f" [{rec.status}]"
-            title += f"\n{method} map for '{explained}'" + (f" (p={p_expl:.2f})" if p_expl is not None else "")
-            png = overlay_png(rec.image, heat, out / f"{name}.png", title)
+            empty = heatmap_is_empty(heat)
+            if empty:
+                warn_empty_map(rec, method, explained)
+                n_empty += 1
+            png = overlay_png(rec.image, heat, out / f"{name}.png", overlay_title(rec, method, explained, empty))
             buf = io.BytesIO()
             np.save(buf, heat)
             atomic_write_bytes(out / f"{name}.npy", buf.getvalue())
             doc = {**rec.to_dict(), "disclaimer": DISCLAIMER, "method": method, "explained_class": explained,
                    "explained_class_is": "given" if target is not None else "predicted",
-                   "heatmap_shape": list(heat.shape), "overlay": png.name, "heatmap": f"{name}.npy",
+                   "heatmap_shape": list(heat.shape), "heatmap_empty": empty,
+                   "overlay": png.name, "heatmap": f"{name}.npy",
                    "model_sha256": pred.ckpt.sha256}
             text = json.dumps(jsonable(doc), indent=2, allow_nan=False) + "\n"
             atomic_write_bytes(out / f"{name}.json", text.encode("utf-8"))
@@ -193,7 +270,8 @@ def cmd_explain(a: argparse.Namespace) -> int:
     finally:
         close()
     total = done + failed
-    print(f"explained {done} of {total} input(s) with {method}; wrote {out}")
+    print(f"explained {done} of {total} input(s) with {method}"
+          + (f" ({n_empty} with an empty map: no evidence)" if n_empty else "") + f"; wrote {out}")
     print(DISCLAIMER)
     if failed:
         print(f"{failed} input(s) not explained (see above)", file=sys.stderr)

@@ -62,17 +62,6 @@ def format_csv(records: list[dict[str, Any]], classes: Iterable[str]) -> str:
     return buf.getvalue()
 
 
-def _overlay_name(rec: dict[str, Any], used: set[str]) -> str:
-    stem = Path(rec["path"]).name.replace(".nii.gz", "").rsplit(".", 1)[0] or "image"
-    stem += f"_frame{rec['frame']}" if "frame" in rec else (f"_slice{rec['slice']}" if "slice" in rec else "")
-    name, k = f"{stem}_gradcam.png", 1
-    while name in used:
-        k += 1
-        name = f"{stem}_{k}_gradcam.png"
-    used.add(name)
-    return name
-
-
 def cmd_predict(a: argparse.Namespace) -> int:
     from .predict import Predictor
 
@@ -81,24 +70,31 @@ def cmd_predict(a: argparse.Namespace) -> int:
     predictor = Predictor(a.model, backend=a.backend)
     explain_dir = Path(a.explain) if a.explain else None
     overlay = None
+    method = None
     if explain_dir is not None:
         try:
-            from .explain import overlay_png as overlay
+            from .explain import default_method, heatmap_is_empty, overlay_png as overlay
         except ImportError as e:
             raise TumorlensError(f"--explain is not available in this installation ({e})") from None
+        # fixed here, not left to explain_slice, so that the title names the method that made the map
+        method = predictor.explain_method or default_method(predictor.model)
+        predictor.explain_method = method
         explain_dir.mkdir(parents=True, exist_ok=True)
     inputs = a.inputs
+    names: dict[str, str] = {}
     used: set[str] = set()
     if explain_dir is not None:
         # overlays from an earlier run must not come back as inputs when DIR lies in an input folder; the
         # listed paths (files, or inputs that fail) expand to themselves again in predict_paths
-        from .cli_explain import inputs_but_our_outputs
+        from .cli_explain import (PREDICT_SUFFIXES, _safe, _where_suffix, claim_name, inputs_but_our_outputs,
+                                  inputs_named_like_outputs, output_names, overlay_title, warn_empty_map)
 
-        inputs = [path for path, _ in inputs_but_our_outputs(a.inputs, explain_dir,
-                                                             lambda q: q.name.endswith("_gradcam.png"))]
-        # nor may an overlay overwrite an input that lies in DIR
-        here = explain_dir.resolve()
-        used = {Path(p).name for p in inputs if Path(p).resolve().parent == here}
+        inputs = [path for path, _ in inputs_but_our_outputs(
+            a.inputs, explain_dir, lambda q: q.name.lower().endswith(PREDICT_SUFFIXES))]
+        # named as `explain` names its outputs (distinct ignoring case, control characters dropped); a name
+        # whose overlay would overwrite an input lying in DIR is numbered
+        names = output_names(inputs, explain_dir, PREDICT_SUFFIXES)
+        used = inputs_named_like_outputs(inputs, explain_dir, PREDICT_SUFFIXES)
     if a.format != "table":
         print(f"tumorlens predict: {DISCLAIMER}", file=sys.stderr)
     out = sys.stdout
@@ -112,10 +108,15 @@ def cmd_predict(a: argparse.Namespace) -> int:
         d = rec.to_dict()
         any_error |= rec.status == "error"
         if overlay is not None and rec.heatmap is not None and rec.image is not None:
-            p = explain_dir / _overlay_name(d, used)
-            title = f"{Path(rec.path).name}: {rec.label} ({rec.confidence:.0%}, {rec.status})"
-            overlay(rec.image, rec.heatmap, p, title)
+            base = names.get(rec.path) or _safe(Path(rec.path).stem)
+            p = explain_dir / (claim_name(base + _where_suffix(rec), used) + PREDICT_SUFFIXES[0])
+            empty = heatmap_is_empty(rec.heatmap)
+            if empty:
+                warn_empty_map(rec, method, rec.label)
+            overlay(rec.image, rec.heatmap, p, overlay_title(rec, method, rec.label, empty))
             d["overlay"] = str(p)
+            d["heatmap_method"] = method
+            d["heatmap_empty"] = empty
         if a.format == "jsonl":
             out.write(json.dumps(d) + "\n")
             out.flush()
@@ -429,7 +430,9 @@ def add_parsers(sub: Any) -> None:
                    help="files, folders (recursive; files named like notes, tables or code are skipped) or glob patterns")
     s.add_argument("--model", help="checkpoint (.safetensors); default: the bundled model")
     s.add_argument("--format", choices=["table", "json", "jsonl", "csv"], default="table")
-    s.add_argument("--explain", metavar="DIR", help="write a Grad-CAM overlay PNG per answered slice into DIR")
+    s.add_argument("--explain", metavar="DIR",
+                   help="write a heatmap overlay (the model's default method, e.g. gated; its title names the "
+                        "method) per answered slice into DIR as NAME_gradcam.png, named as `explain` names them")
     s.add_argument("--slice", type=int, help="NIfTI: classify this axial slice only (0 = most inferior)")
     s.add_argument("--workers", type=int, default=None,
                    help="processes that read and preprocess files, and run the model on them with ONNX Runtime "

@@ -1,8 +1,9 @@
 """`tumorlens evaluate`: score a checkpoint on the `test` part of a split and write the full report.
 
 Outputs (all written atomically): metrics.json, classification_report.txt/.json, predictions.csv,
-confusion matrices, ROC curves, loss/accuracy curves, reliability diagram, risk-coverage curve, and one
-self-contained report.html.
+confusion matrices, ROC curves, loss/accuracy curves, reliability diagram, risk-coverage curve, a heatmap
+gallery, and one self-contained report.html. The JSON files carry a top-level "disclaimer" key (the research-use
+notice) because they are read by people too, not only by programs; predictions.csv stays a plain table.
 """
 from __future__ import annotations
 
@@ -39,8 +40,9 @@ class Evaluation:
     metrics: dict[str, Any]
 
     def save(self, out_dir: str | os.PathLike) -> Path:
+        """Write metrics.json (with the disclaimer) and predictions.csv into `out_dir`; returns `out_dir`."""
         out = Path(out_dir)
-        atomic_write_text(out / "metrics.json", json.dumps(self.metrics, indent=2) + "\n")
+        self.write_metrics(out)
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(["path", "true", "pred"] + [f"p_{c}" for c in CLASSES])
@@ -49,15 +51,28 @@ class Evaluation:
         atomic_write_text(out / "predictions.csv", buf.getvalue())
         return out
 
+    def write_metrics(self, out: Path) -> Path:
+        """metrics.json: the metrics under a leading "disclaimer" key. The key is added only to the file, not to
+        `self.metrics`, so code that reads the dict (report tables, model card, benchmarks) sees metrics only."""
+        return atomic_write_text(out / "metrics.json",
+                                 json.dumps({"disclaimer": DISCLAIMER, **self.metrics}, indent=2) + "\n")
+
 
 def score(predictor: Predictor, x: np.ndarray, y: np.ndarray, paths: list[str]) -> Evaluation:
-    """Run the predictor on preprocessed inputs and summarise (accuracy with CI, F1, AUC, ECE ...)."""
+    """Run the predictor on preprocessed inputs and summarise (accuracy with CI, F1, AUC, ECE ...).
+
+    Classes of the model with no test image are listed under "classes_absent_from_test" and logged as a
+    warning: their all-zero rows still count in the macro averages (scikit-learn's definition, kept so the
+    numbers stay comparable), which drags macro-F1 down for a reason that says nothing about the model."""
     from .metrics import accuracy_at_coverage, ece, brier, summarize, softmax
 
     logits = predictor.logits(x)
     probs = softmax(logits, predictor.temperature)
     raw = softmax(logits, 1.0)
     m = summarize(y, probs, list(predictor.classes))
+    m["classes_absent_from_test"] = [c for i, c in enumerate(predictor.classes) if not np.any(y == i)]
+    if m["classes_absent_from_test"]:
+        log.warning("%s", absent_message(m))
     conf = probs.max(1)
     correct = probs.argmax(1) == y
     m["calibration"] = {"temperature": predictor.temperature, "ece_before": ece(raw, y), "ece_after": ece(probs, y),
@@ -92,7 +107,7 @@ def evaluate(data_dir: str | os.PathLike, rows: list[SplitRow], out_dir: str | o
     ev.save(out)
     write_report(ev, predictor, out, x)
     ev.metrics["seconds"] = round(time.perf_counter() - t0, 2)
-    atomic_write_text(out / "metrics.json", json.dumps(ev.metrics, indent=2) + "\n")
+    ev.write_metrics(out)
     return ev
 
 
@@ -114,7 +129,23 @@ def training_overlap(meta: dict[str, Any], sha256: list[str]) -> dict[str, int] 
 
 
 def overlap_message(k: int, n: int) -> str:
+    """The warning for k of n test images that the model saw in training or validation."""
     return f"{k} of {n} test images were in this model's training/validation data: the scores are inflated"
+
+
+def absent_message(m: dict[str, Any]) -> str:
+    """The warning for classes with no test image (`m["classes_absent_from_test"]`, non-empty), shared by the
+    log, report.html and the terminal summary so all three say the same: the macro averages count each such
+    class as 0, so read balanced accuracy and the per-class rows; and why macro AUC is missing when it is."""
+    absent = m["classes_absent_from_test"]
+    one = len(absent) == 1
+    f1, ba = m.get("macro_f1"), m.get("balanced_accuracy")
+    nums = f" (macro-F1 {f1:.3f}, balanced accuracy {ba:.3f})" if f1 is not None and ba is not None else ""
+    auc = ("; with a single class in the test part no ROC curve exists, so macro AUC is n/a"
+           if (m.get("roc_auc") or {}).get("macro") is None else "")
+    return (f"no test images of {', '.join(absent)} (support 0): the macro averages (precision, recall, F1) count "
+            f"{'that class' if one else 'those classes'} as 0{nums}; read balanced accuracy and the per-class rows "
+            f"instead{auc}")
 
 
 def write_report(ev: Evaluation, predictor: Predictor, out: Path, x: np.ndarray | None = None) -> Path:
@@ -126,7 +157,8 @@ def write_report(ev: Evaluation, predictor: Predictor, out: Path, x: np.ndarray 
     names = list(predictor.classes)
     m = ev.metrics
     atomic_write_text(out / "classification_report.txt", f"{DISCLAIMER}\n\n" + format_report(m["report"]) + "\n")
-    atomic_write_text(out / "classification_report.json", json.dumps(m["report"], indent=2) + "\n")
+    atomic_write_text(out / "classification_report.json",
+                      json.dumps({"disclaimer": DISCLAIMER, **m["report"]}, indent=2) + "\n")
     figs = [("Confusion matrix (counts)", plots.plot_confusion(np.array(m["confusion_matrix"]), names,
                                                                out / "confusion_matrix.png")),
             ("Confusion matrix (row-normalised)", plots.plot_confusion(
@@ -141,9 +173,14 @@ def write_report(ev: Evaluation, predictor: Predictor, out: Path, x: np.ndarray 
     figs.append(("Risk-coverage", plots.plot_risk_coverage(conf, ev.probs.argmax(1) == ev.y_true,
                                                           out / "risk_coverage.png")))
     if x is not None:
-        figs.append(("Grad-CAM gallery: per true class, two correct and two misclassified test slices "
-                     "(network input, heatmap of the predicted class)",
-                     gallery_png(predictor, x, ev.y_true, ev.probs, out / "gradcam_gallery.png")))
+        from .explain import default_method
+
+        method = default_method(predictor.model)
+        # the file keeps its old name for scripts that look for it; the caption names the method really used
+        figs.append((f"Heatmap gallery (method: {method}, the default for this model; see explain.py): per true "
+                     "class, two correct and two misclassified test slices (network input, heatmap of the "
+                     "predicted class)",
+                     gallery_png(predictor, x, ev.y_true, ev.probs, out / "gradcam_gallery.png", method=method)))
     cal = m["calibration"]
     tables = [table_html([{"": "before", "ECE (15 bins)": cal["ece_before"], "Brier": cal["brier_before"]},
                           {"": f"after (T = {cal['temperature']:.3f})", "ECE (15 bins)": cal["ece_after"],
@@ -157,19 +194,25 @@ def write_report(ev: Evaluation, predictor: Predictor, out: Path, x: np.ndarray 
                    if predictor.flip_average else ""))
     ov = m.get("overlap_with_training")
     warnings = [overlap_message(ov["n"], ov["of"])] if ov and ov["n"] else []
+    if m.get("classes_absent_from_test"):
+        warnings.append(absent_message(m))
     return build_report(out / "report.html", "tumorlens evaluation report", metrics=m, tables_html=tables,
                         figures=figs, subtitle=subtitle, warnings=warnings)
 
 
 def gallery_png(predictor: Predictor, x: np.ndarray, y: np.ndarray, probs: np.ndarray, path: Path,
-                per_kind: int = 2, seed: int = 0) -> Path:
-    """A grid of Grad-CAM overlays: one row per true class, `per_kind` correct then misclassified."""
+                per_kind: int = 2, seed: int = 0, method: str | None = None) -> Path:
+    """A grid of heatmap overlays: one row per true class, `per_kind` correct then misclassified.
+
+    `method` is an explain.py method (None: the model's default, `explain.default_method`); it is written
+    above the grid, since the PNG is often looked at without the report that captions it."""
     import torch
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from .explain import explain_batch
+    from .explain import default_method, explain_batch
 
+    method = method or default_method(predictor.model)
     rng = np.random.default_rng(seed)
     pred = probs.argmax(1)
     names = list(predictor.classes)
@@ -185,7 +228,7 @@ def gallery_png(predictor: Predictor, x: np.ndarray, y: np.ndarray, probs: np.nd
     cams = {}
     if flat:
         maps, _ = explain_batch(predictor.model, torch.from_numpy(x[flat]).unsqueeze(1),
-                                [int(pred[i]) for i in flat], method=None)
+                                [int(pred[i]) for i in flat], method=method)
         cams = dict(zip(flat, maps))
     ncol = 2 * per_kind
     fig = Figure(figsize=(1.9 * ncol, 2.05 * len(names) + 0.4), dpi=100)
@@ -202,6 +245,7 @@ def gallery_png(predictor: Predictor, x: np.ndarray, y: np.ndarray, probs: np.nd
             ok = pred[i] == y[i]
             ax.set_title(f"{names[y[i]]} -> {names[pred[i]]}\np = {probs[i, pred[i]]:.2f}", fontsize=7,
                          color="black" if ok else "crimson")
+    fig.suptitle(f"heatmap method: {method}", fontsize=9)
     fig.text(0.5, 0.005, DISCLAIMER, ha="center", va="bottom", fontsize=7, color="0.35")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     buf = io.BytesIO()

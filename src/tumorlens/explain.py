@@ -371,6 +371,19 @@ def explain_batch(model: nn.Module, x: torch.Tensor | np.ndarray, targets: Any =
     return cam.cpu().numpy().astype(np.float32), probs.cpu().numpy()
 
 
+EMPTY_MAP_MAX = 1e-6  # a heatmap whose maximum is at most this shows no evidence at all
+
+
+def heatmap_is_empty(heat: np.ndarray) -> bool:
+    """True when a heatmap shows no evidence: its largest finite value is at most EMPTY_MAP_MAX (or it has no
+    finite value). Maps are divided by their maximum, so a map that found anything peaks near 1; an empty one is
+    all zeros, and an overlay of it would look like "nothing here" rather than "the method found nothing", so
+    callers must say so (see cli_explain)."""
+    h = np.asarray(heat, dtype=np.float32)
+    finite = h[np.isfinite(h)]
+    return finite.size == 0 or float(finite.max()) <= EMPTY_MAP_MAX
+
+
 def paste_cam(cam: np.ndarray, box: tuple[int, int, int], orig_shape: tuple[int, int]) -> np.ndarray:
     """An S x S map of the crop `box` (top, left, side) -> (H, W) map of the original image.
 

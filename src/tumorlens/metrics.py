@@ -123,7 +123,10 @@ def classification_report(y_true: Any, y_pred: Any, class_names: Sequence[str] =
 
 
 def format_report(report: dict[str, Any], digits: int = 3) -> str:
-    """Render a `classification_report` dict as a fixed-width text table (scikit-learn's layout)."""
+    """Render a `classification_report` dict as a fixed-width text table (scikit-learn's layout).
+
+    Non-dict entries other than `accuracy` (such as the "disclaimer" of classification_report.json) are
+    skipped, and a value stored as null (JSON's NaN) prints as n/a, so a report read back from disk renders."""
     rows = [k for k, v in report.items() if isinstance(v, dict) and k not in ("macro avg", "weighted avg")]
     avgs = [k for k in ("macro avg", "weighted avg") if k in report]
     width = max([len(r) for r in rows + avgs] + [len("weighted avg"), digits])
@@ -131,16 +134,23 @@ def format_report(report: dict[str, Any], digits: int = 3) -> str:
     lines = [head, ""]
 
     def row(name: str, d: dict[str, Any]) -> str:
-        vals = " ".join(f"{d[m]:>9.{digits}f}" for m in ("precision", "recall", "f1-score"))
+        vals = " ".join(_cell(d.get(m), digits) for m in ("precision", "recall", "f1-score"))
         return f"{name:>{width}} {vals} {int(d['support']):>9}"
 
     lines += [row(r, report[r]) for r in rows]
     lines.append("")
     if "accuracy" in report:
         n = report.get("macro avg", {}).get("support", sum(int(report[r]["support"]) for r in rows))
-        lines.append(f"{'accuracy':>{width}} {'':>9} {'':>9} {report['accuracy']:>9.{digits}f} {int(n):>9}")
+        lines.append(f"{'accuracy':>{width}} {'':>9} {'':>9} {_cell(report['accuracy'], digits)} {int(n):>9}")
     lines += [row(a, report[a]) for a in avgs]
     return "\n".join(lines) + "\n"
+
+
+def _cell(v: Any, digits: int) -> str:
+    """One 9-wide number cell of `format_report`; None or NaN (undefined) shows as n/a."""
+    if isinstance(v, (int, float)) and math.isfinite(v):
+        return f"{v:>9.{digits}f}"
+    return f"{'n/a':>9}"
 
 
 # ------------------------------------------------------------------------------- accuracy & its CI

@@ -8,7 +8,10 @@ Formats, told apart by content first and by name second:
 * **DICOM** (`.dcm`, or any name, recognised by `DICM` at byte 128; `.dcm` files without that preamble are
   read too): Modality LUT / RescaleSlope+Intercept, then the VOI LUT or WindowCenter/Width when present,
   else a robust window from the 0.5th to the 99.5th percentile; MONOCHROME1 is inverted so that bright means
-  bright; a multi-frame object gives one frame per frame. Compressed transfer syntaxes decode when pydicom
+  bright; a multi-frame object gives one frame per frame. Non-square pixels (PixelSpacing, else the shared
+  functional groups' PixelSpacing of an enhanced multi-frame object, else ImagerPixelSpacing, differing by
+  more than 1 %) are resampled to square pixels exactly as NIfTI slices are, so the model and the overlay see
+  the anatomy in its true proportions. Compressed transfer syntaxes decode when pydicom
   has a plugin for them (pylibjpeg-libjpeg: JPEG, JPEG-LS; pylibjpeg-openjpeg: JPEG 2000; RLE and deflate
   are built in); otherwise the error names the transfer syntax.
 * **NIfTI** (`.nii`, `.nii.gz`, or a NIfTI-1/2 header): reoriented with `nibabel.as_closest_canonical`
@@ -19,8 +22,8 @@ Formats, told apart by content first and by name second:
   head, at most `MAX_AUTO_SLICES`, evenly spaced. A 4-D image with more than one volume is an error.
 
 Each frame carries `info`: `format`, and what the refusal checks use - `colour` and `colourfulness` (of the
-RGB source, before the grayscale conversion; 0 for grayscale sources) and, for DICOM, `modality` and
-`body_part`. Every failure is a `TumorlensError` whose message reads "name: problem".
+RGB source, before the grayscale conversion; 0 for grayscale sources) and, for DICOM, `modality`,
+`body_part` and `pixel_spacing` ([row, column] spacing in mm as read, or None). Every failure is a `TumorlensError` whose message reads "name: problem".
 
 pydicom and nibabel are imported only when a DICOM or NIfTI input arrives.
 """
@@ -150,7 +153,64 @@ def _read_image(src: str | os.PathLike | bytes, name: str, draft: int | None) ->
 _COLOUR_MODES = ("RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "P", "PA", "LAB", "HSV")
 
 
+def square_pixels(g: np.ndarray, col_size: float, row_size: float) -> np.ndarray:
+    """A 2-D slice whose pixels are `col_size` wide and `row_size` high -> the same slice with square pixels.
+
+    The coarser axis is stretched (bilinear, `data.resize`) so that no detail is thrown away; sizes that differ
+    by at most 1 % leave the array untouched (the very same object), so square-pixel inputs keep their pixels
+    exactly. Used for NIfTI voxel sizes and DICOM PixelSpacing alike, so both formats give the same image.
+    """
+    if not (col_size > 0 and row_size > 0) or abs(col_size / row_size - 1.0) <= 0.01:
+        return g
+    h, w = g.shape
+    if col_size > row_size:
+        return resize(g, (h, max(1, int(round(w * col_size / row_size)))))
+    return resize(g, (max(1, int(round(h * row_size / col_size))), w))
+
+
 # ---------------------------------------------------------------------------------------- DICOM
+def _spacing_pair(v: Any) -> tuple[float, float] | None:
+    """Two finite, positive numbers from a DICOM PixelSpacing-like value (row spacing, column spacing), else
+    None: a missing, one-valued, non-numeric, zero or negative value says nothing about the pixel shape."""
+    try:
+        if v is None or isinstance(v, (str, bytes)) or len(v) != 2:
+            return None
+        r, c = float(v[0]), float(v[1])
+    except (TypeError, ValueError, IndexError):
+        return None
+    return (r, c) if math.isfinite(r) and math.isfinite(c) and r > 0 and c > 0 else None
+
+
+def _dicom_pixel_spacing(ds: Any, name: str) -> tuple[tuple[float, float] | None, str | None]:
+    """((row spacing, column spacing) in mm, the attribute it came from), or (None, None) when no attribute
+    gives a usable pair.
+
+    PixelSpacing (0028,0030) first, then the PixelMeasuresSequence in the SharedFunctionalGroupsSequence (where
+    enhanced multi-frame objects keep it), then ImagerPixelSpacing (0018,1164, projection images). A present
+    but unusable value is logged, and the next source is tried: the pixels are then taken as square.
+    """
+    def shared() -> Any:
+        groups = ds.get("SharedFunctionalGroupsSequence")
+        measures = groups[0].get("PixelMeasuresSequence") if groups else None
+        return measures[0].get("PixelSpacing") if measures else None
+
+    sources = (("PixelSpacing", lambda: ds.get("PixelSpacing")),
+               ("SharedFunctionalGroupsSequence/PixelMeasuresSequence/PixelSpacing", shared),
+               ("ImagerPixelSpacing", lambda: ds.get("ImagerPixelSpacing")))
+    for tag, get in sources:
+        try:
+            raw = get()
+        except Exception:  # noqa: BLE001 - pydicom raises several types for a malformed value
+            raw = "unreadable"
+        if raw is None or (hasattr(raw, "__len__") and len(raw) == 0):
+            continue
+        pair = _spacing_pair(raw)
+        if pair is not None:
+            return pair, tag
+        log.warning("%s: %s %r is not two positive numbers; ignored", name, tag, raw)
+    return None, None
+
+
 def _window(x: np.ndarray, center: float, width: float, func: str = "LINEAR") -> np.ndarray:
     """DICOM PS3.3 C.11.2.1.2 VOI windowing onto 0..255 (LINEAR, LINEAR_EXACT or SIGMOID)."""
     if func == "SIGMOID":
@@ -293,6 +353,14 @@ def _read_dicom(src: str | os.PathLike | bytes, name: str, force: bool) -> list[
         arr = arr[None] if arr.ndim == 2 else arr
     info["colour"] = bool(colour)
     info["n_frames"] = int(arr.shape[0])
+    spacing, spacing_tag = _dicom_pixel_spacing(ds, name)
+    info["pixel_spacing"] = [round(v, 6) for v in spacing] if spacing else None
+    info["pixel_spacing_from"] = spacing_tag
+    row_mm, col_mm = spacing or (1.0, 1.0)  # no usable spacing: the pixels are taken as square
+
+    def square(g: np.ndarray) -> np.ndarray:
+        # PixelSpacing is (row spacing = pixel height, column spacing = pixel width)
+        return square_pixels(g, col_mm, row_mm)
     frames: list[Frame] = []
     if colour:  # colour data has no modality LUT or VOI window
         for i, f in enumerate(arr):
@@ -301,7 +369,7 @@ def _read_dicom(src: str | os.PathLike | bytes, name: str, force: bool) -> list[
                 f = f / f.max() * 255.0
             c = colour_stats(f)
             gray = f[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-            frames.append(Frame(gray.astype(np.float32), {"frame": i} if arr.shape[0] > 1 else {},
+            frames.append(Frame(square(gray.astype(np.float32)), {"frame": i} if arr.shape[0] > 1 else {},
                                 {**info, **c, "window": "none"}))
         return frames
     from pydicom.pixels import apply_modality_lut
@@ -314,6 +382,7 @@ def _read_dicom(src: str | os.PathLike | bytes, name: str, force: bool) -> list[
         g, how = _dicom_voi(v, ds, name)
         if photo == "MONOCHROME1":
             g = 255.0 - g
+        g = square(np.ascontiguousarray(g, dtype=np.float32))
         frames.append(Frame(np.ascontiguousarray(g, dtype=np.float32), {"frame": i} if arr.shape[0] > 1 else {},
                             {**info, **_GREY, "window": how}))
     return frames
@@ -458,13 +527,7 @@ def _read_nifti(src: str | os.PathLike | bytes, name: str, kind: str, slice_: in
     frames = []
     for k in picks:
         g = np.ascontiguousarray(vol[::-1, ::-1, k].T)  # rows: anterior -> posterior; columns: right -> left
-        zx, zy = zooms[0] or 1.0, zooms[1] or 1.0
-        if abs(zx / zy - 1.0) > 0.01:  # square pixels: stretch the coarser axis
-            h, w = g.shape
-            if zx > zy:
-                g = resize(g, (h, max(1, int(round(w * zx / zy)))))
-            else:
-                g = resize(g, (max(1, int(round(h * zy / zx))), w))
+        g = square_pixels(g, zooms[0] or 1.0, zooms[1] or 1.0)  # columns run along x, rows along y
         if min(g.shape) < 8:
             raise TumorlensError(f"{name}: axial slices are only {g.shape[1]}x{g.shape[0]} pixels")
         frames.append(Frame(g.astype(np.float32), {"slice": k}, dict(info)))

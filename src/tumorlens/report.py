@@ -133,8 +133,9 @@ def metrics_html(metrics: dict[str, Any]) -> str:
     for key in ("macro", "micro"):
         if key in auc:
             head.append((f"ROC AUC, {key}-average (one-vs-rest)", auc[key]))
+    # "disclaimer" (metrics.json read back) is already on the page, at the top and the bottom
     known = set(labels) | {"n", "accuracy", "accuracy_ci", "roc_auc", "report", "class_names", "miss_rate",
-                           "confusion_matrix", "confusion_matrix_normalized"}
+                           "confusion_matrix", "confusion_matrix_normalized", "disclaimer"}
     for key, v in m.items():
         if key not in known and (v is None or isinstance(v, (int, float, str, bool))):
             head.append((key.replace("_", " "), v))
