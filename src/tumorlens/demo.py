@@ -66,7 +66,8 @@ def run_demo(out: Path, n_per_class: int = 200, epochs: int = 30, seed: int = 0,
     ev = evaluate(data, rows, out / "report", model=ckpt)
     m = ev.metrics
     log(f"test accuracy {m['accuracy']:.3f} (95% CI {m['accuracy_ci'][0]:.3f}-{m['accuracy_ci'][1]:.3f}), "
-        f"macro-F1 {m['macro_f1']:.3f}, macro AUC {m['roc_auc']['macro']:.3f}")
+        f"macro-F1 {m['macro_f1']:.3f}, macro AUC "
+        + (f"{m['roc_auc']['macro']:.3f}" if m["roc_auc"]["macro"] is not None else "n/a (a class is missing)"))
     if m["accuracy"] < 0.5:
         raise TumorlensError(f"demo model scored only {m['accuracy']:.2f}: something is wrong")
     atomic_write_text(out / "summary.json", json.dumps({"accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
