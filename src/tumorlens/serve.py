@@ -122,10 +122,10 @@ def sniff_supported(data: bytes | bytearray, name: str) -> bool:
     except Exception:  # noqa: BLE001 - identified but broken (decompression bomb, bad header): reader's job
         return True
     if not Path(low).suffix:  # the reader tries DICOM without preamble for names without an extension
-        from .readers import _read_dicom
+        from .readers_dicom import read_dicom
 
         try:
-            _read_dicom(bytes(data), name, force=True)
+            read_dicom(bytes(data), name, force=True)
             return True
         except TumorlensError:
             return False

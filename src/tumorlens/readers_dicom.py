@@ -1,0 +1,242 @@
+"""DICOM input, for `readers.read_frames` (which tells formats apart; see its module docstring).
+
+Modality LUT / RescaleSlope+Intercept, then the VOI LUT or WindowCenter/Width when present, else a robust window
+from the 0.5th to the 99.5th percentile; MONOCHROME1 inverted so that bright means bright; one frame per frame
+of a multi-frame object; non-square pixels resampled to square ones as NIfTI voxels are (`readers.square_pixels`);
+compressed transfer syntaxes through pydicom's plugins. pydicom is imported only when a DICOM arrives.
+Research use only - not a medical device.
+"""
+from __future__ import annotations
+
+import io
+import logging
+import math
+import os
+from typing import Any
+
+import numpy as np
+
+from .config import TumorlensError
+from .data import MAX_PIXELS
+from .readers import _GREY, MAX_VOXELS, Frame, colour_stats, square_pixels
+
+log = logging.getLogger(__name__)
+
+
+def _spacing_pair(v: Any) -> tuple[float, float] | None:
+    """Two finite, positive numbers from a DICOM PixelSpacing-like value (row spacing, column spacing), else
+    None: a missing, one-valued, non-numeric, zero or negative value says nothing about the pixel shape."""
+    try:
+        if v is None or isinstance(v, (str, bytes)) or len(v) != 2:
+            return None
+        r, c = float(v[0]), float(v[1])
+    except (TypeError, ValueError, IndexError):
+        return None
+    return (r, c) if math.isfinite(r) and math.isfinite(c) and r > 0 and c > 0 else None
+
+
+def _dicom_pixel_spacing(ds: Any, name: str) -> tuple[tuple[float, float] | None, str | None]:
+    """((row spacing, column spacing) in mm, the attribute it came from), or (None, None) when no attribute
+    gives a usable pair.
+
+    PixelSpacing (0028,0030) first, then the PixelMeasuresSequence in the SharedFunctionalGroupsSequence (where
+    enhanced multi-frame objects keep it), then ImagerPixelSpacing (0018,1164, projection images). A present
+    but unusable value is logged, and the next source is tried: the pixels are then taken as square.
+    """
+    def shared() -> Any:
+        groups = ds.get("SharedFunctionalGroupsSequence")
+        measures = groups[0].get("PixelMeasuresSequence") if groups else None
+        return measures[0].get("PixelSpacing") if measures else None
+
+    sources = (("PixelSpacing", lambda: ds.get("PixelSpacing")),
+               ("SharedFunctionalGroupsSequence/PixelMeasuresSequence/PixelSpacing", shared),
+               ("ImagerPixelSpacing", lambda: ds.get("ImagerPixelSpacing")))
+    for tag, get in sources:
+        try:
+            raw = get()
+        except Exception:  # noqa: BLE001 - pydicom raises several types for a malformed value
+            raw = "unreadable"
+        if raw is None or (hasattr(raw, "__len__") and len(raw) == 0):
+            continue
+        pair = _spacing_pair(raw)
+        if pair is not None:
+            return pair, tag
+        log.warning("%s: %s %r is not two positive numbers; ignored", name, tag, raw)
+    return None, None
+
+
+def _window(x: np.ndarray, center: float, width: float, func: str = "LINEAR") -> np.ndarray:
+    """DICOM PS3.3 C.11.2.1.2 VOI windowing onto 0..255 (LINEAR, LINEAR_EXACT or SIGMOID)."""
+    if func == "SIGMOID":
+        return (255.0 / (1.0 + np.exp(-4.0 * (x - center) / max(width, 1e-6)))).astype(np.float32)
+    if func == "LINEAR_EXACT":
+        w = max(width, 1e-6)
+        return (np.clip((x - center) / w + 0.5, 0.0, 1.0) * 255.0).astype(np.float32)
+    w = max(width, 1.0)
+    if w == 1.0:
+        return np.where(x > center - 0.5, 255.0, 0.0).astype(np.float32)
+    return (np.clip((x - (center - 0.5)) / (w - 1.0) + 0.5, 0.0, 1.0) * 255.0).astype(np.float32)
+
+
+def _robust_window(x: np.ndarray) -> np.ndarray:
+    lo, hi = np.percentile(x, [0.5, 99.5])
+    if hi <= lo:
+        lo, hi = float(x.min()), float(x.max())
+    if hi <= lo:
+        return np.zeros_like(x, dtype=np.float32)
+    return (np.clip((x - lo) / (hi - lo), 0.0, 1.0) * 255.0).astype(np.float32)
+
+
+def _first(v: Any) -> float:
+    try:
+        return float(v[0]) if hasattr(v, "__len__") and not isinstance(v, str) else float(v)
+    except (TypeError, ValueError, IndexError):
+        return float("nan")
+
+
+def _dicom_voi(frame: np.ndarray, ds: Any, name: str) -> tuple[np.ndarray, str]:
+    """Modality-LUT values of one frame -> displayable 0..255 float32, and how it was windowed."""
+    seq = ds.get("VOILUTSequence")
+    if seq:
+        from pydicom.pixels import apply_voi_lut
+
+        try:
+            item = seq[0]
+            out = apply_voi_lut(frame, ds, index=0, prefer_lut=True).astype(np.float32)
+            bits = int(item.LUTDescriptor[2])
+            top = float(2 ** bits - 1) if 8 <= bits <= 16 else float(out.max() or 1.0)
+            return np.clip(out / top, 0, 1).astype(np.float32) * 255.0, "voi_lut"
+        except Exception as e:  # a malformed LUT falls back to the window / robust window
+            log.warning("%s: VOI LUT not usable (%s); using the window", name, e)
+    if "WindowCenter" in ds and "WindowWidth" in ds:
+        c, w = _first(ds.WindowCenter), _first(ds.WindowWidth)
+        if np.isfinite(c) and np.isfinite(w) and w > 0:
+            func = str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR").upper()
+            return _window(frame, c, w, func), "window"
+    return _robust_window(frame), "percentile"
+
+
+def _decode_reason(e: Exception) -> str:
+    """The first line of a pydicom decode error that says why: "Unable to decode as exceptions were raised by
+    all available plugins:" is followed by one "plugin: reason" line per plugin, of which the first is kept."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    if len(lines) > 1 and lines[0].endswith(":"):
+        return lines[1]
+    return lines[0] if lines else type(e).__name__
+
+
+def _has_dicom_elements(ds: Any) -> bool:
+    """True when a dataset holds a file meta header or at least one data element of the DICOM dictionary
+    (outside group 0000, which a run of zero bytes parses as). Only the tags are looked at: reading values of
+    unknown elements would make pydicom warn about each."""
+    from pydicom.datadict import dictionary_has_tag
+
+    if len(getattr(ds, "file_meta", None) or ()):
+        return True
+    return any(tag.group != 0 and dictionary_has_tag(tag) for tag in ds.keys())
+
+
+def read_dicom(src: str | os.PathLike | bytes, name: str, force: bool) -> list[Frame]:
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    fp = io.BytesIO(src) if isinstance(src, (bytes, bytearray, memoryview)) else src
+    try:
+        ds = pydicom.dcmread(fp, force=force)
+    except InvalidDicomError as e:
+        raise TumorlensError(f"{name}: not a valid DICOM file ({e})") from None
+    except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError, NotImplementedError) as e:
+        raise TumorlensError(f"{name}: corrupt or truncated DICOM file ({str(e) or type(e).__name__})") from None
+    if force and not _has_dicom_elements(ds):
+        # a forced read takes any bytes for data elements: a text file gives one element of an unknown tag
+        raise TumorlensError(f"{name}: not a DICOM file (no DICOM header and no standard DICOM data elements)")
+    modality = str(ds.get("Modality", "") or "").strip().upper()
+    body = str(ds.get("BodyPartExamined", "") or "").strip().upper()
+    tsuid = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    ts_name = getattr(tsuid, "name", str(tsuid)) if tsuid else "unknown transfer syntax"
+    info: dict[str, Any] = {"format": "DICOM", "modality": modality or None, "body_part": body or None,
+                            "transfer_syntax": ts_name,
+                            "photometric": str(ds.get("PhotometricInterpretation", "") or "") or None,
+                            "series": str(ds.get("SeriesDescription", "") or "") or None}
+    if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+        sop = ds.get("SOPClassUID")
+        what = f" ({getattr(sop, 'name', sop)})" if sop else ""
+        raise TumorlensError(f"{name}: DICOM file has no pixel data{what}")
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        nf = int(ds.get("NumberOfFrames", 1) or 1)
+    except (AttributeError, TypeError, ValueError):
+        raise TumorlensError(f"{name}: DICOM image lacks Rows/Columns") from None
+    if rows * cols > MAX_PIXELS or rows * cols * nf > MAX_VOXELS:
+        raise TumorlensError(f"{name}: DICOM image claims {nf} frame(s) of {cols}x{rows} pixels, over the limit")
+    if rows < 8 or cols < 8:
+        raise TumorlensError(f"{name}: image is only {cols}x{rows} pixels")
+    # pydicom logs every failed decoder plugin at ERROR with a traceback (~40 lines for one corrupt file) before
+    # it raises; the raised error says the same in one line, so its logger is quiet during the decode
+    pd_log = logging.getLogger("pydicom")
+    level = pd_log.level
+    pd_log.setLevel(logging.CRITICAL)
+    try:
+        arr = ds.pixel_array
+    except (NotImplementedError, RuntimeError) as e:
+        if tsuid is not None and getattr(tsuid, "is_compressed", False):
+            # pydicom cannot tell "no plugin for this syntax" from "every plugin rejected the data", so
+            # the message covers both, with the first plugin's reason
+            raise TumorlensError(f"{name}: cannot decode its compressed pixel data (transfer syntax {ts_name}, "
+                                 f"{tsuid}): corrupt data or no installed decoder ({_decode_reason(e)})") from None
+        raise TumorlensError(f"{name}: cannot decode DICOM pixel data ({str(e).splitlines()[0]})") from None
+    except (ValueError, EOFError, OSError, KeyError, AttributeError, TypeError) as e:
+        raise TumorlensError(f"{name}: corrupt or truncated DICOM pixel data ({str(e) or type(e).__name__})") from None
+    finally:
+        pd_log.setLevel(level)
+    photo = (info["photometric"] or "MONOCHROME2").upper()
+    spp = int(ds.get("SamplesPerPixel", 1) or 1)
+    colour = spp > 1 or photo == "PALETTE COLOR"
+    if photo == "PALETTE COLOR":
+        from pydicom.pixels import apply_color_lut
+
+        try:
+            arr = apply_color_lut(arr, ds)
+            arr = arr / (arr.max() or 1) * 255.0
+        except Exception as e:
+            raise TumorlensError(f"{name}: cannot apply the DICOM palette ({e})") from None
+    # frames axis first
+    if colour:
+        arr = arr[None] if arr.ndim == 3 else arr
+    else:
+        arr = arr[None] if arr.ndim == 2 else arr
+    info["colour"] = bool(colour)
+    info["n_frames"] = int(arr.shape[0])
+    spacing, spacing_tag = _dicom_pixel_spacing(ds, name)
+    info["pixel_spacing"] = [round(v, 6) for v in spacing] if spacing else None
+    info["pixel_spacing_from"] = spacing_tag
+    row_mm, col_mm = spacing or (1.0, 1.0)  # no usable spacing: the pixels are taken as square
+
+    def square(g: np.ndarray) -> np.ndarray:
+        # PixelSpacing is (row spacing = pixel height, column spacing = pixel width)
+        return square_pixels(g, col_mm, row_mm)
+    frames: list[Frame] = []
+    if colour:  # colour data has no modality LUT or VOI window
+        for i, f in enumerate(arr):
+            f = f.astype(np.float32)
+            if f.max() > 255:
+                f = f / f.max() * 255.0
+            c = colour_stats(f)
+            gray = f[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+            frames.append(Frame(square(gray.astype(np.float32)), {"frame": i} if arr.shape[0] > 1 else {},
+                                {**info, **c, "window": "none"}))
+        return frames
+    from pydicom.pixels import apply_modality_lut
+
+    for i, f in enumerate(arr):
+        try:
+            v = apply_modality_lut(f, ds).astype(np.float32)
+        except Exception as e:  # a malformed rescale is reported, not guessed
+            raise TumorlensError(f"{name}: cannot apply the DICOM rescale / modality LUT ({e})") from None
+        g, how = _dicom_voi(v, ds, name)
+        if photo == "MONOCHROME1":
+            g = 255.0 - g
+        g = square(np.ascontiguousarray(g, dtype=np.float32))
+        frames.append(Frame(np.ascontiguousarray(g, dtype=np.float32), {"frame": i} if arr.shape[0] > 1 else {},
+                            {**info, **_GREY, "window": how}))
+    return frames
