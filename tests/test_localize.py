@@ -211,3 +211,19 @@ def test_localize_refuses_without_test_folds(tmp_path):
         localize(path, data, tmp_path / "o", folds=[9])
     with pytest.raises(TumorlensError, match="metadata.csv"):
         localize(path, tmp_path, tmp_path / "o", folds=[1])
+
+
+def test_a_mask_of_other_proportions_than_its_image_is_refused_and_one_of_another_resolution_is_resized(tmp_path):
+    from PIL import Image
+
+    from tumorlens.config import TumorlensError
+    from tumorlens.localize import read_mask
+
+    m = np.zeros((256, 256), dtype=np.uint8)
+    m[100:140, 60:90] = 255
+    Image.fromarray(m).save(tmp_path / "half.png")
+    got = read_mask(tmp_path / "half.png", (512, 512))  # same proportions: resized
+    assert got.shape == (512, 512) and got[200:280, 120:180].all() and got.sum() == 80 * 60
+    Image.fromarray(m[:150]).save(tmp_path / "cut.png")  # 256 x 150: cannot be aligned with a square image
+    with pytest.raises(TumorlensError, match=r"cut.png: mask is 256x150 pixels but its image 512x512"):
+        read_mask(tmp_path / "cut.png", (512, 512))

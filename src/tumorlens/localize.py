@@ -136,7 +136,9 @@ def read_items(root: str | os.PathLike) -> list[Item]:
 
 
 def read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
-    """Binary mask (nonzero = tumour) at `shape`; a mask of another size is resized (nearest)."""
+    """Binary mask (nonzero = tumour) at `shape`; a mask of another resolution but the same proportions is
+    resized (nearest). A mask of other proportions cannot be aligned with its image: stretching it would score
+    the heatmap against the wrong pixels, so it is a TumorlensError (the slice is skipped with that reason)."""
     try:
         with Image.open(path) as im:
             im.load()
@@ -146,8 +148,12 @@ def read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
     except (OSError, ValueError, SyntaxError) as e:
         raise TumorlensError(f"{path}: unreadable mask ({e})") from None
     if m.size != (shape[1], shape[0]):
-        log.warning("%s: mask is %dx%d, image %dx%d; resized", path, m.size[0], m.size[1], shape[1], shape[0])
-        m = m.resize((shape[1], shape[0]), Image.NEAREST)
+        (mw, mh), (iw, ih) = m.size, (shape[1], shape[0])
+        if abs((mw / mh) / (iw / ih) - 1.0) > 0.01:
+            raise TumorlensError(f"{path}: mask is {mw}x{mh} pixels but its image {iw}x{ih}: other proportions, "
+                                 f"so the two cannot be aligned")
+        log.info("%s: mask is %dx%d, image %dx%d; resized", path, mw, mh, iw, ih)
+        m = m.resize((iw, ih), Image.NEAREST)
     return np.asarray(m) > 0
 
 
