@@ -278,3 +278,15 @@ def test_info_shows_na_for_a_stored_test_macro_auc_that_is_null(ckpt, tmp_path, 
     assert main(["info", "--model", str(path)]) == 0
     assert ("macro AUC n/a (the test part holds only glioma: ROC needs two classes), n = 3"
             in capsys.readouterr().out)
+
+
+def test_a_single_file_output_that_ends_with_a_slash_is_refused_not_written_as_a_file(tmp_path, capsys):
+    target = str(tmp_path / "reports") + "/"
+    assert main(["model-card", "--out", target]) == 2
+    assert capsys.readouterr().err == f"error: {target}: --out names a folder (it ends with a slash); give a file name\n"
+    assert main(["info", "--split-out", target]) == 2
+    cap = capsys.readouterr()
+    assert cap.out == "" and cap.err == f"error: {target}: --split-out names a folder (it ends with a slash); give a file name\n"
+    assert main(["split", str(tmp_path), "--strategy", "stratified", "--out", target]) == 2
+    assert "--out names a folder" in capsys.readouterr().err
+    assert not (tmp_path / "reports").exists()

@@ -85,6 +85,9 @@ def cmd_split(a: argparse.Namespace) -> int:
     from .audit import find_duplicates
     from .split import make_split, read_groups_csv, split_table, write_split
 
+    from .fileio import file_target
+
+    file_target(a.out, "--out")  # before the (long) decoding
     groups = read_groups_csv(a.groups) if a.groups else None
     ds = _load(a.data_dir)
     res = find_duplicates(ds)
@@ -279,7 +282,10 @@ def cmd_info(a: argparse.Namespace) -> int:
 
     from .checkpoint import BUNDLED, file_sha256, manifest_rows, read_metadata
     from .config import TrainConfig
+    from .fileio import file_target
 
+    if a.split_out:
+        file_target(a.split_out, "--split-out")  # before anything is printed
     path = Path(a.model) if a.model else BUNDLED
     doc = read_metadata(path)
     cfg = doc["config"]

@@ -411,9 +411,9 @@ def cmd_model_card(a: argparse.Namespace) -> int:
     doc = read_metadata(path)
     meta = {k: v for k, v in doc.items() if k not in ("config", "classes")}
     text = model_card(meta, list(doc.get("classes", [])), doc.get("config", {}), str(path), file_sha256(path))
-    out = Path(a.out)
-    from .fileio import atomic_write_text
+    from .fileio import atomic_write_text, file_target
 
+    out = Path(file_target(a.out, "--out"))
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, text)
     print(f"wrote {out}  ({DISCLAIMER})")

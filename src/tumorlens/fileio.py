@@ -55,6 +55,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = True)
     return path
 
 
+def file_target(value: str, option: str) -> str:
+    """`value` of a command's single-file output option (`--out FILE`, `--split-out FILE`), refused when it ends
+    with a path separator: `Path` drops that slash, so "reports/" would silently become a file named reports."""
+    if value.endswith(("/", os.sep)) or (os.altsep and value.endswith(os.altsep)):
+        raise TumorlensError(f"{value}: {option} names a folder (it ends with a slash); give a file name")
+    return value
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """`atomic_write_bytes` for UTF-8 text."""
     return atomic_write_bytes(path, text.encode("utf-8"))
