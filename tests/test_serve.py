@@ -117,6 +117,19 @@ def test_explain_adds_png_layers_that_decode(answering, inputs):
         assert alpha.max() > 200 and alpha.min() < 50  # hot somewhere, transparent elsewhere
     gray = np.asarray(Image.open(io.BytesIO(base64.b64decode(recs[0]["image_png"]))), dtype=np.float32)
     assert np.corrcoef(gray.ravel(), phantom("glioma", 0, 512).astype(np.float32).ravel())[0, 1] > 0.95
+    from tumorlens.explain import default_method
+
+    method = default_method(answering.app.state.service.predictor.model)
+    assert all(d["heatmap_method"] == method and d["heatmap_empty"] is False for d in recs)
+
+
+def test_an_empty_heatmap_is_said_in_the_answer(answering, inputs, monkeypatch):
+    """A map with no evidence would look like "nothing here" on the page; the record says it is empty."""
+    import tumorlens.explain as ex
+
+    monkeypatch.setattr(ex, "explain_slice", lambda model, x, box, shape, **kw: np.zeros(shape, np.float32))
+    d = answering.post("/api/predict?explain=true", files=_files({"a.jpg": inputs["a.jpg"]})).json()[0]
+    assert d["heatmap_empty"] is True and PNG_KEYS <= set(d)
 
 
 def test_png_writer_round_trips():

@@ -93,6 +93,7 @@ def test_upload_shows_probabilities_and_heatmap(server, tmp_path):
             assert all("%" in b for b in bars)
             assert first.locator(".heat").is_visible() and first.locator(".original").is_visible()
             assert first.locator(".heat").evaluate("e => e.naturalWidth") == 384
+            assert first.locator(".heat-caption").inner_text().startswith("Heatmap overlay (gated map for ")
 
             # the opacity slider: keyboard operable, labelled, pure CSS opacity on the heatmap layer
             slider = first.locator(".opacity-range")

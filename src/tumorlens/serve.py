@@ -6,7 +6,9 @@ Routes
 * ``POST /api/predict`` - multipart field ``files`` (one or more). Answers a JSON list with the same records as
   ``tumorlens predict --format json`` (a DICOM or NIfTI file can give several). ``?explain=true`` adds, to each
   record with a heatmap, ``image_png`` (the slice as an 8-bit PNG), ``heatmap_png`` (the colour-mapped
-  heatmap as a transparent RGBA layer of the same size) and ``overlay_png`` (the two blended), all base64.
+  heatmap as a transparent RGBA layer of the same size) and ``overlay_png`` (the two blended), all base64,
+  with ``heatmap_method`` (the model's default method, e.g. ``gated``) and ``heatmap_empty`` (true when the map
+  found no evidence at all).
   ``?slice=k`` picks one NIfTI slice; when no upload is a NIfTI volume it is ignored, logged, and said in the
   response header ``X-Tumorlens-Note``.
 * ``GET /api/health``, ``GET /api/model`` (versions, classes, metrics, sha256, preprocessing, calibration,
@@ -224,10 +226,16 @@ class _Service:
     """The loaded predictor, its lock, and the work of one predict request (run in a worker thread)."""
 
     def __init__(self, predictor: Any):
+        from .explain import default_method
+
         self.predictor = predictor
         self.lock = threading.Lock()
+        # the heatmap method of ?explain=true: the predictor's, else the model's default (explain.explain_batch)
+        self.method = predictor.explain_method or default_method(predictor.model)
 
     def predict(self, uploads: list[tuple[str, bytearray]], explain: bool, slice: int | None) -> list[dict]:
+        from .explain import heatmap_is_empty
+
         out: list[dict[str, Any]] = []
         for i, (display, data) in enumerate(uploads, 1):
             hidden = _placeholder(display, i)
@@ -240,6 +248,8 @@ class _Service:
                     d["reason"] = d["reason"].replace(hidden, display)
                 if explain and r.heatmap is not None and r.image is not None:
                     d.update(render_layers(r.image, r.heatmap))
+                    # as the CLI's records say: which method made the map, and whether it found anything at all
+                    d.update(heatmap_method=self.method, heatmap_empty=heatmap_is_empty(r.heatmap))
                 out.append(d)
         return out
 

@@ -104,7 +104,13 @@
     if (rec.heatmap_png) {
       const heat = card.querySelector(".heat");
       heat.src = "data:image/png;base64," + rec.heatmap_png;
-      heat.alt = "Grad-CAM heatmap for the class " + rec.label + " over " + label;
+      const method = rec.heatmap_method || "heatmap";
+      heat.alt = method + " heatmap for the class " + rec.label + " over " + label;
+      // name the method that made the map, and say when it found nothing: an empty overlay would otherwise
+      // read as "no tumour here" rather than "this method found no evidence for the class"
+      card.querySelector(".heat-caption").textContent = rec.heatmap_empty
+        ? "Heatmap (" + method + ") is empty: no evidence for " + rec.label + " by this method"
+        : "Heatmap overlay (" + method + " map for " + rec.label + ")";
       const box = card.querySelector(".opacity");
       const range = box.querySelector(".opacity-range");
       const out = box.querySelector(".opacity-out");
