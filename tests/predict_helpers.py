@@ -123,3 +123,33 @@ def tiny_checkpoint(root: Path) -> Path:
     finalize_checkpoint(ck, X, Xv, yv, y_train=y)
     _CKPT["ckpt"] = ck
     return ck
+
+
+def blank_maps_for(monkeypatch, shape: tuple[int, int]) -> None:
+    """Make `explain.explain_slice` give an all-zero map for inputs of original size `shape` (the real map for
+    others): no small input reliably yields an empty map with the test models."""
+    import tumorlens.explain as ex
+
+    real = ex.explain_slice
+
+    def blank_for_shape(model, x, box, orig_shape, target=None, method=None):
+        heat = real(model, x, box, orig_shape, target=target, method=method)
+        return np.zeros_like(heat) if tuple(orig_shape) == tuple(shape) else heat
+
+    monkeypatch.setattr(ex, "explain_slice", blank_for_shape)
+
+
+def spy_overlays(monkeypatch) -> dict[str, str]:
+    """{overlay file name: its title}, in writing order, for every overlay the CLI writes (the real
+    `explain.overlay_png` still writes each one)."""
+    import tumorlens.explain as ex
+
+    seen: dict[str, str] = {}
+    real = ex.overlay_png
+
+    def spy(gray, heat, path, title="", **kw):
+        seen[Path(path).name] = title
+        return real(gray, heat, path, title, **kw)
+
+    monkeypatch.setattr(ex, "overlay_png", spy)
+    return seen

@@ -396,21 +396,6 @@ def test_explain_cli_method_and_target_class(trained, tmp_path, capsys):
     capsys.readouterr()
 
 
-def _spy_titles(monkeypatch) -> list[str]:
-    """Collect the title of every overlay the CLI writes (the real `overlay_png` still writes each one)."""
-    import tumorlens.explain as ex
-
-    titles: list[str] = []
-    real = ex.overlay_png
-
-    def spy(gray, heat, path, title="", **kw):
-        titles.append(title)
-        return real(gray, heat, path, title, **kw)
-
-    monkeypatch.setattr(ex, "overlay_png", spy)
-    return titles
-
-
 def test_an_empty_heatmap_is_one_whose_maximum_is_at_most_one_millionth():
     from tumorlens.explain import heatmap_is_empty
 
@@ -426,18 +411,12 @@ def test_explain_cli_says_so_when_a_map_is_empty(trained, tmp_path, capsys, monk
     """`explain tall.png --method gradcam` wrote a map whose maximum was 0.0 with status ok, and an overlay
     that looked like "no hot spot here". An empty map is now flagged in the record, the overlay's title and on
     stderr; a map with evidence is not."""
-    import tumorlens.explain as ex
+    from predict_helpers import blank_maps_for, spy_overlays
 
     full = _write_png(tmp_path / "full.png", make_phantom("glioma", np.random.default_rng(41), 128).image)
     blank = _write_png(tmp_path / "blank.png", make_phantom("pituitary", np.random.default_rng(42), 96).image)
-    real = ex.explain_slice
-
-    def blank_for_96px(model, x, box, orig_shape, target=None, method=None):  # the map of blank.png is empty
-        heat = real(model, x, box, orig_shape, target=target, method=method)
-        return np.zeros_like(heat) if tuple(orig_shape) == (96, 96) else heat
-
-    monkeypatch.setattr(ex, "explain_slice", blank_for_96px)
-    titles = _spy_titles(monkeypatch)
+    blank_maps_for(monkeypatch, (96, 96))  # the map of blank.png is empty
+    titles = spy_overlays(monkeypatch)
     out = tmp_path / "o"
     assert _run_cli(["explain", "--model", str(trained), str(full), str(blank), "--out", str(out),
                      "--method", "layercam", "--no-refuse"]) == 0
@@ -445,7 +424,7 @@ def test_explain_cli_says_so_when_a_map_is_empty(trained, tmp_path, capsys, monk
     docs = {n: json.loads((out / f"{n}.json").read_text()) for n in ("full", "blank")}
     assert np.load(out / "blank.npy").max() == 0.0 and np.load(out / "full.npy").max() > 0.5
     assert docs["blank"]["heatmap_empty"] is True and docs["full"]["heatmap_empty"] is False
-    t_full, t_blank = titles
+    t_full, t_blank = titles.values()
     assert t_blank.startswith("blank.png: ")
     assert t_blank.endswith(f"no evidence for '{docs['blank']['explained_class']}' by layercam: empty map")
     assert "no evidence" not in t_full and f"layercam map for '{docs['full']['explained_class']}'" in t_full
@@ -456,12 +435,12 @@ def test_explain_cli_says_so_when_a_map_is_empty(trained, tmp_path, capsys, monk
 
 def test_explain_overlay_titles_name_the_method_and_each_nifti_slice(trained, tmp_path, capsys, monkeypatch):
     """The overlays of a volume's slices were all titled `vol.nii.gz: ...`; each now says which slice it is."""
-    from predict_helpers import nifti_bytes
+    from predict_helpers import nifti_bytes, spy_overlays
 
     vol = np.stack([make_phantom("glioma", np.random.default_rng(50 + k), 64).image.astype(np.float32)
                     for k in range(10)], -1)
     (tmp_path / "vol.nii.gz").write_bytes(nifti_bytes(vol, gz=True))
-    titles = _spy_titles(monkeypatch)
+    titles = spy_overlays(monkeypatch)
     out = tmp_path / "o"
     assert _run_cli(["explain", "--model", str(trained), str(tmp_path / "vol.nii.gz"), "--out", str(out),
                      "--method", "hirescam", "--no-refuse"]) == 0
@@ -469,7 +448,7 @@ def test_explain_overlay_titles_name_the_method_and_each_nifti_slice(trained, tm
     slices = sorted(json.loads(p.read_text())["slice"] for p in out.glob("*.json"))
     assert len(slices) > 1 and len(titles) == len(slices)
     for k in slices:
-        (title,) = [t for t in titles if t.startswith(f"vol.nii.gz slice {k}: ")]
+        (title,) = [t for t in titles.values() if t.startswith(f"vol.nii.gz slice {k}: ")]
         assert "\nhirescam map for '" in title and (out / f"vol.nii_slice{k:03d}.png").is_file()
 
 

@@ -247,40 +247,20 @@ def test_cli_explain_writes_overlays(ckpt, files, tmp_path, capsys):
         assert (out / "b_gradcam.png").stat().st_size > 1000 and rec["overlay"].endswith("b_gradcam.png")
 
 
-def _spy_overlays(monkeypatch) -> dict[str, str]:
-    """{overlay file name: its title} for every overlay the CLI writes (the real `overlay_png` still writes it)."""
-    import tumorlens.explain as ex
-
-    seen: dict[str, str] = {}
-    real = ex.overlay_png
-
-    def spy(gray, heat, path, title="", **kw):
-        seen[Path(path).name] = title
-        return real(gray, heat, path, title, **kw)
-
-    monkeypatch.setattr(ex, "overlay_png", spy)
-    return seen
-
-
 def test_predict_explain_overlays_name_their_method_and_say_when_a_map_is_empty(ckpt, tmp_path, capsys,
                                                                                   monkeypatch):
     """`predict --explain` wrote `*_gradcam.png` titled with no method, though the map is the model's default
     method (usually `gated`, far from plain Grad-CAM), and passed an all-zero map off as a result."""
     pytest.importorskip("tumorlens.explain")
-    import tumorlens.explain as ex
+    from predict_helpers import blank_maps_for, spy_overlays
+
     from tumorlens.explain import default_method
 
     method = default_method(load_checkpoint(ckpt).model)
     Image.fromarray(phantom("glioma", 2)).save(tmp_path / "full.png")
     Image.fromarray(phantom("pituitary", 3, size=200)).save(tmp_path / "blank.png")
-    real = ex.explain_slice
-
-    def blank_for_200px(model, x, box, orig_shape, target=None, method=None):  # the map of blank.png is empty
-        heat = real(model, x, box, orig_shape, target=target, method=method)
-        return np.zeros_like(heat) if tuple(orig_shape) == (200, 200) else heat
-
-    monkeypatch.setattr(ex, "explain_slice", blank_for_200px)
-    seen = _spy_overlays(monkeypatch)
+    blank_maps_for(monkeypatch, (200, 200))  # the map of blank.png is empty
+    seen = spy_overlays(monkeypatch)
     out = tmp_path / "cams"
     assert _main(["predict", "--model", str(ckpt), "--format", "jsonl", "--explain", str(out),
                   str(tmp_path / "full.png"), str(tmp_path / "blank.png")]) == 0

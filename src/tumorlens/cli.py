@@ -242,11 +242,10 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def _num(v: Any, why: str = "not defined for this test set", spec: str = ".4f") -> str:
-    """A metric for the terminal: `v` formatted by `spec`, or "n/a (why)" when it is None or NaN (metrics.json
-    stores an undefined value as null), so a summary never crashes on, nor hides, a number that does not exist."""
-    if isinstance(v, (int, float)) and v == v:
-        return format(v, spec)
-    return f"n/a ({why})"
+    """A metric for the terminal: `v` formatted by `spec`, or "n/a (why)" when it is undefined."""
+    from .metrics import number_or_na
+
+    return number_or_na(v, spec, f"n/a ({why})")
 
 
 def _macro_auc_why(m: dict) -> str:

@@ -27,7 +27,7 @@ import re
 import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -76,30 +76,37 @@ def output_names(paths: list[str], out: Path | None = None,
             chosen = {p: "__".join([_safe(x) for x in parts[p][-1:]] + [_safe(Path(p).stem)])
                       + "_" + _safe(Path(p).suffix.lstrip(".") or "noext") for p in group}
         names.update(chosen)
-    # a disambiguated name may equal another input's plain stem (case-insensitively): number the later one
-    seen: set[str] = set()
-    inputs = {Path(p).resolve() for p in paths}
+    # a disambiguated name may equal another input's plain stem (case-insensitively), or its outputs an input
+    # in `out`: number the later one
+    used = inputs_named_like_outputs(paths, out, suffixes) if out is not None else set()
+    return {p: claim_name(name, used) for p, name in names.items()}
 
-    def taken(name: str) -> bool:
-        return name.lower() in seen or (out is not None and any((out / f"{name}{ext}").resolve() in inputs
-                                                                for ext in suffixes))
 
-    for p in list(names):
-        base, n = names[p], 2
-        while taken(names[p]):
-            names[p] = f"{base}_{n}"
-            n += 1
-        seen.add(names[p].lower())
-    return names
+def _where(rec: Any) -> tuple[str, int] | None:
+    """("slice", k) / ("frame", k) for a record of one slice or frame of a file, else None."""
+    for kind in ("slice", "frame"):
+        if getattr(rec, kind, None) is not None:
+            return kind, int(getattr(rec, kind))
+    return None
 
 
 def _where_suffix(rec: Any) -> str:
     """`_slice<k>` / `_frame<k>` (three digits) for a record of one slice or frame of a file, else ''."""
-    if getattr(rec, "slice", None) is not None:
-        return f"_slice{int(rec.slice):03d}"
-    if getattr(rec, "frame", None) is not None:
-        return f"_frame{int(rec.frame):03d}"
-    return ""
+    w = _where(rec)
+    return f"_{w[0]}{w[1]:03d}" if w else ""
+
+
+def output_namer(paths: list[str], out: Path, suffixes: tuple[str, ...]) -> Callable[[Any], str]:
+    """For a run writing into `out`: record -> its output name (no suffix), as `output_names` names its file
+    plus its slice or frame, numbered by `claim_name` so that no output overwrites another or an input lying in
+    `out`. Shared by `explain` and `predict --explain DIR`."""
+    names = output_names(paths, out, suffixes)
+    used = inputs_named_like_outputs(paths, out, suffixes)
+
+    def name(rec: Any) -> str:
+        return claim_name((names.get(rec.path) or _safe(Path(rec.path).stem)) + _where_suffix(rec), used)
+
+    return name
 
 
 def claim_name(base: str, used: set[str]) -> str:
@@ -133,11 +140,8 @@ def printable(text: str) -> str:
 
 def _where_words(rec: Any) -> str:
     """' slice <k>' / ' frame <k>' for a record of one slice or frame of a file, else ''."""
-    if getattr(rec, "slice", None) is not None:
-        return f" slice {int(rec.slice)}"
-    if getattr(rec, "frame", None) is not None:
-        return f" frame {int(rec.frame)}"
-    return ""
+    w = _where(rec)
+    return f" {w[0]} {w[1]}" if w else ""
 
 
 def shown_name(rec: Any) -> str:
@@ -229,8 +233,7 @@ def cmd_explain(a: argparse.Namespace) -> int:
             failed += 1
         else:
             files.append(path)
-    names = output_names(files, out)
-    used = inputs_named_like_outputs(files, out, OUTPUT_SUFFIXES)
+    output_name = output_namer(files, out, OUTPUT_SUFFIXES)
     update, close = _progress("explaining")
     seen_files = 0
     last = None
@@ -248,7 +251,7 @@ def cmd_explain(a: argparse.Namespace) -> int:
                 _report(rec, f"not explained ({rec.status}: {rec.reason or 'no heatmap'})")
                 failed += 1
                 continue
-            name = claim_name(names.get(rec.path, _safe(Path(rec.path).stem)) + _where_suffix(rec), used)
+            name = output_name(rec)
             heat = np.asarray(rec.heatmap, dtype=np.float32)
             explained = pred.classes[target] if target is not None else rec.label
             empty = heatmap_is_empty(heat)

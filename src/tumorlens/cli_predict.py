@@ -73,28 +73,23 @@ def cmd_predict(a: argparse.Namespace) -> int:
     method = None
     if explain_dir is not None:
         try:
-            from .explain import default_method, heatmap_is_empty, overlay_png as overlay
+            from .explain import heatmap_is_empty, overlay_png as overlay
         except ImportError as e:
             raise TumorlensError(f"--explain is not available in this installation ({e})") from None
-        # fixed here, not left to explain_slice, so that the title names the method that made the map
-        method = predictor.explain_method or default_method(predictor.model)
-        predictor.explain_method = method
+        method = predictor.heatmap_method  # for the titles and records: the method the maps are made with
         explain_dir.mkdir(parents=True, exist_ok=True)
     inputs = a.inputs
-    names: dict[str, str] = {}
-    used: set[str] = set()
     if explain_dir is not None:
         # overlays from an earlier run must not come back as inputs when DIR lies in an input folder; the
         # listed paths (files, or inputs that fail) expand to themselves again in predict_paths
-        from .cli_explain import (PREDICT_SUFFIXES, _safe, _where_suffix, claim_name, inputs_but_our_outputs,
-                                  inputs_named_like_outputs, output_names, overlay_title, warn_empty_map)
+        from .cli_explain import (PREDICT_SUFFIXES, inputs_but_our_outputs, output_namer, overlay_title,
+                                  warn_empty_map)
 
         inputs = [path for path, _ in inputs_but_our_outputs(
             a.inputs, explain_dir, lambda q: q.name.lower().endswith(PREDICT_SUFFIXES))]
         # named as `explain` names its outputs (distinct ignoring case, control characters dropped); a name
         # whose overlay would overwrite an input lying in DIR is numbered
-        names = output_names(inputs, explain_dir, PREDICT_SUFFIXES)
-        used = inputs_named_like_outputs(inputs, explain_dir, PREDICT_SUFFIXES)
+        output_name = output_namer(inputs, explain_dir, PREDICT_SUFFIXES)
     if a.format != "table":
         print(f"tumorlens predict: {DISCLAIMER}", file=sys.stderr)
     out = sys.stdout
@@ -108,8 +103,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
         d = rec.to_dict()
         any_error |= rec.status == "error"
         if overlay is not None and rec.heatmap is not None and rec.image is not None:
-            base = names.get(rec.path) or _safe(Path(rec.path).stem)
-            p = explain_dir / (claim_name(base + _where_suffix(rec), used) + PREDICT_SUFFIXES[0])
+            p = explain_dir / (output_name(rec) + PREDICT_SUFFIXES[0])
             empty = heatmap_is_empty(rec.heatmap)
             if empty:
                 warn_empty_map(rec, method, rec.label)

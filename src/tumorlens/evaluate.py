@@ -173,9 +173,7 @@ def write_report(ev: Evaluation, predictor: Predictor, out: Path, x: np.ndarray 
     figs.append(("Risk-coverage", plots.plot_risk_coverage(conf, ev.probs.argmax(1) == ev.y_true,
                                                           out / "risk_coverage.png")))
     if x is not None:
-        from .explain import default_method
-
-        method = default_method(predictor.model)
+        method = predictor.heatmap_method
         # the file keeps its old name for scripts that look for it; the caption names the method really used
         figs.append((f"Heatmap gallery (method: {method}, the default for this model; see explain.py): per true "
                      "class, two correct and two misclassified test slices (network input, heatmap of the "
@@ -204,15 +202,15 @@ def gallery_png(predictor: Predictor, x: np.ndarray, y: np.ndarray, probs: np.nd
                 per_kind: int = 2, seed: int = 0, method: str | None = None) -> Path:
     """A grid of heatmap overlays: one row per true class, `per_kind` correct then misclassified.
 
-    `method` is an explain.py method (None: the model's default, `explain.default_method`); it is written
-    above the grid, since the PNG is often looked at without the report that captions it."""
+    `method` is an explain.py method (None: the predictor's, `Predictor.heatmap_method`); it is written above
+    the grid, since the PNG is often looked at without the report that captions it."""
     import torch
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from .explain import default_method, explain_batch
+    from .explain import explain_batch
 
-    method = method or default_method(predictor.model)
+    method = method or predictor.heatmap_method
     rng = np.random.default_rng(seed)
     pred = probs.argmax(1)
     names = list(predictor.classes)

@@ -146,11 +146,15 @@ def format_report(report: dict[str, Any], digits: int = 3) -> str:
     return "\n".join(lines) + "\n"
 
 
+def number_or_na(v: Any, spec: str, na: str = "n/a") -> str:
+    """`v` formatted by `spec`, or `na` when it is None or not finite: an undefined metric (stored as null in
+    metrics.json) is shown as such, never crashes a summary."""
+    return format(v, spec) if isinstance(v, (int, float)) and math.isfinite(v) else na
+
+
 def _cell(v: Any, digits: int) -> str:
     """One 9-wide number cell of `format_report`; None or NaN (undefined) shows as n/a."""
-    if isinstance(v, (int, float)) and math.isfinite(v):
-        return f"{v:>9.{digits}f}"
-    return f"{'n/a':>9}"
+    return f"{number_or_na(v, f'.{digits}f'):>9}"
 
 
 # ------------------------------------------------------------------------------- accuracy & its CI

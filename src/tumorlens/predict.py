@@ -94,6 +94,13 @@ def _broken_link(q: Path) -> bool:
     return q.is_symlink() and not q.exists()
 
 
+def _kind(q: Path) -> str | None:
+    """'file', 'broken' (a symbolic link to nothing), or None (a folder, or nothing there)."""
+    if q.is_file():
+        return "file"
+    return "broken" if _broken_link(q) else None
+
+
 def expand_inputs(inputs: Iterable[str]) -> Iterator[tuple[str, str | None]]:
     """Files, folders (recursive, sorted) and globs -> (path, error or None) in a stable order. In folders,
     files that are not images by their name (`NOT_IMAGES`) are skipped, with one logged line per folder.
@@ -101,27 +108,27 @@ def expand_inputs(inputs: Iterable[str]) -> Iterator[tuple[str, str | None]]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(q for q in p.rglob("*") if (q.is_file() or _broken_link(q)) and not any(
-                part.startswith(".") for part in q.relative_to(p).parts))
-            skipped = [q for q in found if _not_an_image(q)]
+            # (path, kind) once per entry: one stat each, not a second one to tell broken links when yielding
+            found = sorted((q, k) for q in p.rglob("*") if not any(
+                part.startswith(".") for part in q.relative_to(p).parts) and (k := _kind(q)))
+            skipped = [q for q, _ in found if _not_an_image(q)]
             if skipped:
                 log.warning("%s: skipped %d file(s) that are not images by their name (e.g. %s)", item,
                             len(skipped), skipped[0].name)
-                found = [q for q in found if not _not_an_image(q)]
+                found = [(q, k) for q, k in found if not _not_an_image(q)]
             if not found:
                 yield item, f"{item}: folder holds no files" + (" that could be images" if skipped else "")
-            for q in found:
-                yield str(q), (f"{q}: broken symbolic link" if _broken_link(q) else None)
+            for q, k in found:
+                yield str(q), (f"{q}: broken symbolic link" if k == "broken" else None)
         elif p.is_file():
             yield item, None
         elif _broken_link(p):
             yield item, f"{item}: broken symbolic link"
         elif any(ch in item for ch in "*?["):
-            matches = sorted(m for m in glob.glob(item, recursive=True)
-                             if os.path.isfile(m) or _broken_link(Path(m)))
+            matches = sorted((m, k) for m in glob.glob(item, recursive=True) if (k := _kind(Path(m))))
             if not matches:
                 yield item, f"{item}: no file matches this pattern"
-            yield from ((m, f"{m}: broken symbolic link" if _broken_link(Path(m)) else None) for m in matches)
+            yield from ((m, f"{m}: broken symbolic link" if k == "broken" else None) for m, k in matches)
         else:
             yield item, f"{item}: no such file or folder"
 
@@ -168,8 +175,16 @@ class Predictor:
     # 0.86 at 64 and 0.92 at 128-512 (bundled model, 1 thread, best of 5 over 512 slices, measured twice)
     ORT_CHUNK = 16
 
-    explain_method: str | None = None  # heatmap method (None: explain.DEFAULT_METHOD); set by `tumorlens explain`
+    explain_method: str | None = None  # heatmap method (None: the model's default); set by `tumorlens explain`
     explain_target: int | None = None  # class index the heatmaps explain (None: the predicted class)
+
+    @property
+    def heatmap_method(self) -> str:
+        """The method heatmaps are made with: `explain_method`, else the model's default (what `explain_batch`
+        falls back to), so titles and records can name it."""
+        from .explain import default_method
+
+        return self.explain_method or default_method(self.model)
 
     def __init__(self, checkpoint: Checkpoint | str | os.PathLike | None = None, refuse: bool = True,
                  backend: str = "auto"):

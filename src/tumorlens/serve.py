@@ -226,12 +226,8 @@ class _Service:
     """The loaded predictor, its lock, and the work of one predict request (run in a worker thread)."""
 
     def __init__(self, predictor: Any):
-        from .explain import default_method
-
         self.predictor = predictor
         self.lock = threading.Lock()
-        # the heatmap method of ?explain=true: the predictor's, else the model's default (explain.explain_batch)
-        self.method = predictor.explain_method or default_method(predictor.model)
 
     def predict(self, uploads: list[tuple[str, bytearray]], explain: bool, slice: int | None) -> list[dict]:
         from .explain import heatmap_is_empty
@@ -249,13 +245,11 @@ class _Service:
                 if explain and r.heatmap is not None and r.image is not None:
                     d.update(render_layers(r.image, r.heatmap))
                     # as the CLI's records say: which method made the map, and whether it found anything at all
-                    d.update(heatmap_method=self.method, heatmap_empty=heatmap_is_empty(r.heatmap))
+                    d.update(heatmap_method=self.predictor.heatmap_method, heatmap_empty=heatmap_is_empty(r.heatmap))
                 out.append(d)
         return out
 
     def model_info(self, max_upload_mb: float, max_files: int) -> dict[str, Any]:
-        from .explain import default_method
-
         p = self.predictor
         ck = p.ckpt
         meta = ck.meta
@@ -281,7 +275,7 @@ class _Service:
             "refusal": {"enabled": bool(p.refuse), **_small(refusal),
                         "feature_distance": None if not ood else _small({k: v for k, v in ood.items()
                                                                          if k not in ("means", "basis", "lam")})},
-            "explain": {"method": p.explain_method or default_method(p.model), "target": "predicted class"},
+            "explain": {"method": p.heatmap_method, "target": "predicted class"},
             "limits": {"max_upload_mb": max_upload_mb, "max_files": max_files, "render_max_side": RENDER_MAX},
         }
 
