@@ -65,10 +65,16 @@ def test_the_ct_list_names_existing_slices_by_content_and_the_bundled_model_refu
         assert file_sha256(KAGGLE / rel) == sha
     for rel in mod.BY_EYE[:4]:  # the CT with a bright lesion: missed by the statistic, hence listed by eye
         assert mod.ct_stats(str(KAGGLE / rel))["ct_score"] < mod.CUT
-    recs = list(Predictor().predict_paths([str(KAGGLE / r) for r in sorted(listed)], workers=0))
+    pr = Predictor()
+    names = sorted(listed)
+    recs = list(pr.predict_paths([str(KAGGLE / r) for r in names], workers=0))
     refused = sum(r.status == "rejected" for r in recs)
-    # fitted without them, the feature distance refuses most (fitted with them, it refused 5 of 74): 66 of 74 for
-    # the bundled model, whose threshold is the 99.8th percentile (71 for the model before it, at the 99.5th); the
-    # 8 it answers all lie on its train or val side: all 18 in its test part are refused
+    # fitted without them, the feature distance refuses most (fitted with them, it refused 5 of 74): 66 of the 74
+    # listed when the bundled model was built (its threshold is the 99.8th percentile; 71 for the model before it,
+    # at the 99.5th). The 9 slices listed since were in its fit as MRI, so it answers them: 66 of 83 now. Every
+    # slice it answers lies on its train or val side; all 18 in its test part are refused
     # (benchmarks/ct_in_kaggle.md)
-    assert refused >= 0.85 * len(recs), f"only {refused} of {len(recs)} Kaggle CT slices refused"
+    assert refused >= 0.75 * len(recs), f"only {refused} of {len(recs)} Kaggle CT slices refused"
+    test = {row[0] for row in pr.ckpt.split_rows("test")}
+    held_out = [r for n, r in zip(names, recs) if n in test]
+    assert len(held_out) >= 18 and all(r.status == "rejected" for r in held_out)
