@@ -185,3 +185,60 @@ def test_json_outputs_carry_the_disclaimer_and_still_read_back(evaluated):
     assert DISCLAIMER not in metrics_html(m).split("<details>")[0]  # not repeated as a headline "metric"
     with open(out / "predictions.csv", newline="") as f:
         assert next(csv.reader(f))[0] == "path"  # the CSV stays a plain table
+
+
+def test_an_interrupted_rerun_leaves_the_earlier_report_whole_and_no_stage_folder(evaluated, ckpt, tmp_path,
+                                                                                  monkeypatch):
+    """Each file was written atomically but the folder was not: Ctrl-C after predictions.csv left a new
+    metrics.json beside the old report.html. Now the files land together, after the last one is written."""
+    import shutil
+
+    from tumorlens import plots
+
+    data, out = evaluated
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    before = {f: (copy / f).read_bytes() for f in FILES}
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(plots, "plot_roc", interrupted)
+    split = _sub_split(data, tmp_path, lambda label: label == "glioma")
+    with pytest.raises(KeyboardInterrupt):
+        from tumorlens.evaluate import evaluate
+        from tumorlens.split import read_split
+
+        evaluate(data, read_split(split), copy, model=ckpt)
+    assert {f: (copy / f).read_bytes() for f in FILES} == before
+    assert sorted(p.name for p in copy.iterdir()) == sorted(FILES)  # no hidden stage left behind
+
+
+def test_a_rerun_replaces_every_file_of_the_earlier_one_and_keeps_other_files(evaluated, ckpt, tmp_path):
+    import shutil
+
+    data, out = evaluated
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    (copy / "notes.txt").write_text("mine")
+    split = _sub_split(data, tmp_path, lambda label: label == "glioma")
+    assert main(["evaluate", str(data), "--split", str(split), "--model", str(ckpt), "--out", str(copy)]) == 0
+    m = json.loads((copy / "metrics.json").read_text())
+    assert m["data"]["n"] == sum(1 for r in csv.DictReader(open(split)) if r["split"] == "test")
+    assert (copy / "notes.txt").read_text() == "mine"
+    assert not [p for p in copy.iterdir() if p.name.startswith(".")]
+
+
+def test_an_out_that_is_a_file_or_a_split_without_test_images_fails_before_any_work(evaluated, ckpt, tmp_path,
+                                                                                    capsys):
+    data, _ = evaluated
+    f = tmp_path / "taken"
+    f.write_text("x")
+    assert main(["evaluate", str(data), "--split", str(data.parent / "split.csv"), "--model", str(ckpt),
+                 "--out", str(f)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "taken" in err and "must be a folder" in err and len(err.splitlines()) == 1
+    empty = _sub_split(data, tmp_path, lambda label: False)
+    assert main(["evaluate", str(data), "--split", str(empty), "--model", str(ckpt), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert str(empty) in err and "no test images" in err

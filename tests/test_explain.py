@@ -587,3 +587,15 @@ def test_fused_map_is_the_product_of_gradcam_and_first_block_layercam():
         else:  # no shared positive pixel: the mean of the two is shown
             mean = (g[i] + l0[i]) / 2
             np.testing.assert_allclose(fused[i], mean / mean.max() if mean.max() > 0 else mean, atol=1e-5)
+
+
+def test_explain_names_the_frame_of_a_multiframe_file_that_it_could_not_explain(trained, tmp_path, capsys):
+    """It printed 'multi3.dcm: not explained (rejected ...)' without saying which frame; predict says 'frame 2'."""
+    from predict_helpers import dicom_bytes
+
+    head = make_phantom("glioma", np.random.default_rng(21), 128).image.astype(np.uint16)
+    (tmp_path / "multi.dcm").write_bytes(dicom_bytes(np.stack([head, np.zeros_like(head)])))  # frame 1 is blank
+    rc = _run_cli(["explain", "--model", str(trained), str(tmp_path / "multi.dcm"), "--out", str(tmp_path / "o")])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "multi.dcm" in ln]
+    assert rc == 1 and len(err) == 1
+    assert err[0].startswith(f"{tmp_path / 'multi.dcm'} frame 1: ") and "blank or constant" in err[0]

@@ -227,3 +227,52 @@ def test_a_mask_of_other_proportions_than_its_image_is_refused_and_one_of_anothe
     Image.fromarray(m[:150]).save(tmp_path / "cut.png")  # 256 x 150: cannot be aligned with a square image
     with pytest.raises(TumorlensError, match=r"cut.png: mask is 256x150 pixels but its image 512x512"):
         read_mask(tmp_path / "cut.png", (512, 512))
+
+
+def test_folds_given_by_hand_that_the_model_trained_on_are_warned_about_and_recorded(tmp_path, caplog):
+    """Only folds taken from the checkpoint's split were checked: --folds 5 on the bundled model (trained on
+    all of fold 5) printed 'targets met: all' without a word."""
+    torch.manual_seed(0)
+    manifest = [["a.jpg", "glioma", "train", "figshare-fold-1", ""], ["b.jpg", "glioma", "val", "figshare-fold-1", ""],
+                ["c.jpg", "glioma", "test", "figshare-fold-2", ""]]
+    path = save_checkpoint(tmp_path / "m.safetensors", build_model(TINY, 64), TrainConfig(model=TINY, preprocess=PRE),
+                           {"split": {"manifest": manifest}})
+    data = _phantom_figshare(tmp_path / "figshare", n_per_class=1)
+    with caplog.at_level("WARNING"):
+        doc = localize(path, data, tmp_path / "o", folds=[1, 2], methods=["gradcam"])
+    assert doc["data"]["folds_also_in_train_or_val"] == {"1": 2}
+    assert "inflated" in caplog.text and "fold 1: 2" in caplog.text
+
+
+def test_a_mask_over_most_of_its_image_is_refused_and_a_limit_below_one_is_an_error(tmp_path):
+    from tumorlens.localize import read_mask
+
+    Image.fromarray(np.full((64, 64), 255, np.uint8)).save(tmp_path / "white.png")
+    with pytest.raises(TumorlensError, match=r"white.png: mask covers 100% of its image"):
+        read_mask(tmp_path / "white.png", (64, 64))
+    torch.manual_seed(0)
+    path = save_checkpoint(tmp_path / "m.safetensors", build_model(TINY, 64), TrainConfig(model=TINY, preprocess=PRE))
+    data = _phantom_figshare(tmp_path / "figshare", n_per_class=1)
+    for bad in (0, -3):
+        with pytest.raises(TumorlensError, match=f"--limit must be 1 or more images, got {bad}"):
+            localize(path, data, tmp_path / "o", folds=[1], limit=bad)
+
+
+def test_the_verdict_line_names_the_targets_not_met_and_explains_the_terms(ckpt, tmp_path, capsys):
+    from tumorlens.cli_explain import add_parsers
+
+    data = _phantom_figshare(tmp_path / "figshare", n_per_class=1)
+    p = argparse.ArgumentParser(prog="tumorlens")
+    add_parsers(p.add_subparsers(dest="command", required=True))
+    a = p.parse_args(["localize", "--model", str(ckpt), "--data", str(data), "--folds", "1",
+                      "--methods", "gradcam", "--out", str(tmp_path / "o")])
+    assert a.func(a) == 0
+    cap = capsys.readouterr()
+    doc = json.loads((tmp_path / "o" / "localization.json").read_text())
+    v = doc["verdicts"][doc["recommended_method"]]
+    for k, ok in v.items():
+        if k != "all" and not ok:
+            assert "NOT met" in cap.out and k in cap.out.split("NOT met")[1]
+    assert "pointing game: share of slices" in cap.out and "baselines" in cap.out
+    assert "only 3 slices" in cap.err  # a handful of slices: the intervals are wide
+    assert "#" not in (tmp_path / "o" / "localization_images.csv").read_text()  # no comment row for CSV readers

@@ -5,6 +5,7 @@ import argparse
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -615,6 +616,35 @@ def test_a_checkpoint_with_nan_weights_is_refused_when_loaded(ckpt, tmp_path):
         next(ck.model.parameters()).view(-1)[0] = float("nan")
     bad = save_checkpoint(tmp_path / "nan.safetensors", ck.model, ck.config, ck.meta, tuple(ck.classes))
     with pytest.raises(TumorlensError, match=r"nan\.safetensors: checkpoint has non-finite weights \(NaN or inf\)"):
+        Predictor(bad)
+
+
+@pytest.mark.parametrize("edit, words", [
+    (lambda m: m.setdefault("calibration", {}).update(temperature=-0.8), "temperature must be a positive number"),
+    (lambda m: m.setdefault("calibration", {}).update(temperature=0), "temperature must be a positive number"),
+    (lambda m: m.setdefault("abstention", {}).update(threshold=1.5), "threshold must be a confidence in [0, 1]"),
+    (lambda m: m.setdefault("abstention", {}).update(threshold="0.5"), "threshold must be a confidence in [0, 1]"),
+])
+def test_a_hand_edited_calibration_that_would_turn_answers_around_is_refused_when_loaded(ckpt, tmp_path, edit,
+                                                                                          words):
+    """A negative temperature inverted every prediction (accuracy 0.0000 in evaluate, exit code 0)."""
+    from tumorlens.checkpoint import TumorlensError, save_checkpoint
+
+    ck = load_checkpoint(ckpt)
+    meta = json.loads(json.dumps(ck.meta))
+    edit(meta)
+    bad = save_checkpoint(tmp_path / "edited.safetensors", ck.model, ck.config, meta, tuple(ck.classes))
+    with pytest.raises(TumorlensError, match=re.escape(f"edited.safetensors: checkpoint ") + ".*" + re.escape(words)):
+        Predictor(bad)
+
+
+def test_a_checkpoint_naming_fewer_classes_than_its_model_outputs_is_refused_when_loaded(ckpt, tmp_path):
+    """It was found only after inference, as 'probs has 4 columns but there are 3 class names', without a file."""
+    from tumorlens.checkpoint import TumorlensError, save_checkpoint
+
+    ck = load_checkpoint(ckpt)
+    bad = save_checkpoint(tmp_path / "three.safetensors", ck.model, ck.config, ck.meta, tuple(ck.classes)[:3])
+    with pytest.raises(TumorlensError, match=r"three\.safetensors: checkpoint names 3 classes but its model has 4"):
         Predictor(bad)
 
 

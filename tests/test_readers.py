@@ -347,6 +347,21 @@ def test_nifti_anisotropic_pixels_are_made_square():
     assert fr.gray.shape == (64, 64)
 
 
+def test_complex_nifti_is_an_error_not_a_warning_and_an_answer():
+    """nibabel's ComplexWarning went to stderr (two raw lines) and the real part was then classified."""
+    with pytest.raises(TumorlensError, match=r"c.nii: NIfTI voxels are complex \(complex64\)"):
+        read_frames(nib.Nifti1Image(np.ones((16, 16, 3), np.complex64), np.eye(4)).to_bytes(), name="c.nii")
+
+
+def test_a_multipage_tiff_is_read_from_its_first_page_with_a_warning(tmp_path, caplog):
+    pages = [Image.fromarray(np.full((32, 32), v, np.uint8)) for v in (10, 200, 90)]
+    pages[0].save(tmp_path / "m.tif", save_all=True, append_images=pages[1:])
+    with caplog.at_level("WARNING"):
+        (fr,) = read_frames(tmp_path / "m.tif")
+    assert float(fr.gray.mean()) == 10.0
+    assert "m.tif: TIFF file with 3 pages; only the first is read" in caplog.text
+
+
 def test_4d_nifti_and_bundled_files(tmp_path):
     with pytest.raises(TumorlensError, match="4d.nii: NIfTI image is 4-D"):
         read_frames(nifti_bytes(np.zeros((16, 16, 4, 3))), name="4d.nii")

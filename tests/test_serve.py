@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from predict_helpers import dicom_bytes, encode, phantom  # noqa: E402
 from tumorlens.checkpoint import file_sha256  # noqa: E402
-from tumorlens.config import DISCLAIMER  # noqa: E402
+from tumorlens.config import DISCLAIMER, TumorlensError  # noqa: E402
 from tumorlens.predict import Predictor  # noqa: E402
 from tumorlens.serve import create_app, encode_png, safe_name  # noqa: E402
 
@@ -229,11 +229,19 @@ def test_a_body_cut_short_is_400_never_an_answer_for_the_parts_before_the_cut(cl
     ("scan.png", b"just text pretending to be a PNG", 415, "not a supported image"),
     ("empty.png", b"", 422, "empty file"),
 ])
-def test_unsupported_and_empty_files(client, inputs, name, data, status, words):
-    r = client.post("/api/predict", files=_files({"b.png": inputs["b.png"], name: data}))
+def test_a_single_unsupported_or_empty_file_is_refused_and_in_a_batch_gets_an_error_record(client, inputs, name,
+                                                                                           data, status, words):
+    r = client.post("/api/predict", files=_files({name: data}))
     assert r.status_code == status
     detail = r.json()["detail"]
     assert words in detail and detail.startswith(name)
+    # beside a good file: the good one is answered, the bad one is an error record (as the CLI does in a folder)
+    r = client.post("/api/predict", files=_files({"b.png": inputs["b.png"], name: data}))
+    assert r.status_code == 200
+    good, bad = r.json()
+    assert good["path"] == "b.png" and good["status"] != "error"
+    assert bad["path"] == name and bad["status"] == "error" and bad["label"] is None
+    assert words in bad["reason"] and bad["reason"].startswith(name)
 
 
 def test_requests_without_files(client):
@@ -355,11 +363,13 @@ def test_uploads_touch_no_disk_and_no_log(answering, inputs, tmp_path, monkeypat
 
 # --------------------------------------------------------------------------------------------- CLI
 def test_serve_cli_warns_off_loopback(monkeypatch, capsys, ckpt):
+    import tumorlens.cli_serve as cli_serve
     import tumorlens.serve as serve
     from tumorlens.cli_serve import add_parsers
 
     calls = []
     monkeypatch.setattr(serve, "run_server", lambda *a, **k: calls.append((a, k)))
+    monkeypatch.setattr(cli_serve, "_check_port", lambda host, port: None)  # 0.0.0.0:8123 may be taken here
     p = argparse.ArgumentParser()
     add_parsers(p.add_subparsers(dest="command"))
     a = p.parse_args(["serve", "--model", str(ckpt)])
@@ -469,3 +479,24 @@ def test_run_server_answers_under_its_listening_address(ckpt, monkeypatch):
         assert c.get("/api/health", headers={"host": host}).status_code == status, host
     serve.run_server(str(ckpt), host="::1")
     assert TestClient(apps[1]).get("/api/health", headers={"host": "[::1]:8000"}).status_code == 200
+
+
+def test_a_port_in_use_is_a_one_line_error_before_the_model_loads(monkeypatch, capsys, ckpt):
+    """uvicorn's bind error came after 'loading the model, then serving on ...' had been printed."""
+    import socket
+
+    import tumorlens.serve as serve
+    from tumorlens.cli_serve import add_parsers
+
+    calls = []
+    monkeypatch.setattr(serve, "run_server", lambda *a, **k: calls.append((a, k)))
+    p = argparse.ArgumentParser()
+    add_parsers(p.add_subparsers(dest="command"))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        a = p.parse_args(["serve", "--model", str(ckpt), "--port", str(port)])
+        with pytest.raises(TumorlensError, match=f"cannot listen on 127.0.0.1:{port} .*choose another --port"):
+            a.func(a)
+    assert not calls and "serving on" not in capsys.readouterr().err

@@ -235,6 +235,8 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     from .split import read_split
 
     rows = read_split(a.split)
+    if not any(r.split == "test" for r in rows):
+        raise TumorlensError(f"{a.split}: the split has no test images (evaluate scores the test part)")
     ev = evaluate(a.data_dir, rows, a.out, model=a.model)
     _print_metrics(ev.metrics)
     print(f"wrote {Path(a.out) / 'report.html'} and the files beside it ({ev.metrics['seconds']:.1f} s)")

@@ -171,8 +171,10 @@ def warn_empty_map(rec: Any, method: str, explained: str) -> None:
 
 
 def _report(rec: Any, problem: str | None = None) -> None:
+    """One stderr line for an input that was not explained, naming its frame or slice as `predict` does."""
     reason = problem or rec.reason or rec.status
-    line = reason if str(rec.path) in reason else f"{rec.path}: {reason}"
+    where = "".join(f" {k} {getattr(rec, k)}" for k in ("frame", "slice") if getattr(rec, k, None) is not None)
+    line = reason if str(rec.path) in reason and not where else f"{rec.path}{where}: {reason}"
     print(line, file=sys.stderr)
 
 
@@ -310,8 +312,18 @@ def cmd_localize(a: argparse.Namespace) -> int:
               f"SSIM {s['ssim_mean']:.3f} -> {'passes' if s['passes'] else 'FAILS'}")
     best = doc["recommended_method"]
     v = doc["verdicts"][best]
-    met = "all" if v["all"] else ", ".join(k for k, x in v.items() if x and k != "all") or "none"
-    print(f"recommended method: {best} (targets met: {met}); the default is {doc['default_method']}")
+    met = [k for k, x in v.items() if x and k != "all"]
+    failed = [k for k, x in v.items() if not x and k != "all"]
+    print(f"recommended method: {best} (targets met: {'all' if v['all'] else ', '.join(met) or 'none'}"
+          + (f"; NOT met: {', '.join(failed)}" if failed else "") + f"); the default is {doc['default_method']}")
+    print("pointing game: share of slices whose map peaks inside the tumour mask; energy in mask: share of the "
+          "map's mass inside it (a map spread at random scores the mask fraction). 'random' and 'center' are "
+          "baselines, '@randomized' the same method on randomly initialised weights (a map that does not "
+          "change is not explaining the model)")
+    n = doc["data"]["n_images"]
+    if n < 100:
+        print(f"only {n} slices: the confidence intervals are wide, so read these numbers as a rough check",
+              file=sys.stderr)
     print(f"wrote {Path(a.out) / 'localization.json'}")
     print(DISCLAIMER)
     return 0

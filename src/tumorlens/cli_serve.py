@@ -25,6 +25,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
               f"default --host 127.0.0.1 unless this network is trusted. It answers only requests addressed to "
               f"{a.host}, localhost, 127.0.0.1 or [::1]; add the names others use with --allow-host.",
               file=sys.stderr)
+    _check_port(a.host, a.port)
     print(f"tumorlens serve: {DISCLAIMER}", file=sys.stderr)
     host = f"[{a.host}]" if ":" in a.host else a.host
     print(f"loading the model, then serving on http://{host}:{a.port}/ (API description at /openapi.json; "
@@ -32,6 +33,26 @@ def cmd_serve(a: argparse.Namespace) -> int:
     run_server(a.model, host=a.host, port=a.port, max_upload_mb=a.max_upload_mb,
                log_level="info" if getattr(a, "verbose", False) else "warning", allow_hosts=list(a.allow_host))
     return 0
+
+
+def _check_port(host: str, port: int) -> None:
+    """A one-line error, before the model loads and before 'serving on ...' is printed, when the address cannot
+    be listened on (in use, or not an address of this machine). The port is freed again at once; uvicorn binds
+    it a moment later (another program could take it in between: uvicorn then reports that itself)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as e:
+        raise TumorlensError(f"--host {host}: not an address of this machine ({e.strerror or e})") from None
+    fam, _, _, _, addr = infos[0]
+    with socket.socket(fam, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn sets it
+        try:
+            sock.bind(addr)
+        except OSError as e:
+            raise TumorlensError(f"cannot listen on {host}:{port} ({e.strerror or e}); "
+                                 f"choose another --port") from None
 
 
 def _add_arguments(s: argparse.ArgumentParser) -> None:

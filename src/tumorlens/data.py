@@ -94,7 +94,11 @@ def decode_image(src, name: str, draft: int | None = None, inspect=None) -> np.n
             mode = im.mode
             if draft and im.format == "JPEG":
                 im.draft("L" if mode in ("L", "RGB") else mode, (draft, draft))
-            if getattr(im, "n_frames", 1) > 1:
+            pages = getattr(im, "n_frames", 1)
+            if pages > 1:
+                # a multi-page TIFF or an animated GIF: the first page is read (a multi-frame DICOM, by contrast,
+                # gives one record per frame); said once per file, so a stack of slices is not mistaken for one
+                log.warning("%s: %s file with %d pages; only the first is read", name, im.format, pages)
                 im.seek(0)
             im.load()
             # a camera or phone JPEG may store its pixels sideways with an EXIF Orientation tag that viewers

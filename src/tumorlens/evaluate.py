@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from .fileio import atomic_write_bytes, atomic_write_text
+from .fileio import StagedFolder, atomic_write_bytes, atomic_write_text
 from .config import CLASSES, DISCLAIMER, TumorlensError
 from .data import load_dataset
 from .predict import Predictor
@@ -88,8 +88,26 @@ def score(predictor: Predictor, x: np.ndarray, y: np.ndarray, paths: list[str]) 
 
 def evaluate(data_dir: str | os.PathLike, rows: list[SplitRow], out_dir: str | os.PathLike,
              model: str | os.PathLike | None = None, side: str = "test", progress=None) -> Evaluation:
-    """Evaluate a checkpoint on one side of a split and write every report file into `out_dir`."""
+    """Evaluate a checkpoint on one side of a split and write every report file into `out_dir`.
+
+    The files land together at the end (`fileio.StagedFolder`): an interrupted run leaves `out_dir` as it was,
+    and a rerun into the same folder replaces every file of the earlier run, so the folder never mixes two."""
     t0 = time.perf_counter()
+    stage = StagedFolder(out_dir, OUTPUTS)  # before any work: an --out that cannot be a folder fails at once
+    with stage:
+        ev = _evaluate(data_dir, rows, stage.stage, model, side, progress, t0)
+        stage.publish()
+    return ev
+
+
+# every file `evaluate` writes; metrics.json last, so that its presence marks a complete run
+OUTPUTS = ["predictions.csv", "classification_report.txt", "classification_report.json", "confusion_matrix.png",
+           "confusion_matrix_normalized.png", "roc.png", "history.png", "reliability.png", "risk_coverage.png",
+           "gradcam_gallery.png", "report.html", "metrics.json"]
+
+
+def _evaluate(data_dir: str | os.PathLike, rows: list[SplitRow], out: Path, model: str | os.PathLike | None,
+              side: str, progress, t0: float) -> Evaluation:
     predictor = Predictor(model)
     ds = load_dataset(data_dir, predictor.pre, progress=progress)
     part = select(ds, rows, side)
@@ -102,8 +120,6 @@ def evaluate(data_dir: str | os.PathLike, rows: list[SplitRow], out_dir: str | o
     ev.metrics["overlap_with_training"] = training_overlap(predictor.ckpt.meta,
                                                            [ds.sha256[idx[p]] for p in part.paths])
     ev.metrics["model"] = {"path": str(predictor.ckpt.path), "sha256": predictor.ckpt.sha256}
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     ev.save(out)
     write_report(ev, predictor, out, x)
     ev.metrics["seconds"] = round(time.perf_counter() - t0, 2)
@@ -119,7 +135,7 @@ def training_overlap(meta: dict[str, Any], sha256: list[str]) -> dict[str, int] 
     for comparison with papers is done on purpose."""
     rows = (meta.get("split") or {}).get("manifest")
     if not rows:
-        log.info("the model has no split manifest: cannot check the test images against its training data")
+        log.warning("the model has no split manifest: cannot check whether the test images were in its training data")
         return None
     seen = {r[4] for r in rows if len(r) > 4 and r[2] in ("train", "val") and r[4]}
     k = sum(s in seen for s in sha256)

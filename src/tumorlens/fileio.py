@@ -78,3 +78,41 @@ def read_user_text(path: str | os.PathLike, what: str) -> str:
         raise TumorlensError(f"{path}: not a UTF-8 text file") from None
     except OSError as e:
         raise TumorlensError(f"{path}: cannot read {what} ({e.strerror or e})") from None
+
+
+class StagedFolder:
+    """A set of output files that lands in `out` together: write them into `.stage` (a hidden folder inside
+    `out`), then `publish()` moves each into place, in the order given, and removes the named outputs that this
+    run did not produce. An interrupted run leaves `out` as it was (the stage is removed on exit), so a folder
+    never mixes the files of two runs, e.g. a new metrics.json beside an old report.html. Files in `out` that
+    are not named in `names` are never touched."""
+
+    def __init__(self, out: str | os.PathLike, names: list[str]):
+        self.out, self.names = Path(out), list(names)
+        if self.out.exists() and not self.out.is_dir():
+            raise TumorlensError(f"{self.out}: --out must be a folder, and a file of that name exists")
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.stage = Path(tempfile.mkdtemp(prefix=".tumorlens-", dir=self.out))
+        except OSError as e:
+            raise TumorlensError(f"{self.out}: cannot write ({e.strerror or e})") from None
+
+    def __enter__(self) -> "StagedFolder":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import shutil
+
+        shutil.rmtree(self.stage, ignore_errors=True)
+
+    def publish(self) -> None:
+        """Move the staged files into `out` (the last name last: list the file that marks a complete run last)."""
+        for name in self.names:
+            src, dst = self.stage / name, self.out / name
+            try:
+                if src.exists():
+                    os.replace(src, dst)
+                elif dst.is_file():
+                    dst.unlink()  # an output of an earlier run that this run does not write
+            except OSError as e:
+                raise TumorlensError(f"{dst}: cannot write ({e.strerror or e})") from None

@@ -154,7 +154,17 @@ def read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
                                  f"so the two cannot be aligned")
         log.info("%s: mask is %dx%d, image %dx%d; resized", path, mw, mh, iw, ih)
         m = m.resize((iw, ih), Image.NEAREST)
-    return np.asarray(m) > 0
+    mask = np.asarray(m) > 0
+    # a mask over most of the image outlines no tumour (an all-white file, an inverted mask): every map would
+    # 'hit' it, so it would count as a success of any method. The largest figshare tumour covers 8% of its slice
+    share = float(mask.mean()) if mask.size else 0.0
+    if share > MAX_MASK_SHARE:
+        raise TumorlensError(f"{path}: mask covers {100 * share:.0f}% of its image, more than any tumour outline "
+                             f"({100 * MAX_MASK_SHARE:.0f}% at most; inverted or blank mask?)")
+    return mask
+
+
+MAX_MASK_SHARE = 0.5
 
 
 def _image_shape(path: Path) -> tuple[int, int]:
@@ -205,6 +215,8 @@ def localize(checkpoint: Any, data_dir: str | os.PathLike, out_dir: str | os.Pat
     from .predict import Predictor
 
     t_start = time.perf_counter()
+    if limit is not None and int(limit) < 1:
+        raise TumorlensError(f"--limit must be 1 or more images, got {limit}")
     if methods is not None:
         methods = list(dict.fromkeys(methods))
         bad = [m for m in methods if m not in METHODS]
@@ -248,11 +260,22 @@ def _select_items(pred: Any, data_dir: str | os.PathLike, folds: Sequence[int] |
     else:
         folds = sorted(set(int(f) for f in folds))
         fold_source = "given"
+        # folds chosen by hand may be ones the model trained on: say so, as evaluate does for its test images
+        seen: dict[int, int] = {}
+        for row in (pred.ckpt.meta.get("split") or {}).get("manifest") or []:
+            if len(row) > 3 and row[2] in ("train", "val"):
+                for f in {int(k) for k in _FOLD_RE.findall(str(row[3] or ""))} & set(folds):
+                    seen[f] = seen.get(f, 0) + 1
+        folds_overlap = dict(sorted(seen.items()))
+        if folds_overlap:
+            log.warning("fold(s) %s hold images of the model's own training/validation data (%s rows): the "
+                        "scores are inflated", ", ".join(map(str, folds_overlap)),
+                        ", ".join(f"fold {k}: {v}" for k, v in folds_overlap.items()))
     items = [it for it in read_items(data_dir) if it.fold in set(folds)]
     if not items:
         raise TumorlensError(f"{data_dir}: no image in fold(s) {', '.join(map(str, folds))}")
     if limit is not None and limit < len(items):
-        pick = np.unique(np.linspace(0, len(items) - 1, max(1, int(limit))).round().astype(int))
+        pick = np.unique(np.linspace(0, len(items) - 1, int(limit)).round().astype(int))
         items = [items[i] for i in pick]
     return items, folds, fold_source, folds_overlap
 
@@ -438,7 +461,8 @@ def _write_csv(rows: list[dict[str, Any]], sources: list[str], path: Path) -> No
     w.writeheader()
     for r in rows:
         w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
-    buf.write(f"# {DISCLAIMER}\n")
+    # no disclaimer line: a '#' row is read as data by CSV readers (pandas, spreadsheets); like evaluate's
+    # predictions.csv this is a table for programs, and localization.json beside it carries the notice
     atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
 
 

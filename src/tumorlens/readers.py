@@ -276,6 +276,10 @@ def _read_nifti(src: str | os.PathLike | bytes, name: str, kind: str, slice_: in
             raise TumorlensError(f"{name}: NIfTI image has {int(np.prod(shape)):,} voxels, over the limit")
         if len(shape) < 3:
             shape = shape + (1,) * (3 - len(shape))
+        dt = img.get_data_dtype()
+        if dt.kind == "c" or dt.names:  # complex (e.g. raw k-space or phase data) or RGB voxels: no magnitude image
+            raise TumorlensError(f"{name}: NIfTI voxels are {'complex' if dt.kind == 'c' else 'RGB'} ({dt}); only "
+                                 f"real-valued grayscale volumes are supported (save the magnitude image)")
         data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
         img3 = nib.Nifti1Image(data, img.affine)
         can = nib.as_closest_canonical(img3)

@@ -27,8 +27,9 @@ Privacy and safety
   ``tumorlens serve`` runs uvicorn with its access log off.
 * Limits: ``max_upload_mb`` MiB (default 20) per request, all files together, checked against Content-Length
   first and counted while the body streams -> 413; at most ``max_files`` file parts per request -> 413. A body
-  that is not multipart/form-data -> 415; a file that is not a supported image (PNG, JPEG, BMP, TIFF, ... that
-  Pillow opens, DICOM, NIfTI) -> 415; no ``files`` field or an empty file -> 422; a bad or repeated query
+  that is not multipart/form-data -> 415; a single file that is not a supported image (PNG, JPEG, BMP, TIFF,
+  ... that Pillow opens, DICOM, NIfTI) -> 415, an empty one -> 422 (among several files, such a file gets an
+  ``error`` record and the rest are answered); no ``files`` field -> 422; a bad or repeated query
   parameter -> 422; a malformed body, one cut short included -> 400. Every refusal is ``{"detail": "..."}``,
   one line. A file of a supported format that fails to decode gives an ``error`` record, as in the CLI.
 * Host check: requests whose ``Host`` header names anything but localhost, 127.0.0.1, [::1], the address the
@@ -229,11 +230,17 @@ class _Service:
         self.predictor = predictor
         self.lock = threading.Lock()
 
-    def predict(self, uploads: list[tuple[str, bytearray]], explain: bool, slice: int | None) -> list[dict]:
+    def predict(self, uploads: list[tuple[str, bytearray, tuple[int, str] | None]], explain: bool,
+                slice: int | None) -> list[dict]:
+        """Records for each upload; one marked bad (empty or not an image: (status, reason)) gets an error record."""
         from .explain import heatmap_is_empty
+        from .predict import Record
 
         out: list[dict[str, Any]] = []
-        for i, (display, data) in enumerate(uploads, 1):
+        for i, (display, data, bad) in enumerate(uploads, 1):
+            if bad:
+                out.append(Record(display, "error", reason=bad[1]).to_dict())
+                continue
             hidden = _placeholder(display, i)
             with self.lock:
                 recs = self.predictor.predict_bytes(data, hidden, explain=explain, slice=slice)
@@ -365,9 +372,10 @@ def create_app(predictor_or_ckpt_path: Any = None, max_upload_mb: float = 20, ma
     @app.post("/api/predict", summary="classify uploaded slices; ?explain=true adds Grad-CAM PNG layers",
               openapi_extra=_PREDICT_BODY,
               responses={413: {"description": "upload too large or too many files"},
-                         415: {"description": "not multipart, or a file that is not a supported image"},
-                         422: {"description": "no 'files' field, an empty file, or a bad or repeated query "
-                                               "parameter"}})
+                         415: {"description": "not multipart, or a single file that is not a supported image "
+                                               "(in a batch such a file gets an error record)"},
+                         422: {"description": "no 'files' field, a single empty file, or a bad or repeated "
+                                               "query parameter"}})
     async def predict(request: Request, explain: bool = False, slice: int | None = None) -> JSONResponse:
         for key in ("explain", "slice"):
             n = len(request.query_params.getlist(key))
@@ -379,21 +387,26 @@ def create_app(predictor_or_ckpt_path: Any = None, max_upload_mb: float = 20, ma
             parts = await read_multipart(request, limit, max_files)
         except BodyError as e:
             raise HTTPException(e.status, e.detail) from None
-        uploads = []
+        uploads: list[tuple[str, bytearray, tuple[int, str] | None]] = []  # name, data, (status, why) if bad
         for field, fname, data in parts:
             if field != "files":
                 continue
             name = safe_name(fname, len(uploads) + 1)
+            bad = None
             if not data:
-                raise HTTPException(422, f"{name}: empty file (0 bytes)")
-            if not sniff_supported(data, name):
-                raise HTTPException(415, f"{name}: not a supported image; send PNG, JPEG, BMP, TIFF, DICOM "
-                                         f"(.dcm) or NIfTI (.nii, .nii.gz) files")
-            uploads.append((name, data))
+                bad = (422, f"{name}: empty file (0 bytes)")
+            elif not sniff_supported(data, name):
+                bad = (415, f"{name}: not a supported image; send PNG, JPEG, BMP, TIFF, DICOM (.dcm) or NIfTI "
+                            f"(.nii, .nii.gz) files")
+            uploads.append((name, data, bad))
         if not uploads:
             raise HTTPException(422, "no files: send one or more files in the multipart field 'files'")
+        if len(uploads) == 1 and uploads[0][2]:
+            # one file, and it is not an image: the request itself is wrong. In a batch the bad file gets an
+            # error record and the others are answered, as `tumorlens predict` does with a folder
+            raise HTTPException(*uploads[0][2])
         headers = {}
-        if slice is not None and not any(_is_volume(data, name) for name, data in uploads):
+        if slice is not None and not any(_is_volume(data, name) for name, data, bad in uploads if not bad):
             # as `tumorlens predict --slice` does; the answer keeps its shape, the note goes in a header
             log.warning("slice %s applies to NIfTI volumes only, and no upload is one: ignored", slice)
             headers["X-Tumorlens-Note"] = SLICE_NOTE
