@@ -599,3 +599,9 @@ def test_explain_names_the_frame_of_a_multiframe_file_that_it_could_not_explain(
     err = [ln for ln in capsys.readouterr().err.splitlines() if "multi.dcm" in ln]
     assert rc == 1 and len(err) == 1
     assert err[0].startswith(f"{tmp_path / 'multi.dcm'} frame 1: ") and "blank or constant" in err[0]
+
+
+def test_explain_says_nothing_was_written_when_no_input_was_explained(trained, tmp_path, capsys):
+    rc = _run_cli(["explain", "--model", str(trained), str(tmp_path / "missing.png"), "--out", str(tmp_path / "o")])
+    out = capsys.readouterr().out
+    assert rc == 1 and "explained 0 of 1" in out and "nothing written" in out and "wrote" not in out

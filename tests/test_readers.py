@@ -265,7 +265,7 @@ def test_the_pixel_limit_is_4096_squared_for_images_and_dicom():
     from tumorlens.data import MAX_PIXELS
 
     assert MAX_PIXELS == 4096 * 4096
-    with pytest.raises(TumorlensError, match=r"^big\.png: image claims 4097x4096 pixels, over the 16,777,216 limit"):
+    with pytest.raises(TumorlensError, match=r"^big\.png: image claims 4097x4096 pixels, over the 16,777,216 limit \(4096 x 4096\)"):
         read_frames(png_bomb(4097, 4096), name="big.png")
     with pytest.raises(TumorlensError) as e:  # at the limit the size passes; the missing pixel data fails
         read_frames(png_bomb(4096, 4096), name="edge.png")
@@ -432,3 +432,21 @@ def test_nifti_decompression_never_passes_the_voxel_limit_at_the_widest_type(mon
     monkeypatch.setattr(readers, "MAX_NIFTI_BYTES", 200_000)
     with pytest.raises(TumorlensError, match=r"^v\.nii\.gz: NIfTI volume decompresses to more than 0\.2 MB"):
         read_frames(data, name="v.nii.gz")
+
+
+def test_a_dicom_without_its_file_meta_header_is_read_like_the_same_file_with_it():
+    """An old-archive DICOM (no preamble, no group 0002) was 'corrupt or truncated DICOM pixel data': pydicom
+    needs a transfer syntax to decode pixels, and the data set's own encoding says which."""
+    import io
+
+    import pydicom
+
+    raw = dicom_bytes(phantom("glioma", 0, 128).astype(np.uint16)[None], wc=128.0, ww=256.0)
+    ds = pydicom.dcmread(io.BytesIO(raw))
+    del ds.file_meta
+    ds.preamble = None
+    buf = io.BytesIO()
+    pydicom.dcmwrite(buf, ds, implicit_vr=True, little_endian=True, enforce_file_format=False)
+    assert b"DICM" not in buf.getvalue()[:200]
+    (bare,), (whole,) = read_frames(buf.getvalue(), name="old.dcm"), read_frames(raw, name="new.dcm")
+    assert np.array_equal(bare.gray, whole.gray)

@@ -276,7 +276,8 @@ def cmd_explain(a: argparse.Namespace) -> int:
         close()
     total = done + failed
     print(f"explained {done} of {total} input(s) with {method}"
-          + (f" ({n_empty} with an empty map: no evidence)" if n_empty else "") + f"; wrote {out}")
+          + (f" ({n_empty} with an empty map: no evidence)" if n_empty else "")
+          + (f"; wrote {out}" if done else "; nothing written"))
     print(DISCLAIMER)
     if failed:
         print(f"{failed} input(s) not explained (see above)", file=sys.stderr)

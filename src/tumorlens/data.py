@@ -88,7 +88,7 @@ def decode_image(src, name: str, draft: int | None = None, inspect=None) -> np.n
         with Image.open(src) as im:
             w, h = im.size
             if w * h > MAX_PIXELS:
-                raise TumorlensError(f"{name}: image claims {w}x{h} pixels, over the {MAX_PIXELS:,} limit")
+                raise TumorlensError(f"{name}: image claims {w}x{h} pixels, over the {MAX_PIXELS:,} limit (4096 x 4096)")
             if w < 8 or h < 8:
                 raise TumorlensError(f"{name}: image is only {w}x{h} pixels")
             mode = im.mode

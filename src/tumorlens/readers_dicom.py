@@ -136,6 +136,25 @@ def _has_dicom_elements(ds: Any) -> bool:
     return any(tag.group != 0 and dictionary_has_tag(tag) for tag in ds.keys())
 
 
+def _syntax_as_read(ds: Any, name: str) -> Any:
+    """The transfer syntax of a DICOM stored without its file meta header (no preamble, no group 0002: old
+    archives and ACR-NEMA-style files), from the encoding pydicom found the data set in, recorded in the data
+    set's file meta so that its pixels can be decoded (uncompressed by definition: a compressed syntax cannot be
+    read without the header); None when pydicom could not tell."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+    implicit, little = getattr(ds, "original_encoding", (None, None))
+    if implicit is None or little is None:
+        return None
+    uid = ImplicitVRLittleEndian if implicit else (ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
+    if not isinstance(getattr(ds, "file_meta", None), FileMetaDataset):
+        ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = uid
+    log.info("%s: no DICOM file meta header; its data set reads as %s", name, uid.name)
+    return uid
+
+
 def read_dicom(src: str | os.PathLike | bytes, name: str, force: bool) -> list[Frame]:
     import pydicom
     from pydicom.errors import InvalidDicomError
@@ -153,6 +172,8 @@ def read_dicom(src: str | os.PathLike | bytes, name: str, force: bool) -> list[F
     modality = str(ds.get("Modality", "") or "").strip().upper()
     body = str(ds.get("BodyPartExamined", "") or "").strip().upper()
     tsuid = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if tsuid is None:
+        tsuid = _syntax_as_read(ds, name)
     ts_name = getattr(tsuid, "name", str(tsuid)) if tsuid else "unknown transfer syntax"
     info: dict[str, Any] = {"format": "DICOM", "modality": modality or None, "body_part": body or None,
                             "transfer_syntax": ts_name,
