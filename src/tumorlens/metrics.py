@@ -261,7 +261,8 @@ def roc_auc_ovr(y_true: Any, probs: Any, class_names: Sequence[str] | None = Non
     Per class k: AUC of `probs[:, k]` separating class k from all others. `micro`: one AUC over the pooled
     (N*K) one-hot labels and scores. `macro`: unweighted mean of the per-class AUCs.
     A class absent from y_true (or present in every sample) has no ROC curve: its AUC is NaN, it is left
-    out of the macro mean, and a warning is logged. Definitions as in scikit-learn's `roc_auc_score`
+    out of the macro mean, and that is logged at info level: the report and the plot both compute these, and
+    `evaluate` warns once, in words a reader can act on (`evaluate.absent_message`). Definitions as in scikit-learn's `roc_auc_score`
     (multi_class='ovr') and Hand & Till (2001), Mach. Learn. 45:171.
     """
     p, y = _probs(probs, y_true, check_simplex=False)
@@ -274,7 +275,7 @@ def roc_auc_ovr(y_true: Any, probs: Any, class_names: Sequence[str] | None = Non
     for i, name in enumerate(names):
         npos = int(onehot[:, i].sum())
         if npos == 0 or npos == len(y):
-            log.warning("class %r is %s in y_true: its ROC AUC is undefined (NaN) and left out of the macro "
+            log.info("class %r is %s in y_true: its ROC AUC is undefined (NaN) and left out of the macro "
                         "average", name, "absent" if npos == 0 else "the only class")
             out[name] = float("nan")
             continue
