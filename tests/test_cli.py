@@ -132,7 +132,8 @@ def test_a_config_file_not_in_utf8_is_one_line_naming_it_and_one_with_a_byte_ord
 def test_evaluate_with_a_utf16_split_is_one_line_naming_the_file(tmp_path, capsys):
     s = tmp_path / "s.csv"
     s.write_bytes("path,label,split,group,sha256\nglioma/a.png,glioma,test,g,x\n".encode("utf-16"))
-    assert main(["evaluate", str(tmp_path), "--split", str(s), "--out", str(tmp_path / "ev")]) == 2
+    (tmp_path / "data").mkdir()
+    assert main(["evaluate", str(tmp_path / "data"), "--split", str(s), "--out", str(tmp_path / "ev")]) == 2
     assert capsys.readouterr().err == f"error: {s}: not a UTF-8 text file\n"
 
 
@@ -177,7 +178,8 @@ def test_train_cli_writes_a_self_describing_run_says_research_use_only_and_refus
     assert main(args) == 2  # a finished run is never overwritten, and that is said before any work
     assert capsys.readouterr().err.strip() == f"error: {run}: already holds a finished run; choose another --out"
     assert main(args + ["--resume"]) == 2
-    assert capsys.readouterr().err.strip() == f"error: {run}: nothing to resume (no state.pt)"
+    assert capsys.readouterr().err.strip() == (f"error: {run}: already holds a finished run; there is nothing to "
+                                                "resume; choose another --out")
 
 
 def test_train_leaves_images_listed_as_not_mri_out_of_the_refusal_fit(tmp_path, capsys):

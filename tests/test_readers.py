@@ -450,3 +450,20 @@ def test_a_dicom_without_its_file_meta_header_is_read_like_the_same_file_with_it
     assert b"DICM" not in buf.getvalue()[:200]
     (bare,), (whole,) = read_frames(buf.getvalue(), name="old.dcm"), read_frames(raw, name="new.dcm")
     assert np.array_equal(bare.gray, whole.gray)
+
+
+def test_a_very_elongated_image_is_refused_before_it_is_padded_to_a_huge_square(tmp_path):
+    """A legal 6 KB 60000 x 100 PNG (6 M pixels, under the pixel limit) made preprocessing pad its head box to a
+    60000-pixel square: 15.5 GiB in audit, split and train."""
+    Image.fromarray(np.zeros((100, 60000), np.uint8)).save(tmp_path / "wide.png")
+    with pytest.raises(TumorlensError, match=r"wide.png: image is 60000x100 pixels, a side over the 4096 limit"):
+        read_frames(tmp_path / "wide.png")
+
+
+def test_a_decoder_error_of_an_unexpected_type_is_a_corrupt_image_not_a_traceback():
+    """Pillow raised TypeError('Missing dimensions') for a TIFF whose second page lacks its size."""
+    from tumorlens.data import image_error
+
+    e = image_error("bad.tif", TypeError("Missing dimensions"))
+    assert isinstance(e, TumorlensError) and str(e) == "bad.tif: corrupt image (TypeError: Missing dimensions)"
+    assert isinstance(image_error("x.png", MemoryError()), MemoryError)  # not every failure is the file's

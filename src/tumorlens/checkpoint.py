@@ -93,16 +93,27 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     header) and that the document holds the config and class names.
     """
     path = Path(path)
+    if path.is_dir():
+        hint = f"; did you mean {path / 'model.safetensors'}?" if (path / "model.safetensors").is_file() else ""
+        raise TumorlensError(f"{path}: is a folder, not a checkpoint file{hint}")
     try:
         with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size == 0:
+                raise TumorlensError(f"{path}: empty file (0 bytes), not a checkpoint")
             n = int.from_bytes(f.read(8), "little")
             if not 0 < n < 100_000_000:
                 raise ValueError("bad header length")
+            if size < 8 + n and f.read(1) == b"{":  # a safetensors header cut short: a truncated download
+                raise TumorlensError(f"{path}: checkpoint file is damaged or truncated ({size:,} bytes; its header "
+                                     f"alone needs {8 + n:,})")
+            f.seek(8)
             header = json.loads(f.read(n))
-            size = os.fstat(f.fileno()).st_size
         doc = json.loads(header["__metadata__"][META_KEY])
         # the tensors' data lies, in order and without gaps, after the 8 + n header bytes (safetensors format)
         ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+    except TumorlensError:
+        raise
     except FileNotFoundError:
         raise TumorlensError(f"{path}: checkpoint not found") from None
     except (OSError, ValueError, KeyError, TypeError, IndexError, json.JSONDecodeError):
@@ -115,6 +126,9 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
             or not all(isinstance(doc["config"].get(k), dict) for k in ("model", "preprocess")) \
             or not isinstance(doc.get("classes"), list) or not doc["classes"]:
         raise TumorlensError(f"{path}: checkpoint metadata lacks the model configuration or the class names")
+    # info and model-card read only this: a newer format is refused here, as load_checkpoint refuses it
+    if not isinstance(doc.get("format", 0), int) or doc.get("format", 0) > FORMAT_VERSION:
+        raise TumorlensError(f"{path}: checkpoint format {doc.get('format')!r} is newer than this tumorlens")
     return doc
 
 

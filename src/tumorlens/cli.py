@@ -60,8 +60,11 @@ def _load(data_dir: str, pre=None):
 # ------------------------------------------------------------------------------------------ commands
 def cmd_audit(a: argparse.Namespace) -> int:
     from .audit import check_thresholds, find_duplicates
+    from .fileio import outside_of, prepare_folder
 
     check_thresholds(a.max_distance, a.min_correlation)  # before the (long) decoding
+    outside_of(Path(a.out).resolve(), a.out, "--out", (a.data_dir,))
+    prepare_folder(a.out)
     t0 = time.perf_counter()
     ds = _load(a.data_dir)
     res = find_duplicates(ds, max_distance=a.max_distance, min_correlation=a.min_correlation)
@@ -83,19 +86,26 @@ def cmd_audit(a: argparse.Namespace) -> int:
 
 def cmd_split(a: argparse.Namespace) -> int:
     from .audit import find_duplicates
-    from .split import make_split, read_groups_csv, split_table, write_split
+    from .fileio import file_target, prepare_folder
+    from .split import check_seed, make_split, read_groups_csv, split_table, write_split
 
-    from .fileio import file_target
-
-    file_target(a.out, "--out")  # before the (long) decoding
+    file_target(a.out, "--out", inputs=(a.groups,), not_inside=(a.data_dir,))  # before the (long) decoding
+    prepare_folder(Path(a.out).parent, "--out's parent")
+    check_seed(a.seed)
     groups = read_groups_csv(a.groups) if a.groups else None
     ds = _load(a.data_dir)
+    if groups is not None:
+        groups = _matching_groups(groups, a.groups, ds)
     res = find_duplicates(ds)
     rows = make_split(ds.paths, [e.label for e in ds.entries], [e.split for e in ds.entries], ds.sha256,
                       res, a.strategy, a.test_size, a.val_size, a.seed, groups)
     write_split(rows, a.out)
     print(DISCLAIMER)
     print(f"{a.strategy} split of {len(rows)} images (seed {a.seed})")
+    empty = [side for side in ("train", "val", "test") if not any(r.split == side for r in rows)]
+    if empty:
+        print(f"warning: the split's {' and '.join(empty)} part{'s are' if len(empty) > 1 else ' is'} empty",
+              file=sys.stderr)
     print(_table(split_table(rows)))
     print(f"wrote {a.out}")
     return 0
@@ -119,6 +129,35 @@ def _resolve_config(a: argparse.Namespace):
     return cfg.with_overrides(a.set or [])
 
 
+def _matching_groups(groups: dict[str, str], path: str, ds) -> dict[str, str]:
+    """`groups` (path -> group) when some of its paths name images of the dataset; a file naming none (another
+    dataset, or paths relative to another folder) would silently leave the clean split without its groups."""
+    known = set(ds.paths)
+    hits = sum(p in known for p in groups)
+    if not hits:
+        example = next(iter(groups), "")
+        raise TumorlensError(f"{path}: none of its {len(groups)} paths is an image of {ds.root} (e.g. {example!r}; "
+                             f"paths are relative to the dataset folder, like {ds.paths[0]!r})")
+    if hits < len(groups):
+        print(f"note: {len(groups) - hits} of the {len(groups)} paths in {path} are not in the dataset "
+              f"(unreadable or absent): ignored", file=sys.stderr)
+    return groups
+
+
+def _same_split_as_before(rows: list, saved: Path) -> None:
+    """Refuse a --resume whose split differs from the interrupted run's (another --split, another data folder,
+    or images added since, which --strategy would split anew): the weights so far were trained on the old train
+    part, so images of it could end up scored as test images."""
+    from .split import read_split
+
+    key = lambda r: (r.path, r.split, r.sha256)  # noqa: E731
+    old, new = {key(r) for r in read_split(saved)}, {key(r) for r in rows}
+    if old != new:
+        raise TumorlensError(f"{saved.parent}: --resume needs the split of the interrupted run ({saved}); "
+                             f"{len(old ^ new)} rows differ (another --split, data folder or dataset content); "
+                             f"give the same, or start a new --out")
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -126,24 +165,48 @@ def cmd_train(a: argparse.Namespace) -> int:
     from .split import make_split, read_groups_csv, read_split, split_table, write_split
     from .train import STATE_FILE, check_run_dir, select, split_manifest, train
 
+    from .fileio import outside_of
+
     cfg = _resolve_config(a)
     out = Path(a.out)
+    outside_of(out.resolve(), a.out, "--out", (a.data_dir,))
     check_run_dir(out, a.resume)
     not_mri = _read_not_mri(a.not_mri) if getattr(a, "not_mri", None) else None
+    if not a.split:
+        from .split import check_seed
+
+        check_seed(a.split_seed, "split-seed")
+    if a.split and a.groups:
+        raise TumorlensError(f"{a.groups}: --groups shapes a split that train makes (--strategy); with --split "
+                             f"{a.split} the split is given, so drop --groups")
     ds = _load(a.data_dir, cfg.preprocess)
     if a.split:
         rows = read_split(a.split)
     else:
-        groups = read_groups_csv(a.groups) if a.groups else None
+        groups = _matching_groups(read_groups_csv(a.groups), a.groups, ds) if a.groups else None
         rows = make_split(ds.paths, [e.label for e in ds.entries], [e.split for e in ds.entries], ds.sha256,
                           find_duplicates(ds), a.strategy, seed=a.split_seed, groups=groups)
     out.mkdir(parents=True, exist_ok=True)
-    if not (a.resume and (out / "split.csv").exists()):
+    if a.resume and (out / "split.csv").exists():
+        _same_split_as_before(rows, out / "split.csv")
+    else:
         write_split(rows, out / "split.csv")
     from .masks import training_masks
 
     masks, guidance = training_masks(ds, cfg.preprocess, cfg.seg_weight)
     parts = {"train": select(ds, rows, "train", masks=masks), "val": select(ds, rows, "val")}
+    from .config import CLASSES
+
+    present = set(parts["train"].y.tolist())
+    missing = [c for i, c in enumerate(CLASSES) if i not in present]
+    if missing:
+        # the model would still name the class among its outputs, and never learn to answer it
+        raise TumorlensError(f"{a.split or a.data_dir}: the train part has no {', '.join(missing)} images; every "
+                             f"class needs training images (check the class folders or the split)")
+    if len(parts["val"].y) < 10:
+        print(f"warning: the val part has {len(parts['val'].y)} images: no early stopping, and the temperature, "
+              f"abstention threshold and feature-distance refusal are fitted on too few images or not at all",
+              file=sys.stderr)
     if cfg.seg_weight > 0:
         print("mask guidance: " + (f"on, masks for {guidance['tumour_masks']} tumour images of the dataset "
                                    f"({guidance['source']}; the training part's are used)"
@@ -199,13 +262,18 @@ def _read_not_mri(path: str) -> set[str]:
 
     text = read_user_text(path, "the list")
     try:
-        rows = list(csv.DictReader(io.StringIO(text, newline="")))
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        rows = list(reader)
     except csv.Error as e:
         raise TumorlensError(f"{path}: not a readable CSV ({e})") from None
-    key = "sha256" if rows and "sha256" in rows[0] else "path" if rows and "path" in rows[0] else None
+    header = reader.fieldnames or []
+    key = "sha256" if "sha256" in header else "path" if "path" in header else None
     if key is None:
         raise TumorlensError(f"{path}: needs a header row with a sha256 or a path column")
-    return {r[key].strip() for r in rows if (r.get(key) or "").strip()}
+    listed = {r[key].strip() for r in rows if (r.get(key) or "").strip()}
+    if not listed:
+        raise TumorlensError(f"{path}: lists no images (a header but no {key} values)")
+    return listed
 
 
 def _refit_without(ckpt: Path, ds: Any, parts: dict[str, Any], listed: set[str], name: str) -> None:
@@ -234,6 +302,9 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     from .evaluate import evaluate
     from .split import read_split
 
+    from .fileio import outside_of
+
+    outside_of(Path(a.out).resolve(), a.out, "--out", (a.data_dir,))
     rows = read_split(a.split)
     if not any(r.split == "test" for r in rows):
         raise TumorlensError(f"{a.split}: the split has no test images (evaluate scores the test part)")
@@ -279,19 +350,33 @@ def _print_metrics(m: dict) -> None:
 
 
 def cmd_info(a: argparse.Namespace) -> int:
-    import json
-
-    from .checkpoint import BUNDLED, file_sha256, manifest_rows, read_metadata
-    from .config import TrainConfig
+    from .checkpoint import BUNDLED, read_metadata
     from .fileio import file_target
 
-    if a.split_out:
-        file_target(a.split_out, "--split-out")  # before anything is printed
     path = Path(a.model) if a.model else BUNDLED
+    if a.split_out:
+        file_target(a.split_out, "--split-out", inputs=(path,))  # before anything is printed
     doc = read_metadata(path)
+    try:
+        return _print_info(a, path, doc)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise TumorlensError(f"{path}: checkpoint metadata is damaged or hand-edited "
+                             f"({type(e).__name__}: {e})") from None
+
+
+def _print_info(a: argparse.Namespace, path: Path, doc: dict) -> int:
+    import json
+
+    from .checkpoint import file_sha256, manifest_rows
+    from .config import TrainConfig
+
     cfg = doc["config"]
     # read as Predictor reads it: a setting the checkpoint predates takes the value that run used (STORED_BEFORE)
-    stored = TrainConfig.from_dict(cfg)
+    try:
+        stored = TrainConfig.from_dict(cfg)
+    except TumorlensError as e:
+        raise TumorlensError(f"{path}: checkpoint does not match this tumorlens ({e}); a newer tumorlens may have "
+                             f"written it") from None
     print(DISCLAIMER)
     print(f"checkpoint   {path}")
     print(f"sha256       {file_sha256(path)}")

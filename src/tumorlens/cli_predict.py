@@ -254,18 +254,32 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
              else "this model was trained without the T2-like rendering that narrows that gap")
           + " (see the known failure modes).", ""]
     data = meta.get("data") or {}
+    split = meta.get("split") or {}
     L += ["## Data and licences", "",
           f"- training data: {data.get('name', 'not recorded')}"
           + (f", {data['n_images']} images" if data.get("n_images") else "")
-          + (f" ({data['skipped']} unreadable skipped)" if data.get("skipped") else ""),
-          "- Kaggle *Brain Tumor MRI Dataset* (M. Nickparvar, DOI 10.34740/KAGGLE/DSV/2645886): licence stated "
-          "as CC0 (public domain). It combines figshare, SARTAJ and Br35H images.",
-          "- figshare brain-tumour dataset (Cheng et al.): CC BY 4.0. Cite: J. Cheng et al., \"Enhanced "
-          "Performance of Brain Tumor Classification via Tumor Region Augmentation and Partition\", PLoS ONE "
-          "10(10): e0140525, 2015.",
-          "- The Kaggle set holds no patient identifiers and many near-duplicate slices; splits were made "
-          "after a duplicate audit so copies do not straddle train and test (see the split table).", ""]
-    split = meta.get("split") or {}
+          + (f" ({data['skipped']} unreadable skipped)" if data.get("skipped") else "")]
+    # the Kaggle licences and the leak-free claim hold for the bundled model's data and split, not for any
+    # checkpoint: a stratified run on other images got the same sentences (a helper's audit)
+    if data.get("name") == KAGGLE_DIR:
+        L += ["- Kaggle *Brain Tumor MRI Dataset* (M. Nickparvar, DOI 10.34740/KAGGLE/DSV/2645886): licence "
+              "stated as CC0 (public domain). It combines figshare, SARTAJ and Br35H images.",
+              "- figshare brain-tumour dataset (Cheng et al.): CC BY 4.0. Cite: J. Cheng et al., \"Enhanced "
+              "Performance of Brain Tumor Classification via Tumor Region Augmentation and Partition\", PLoS ONE "
+              "10(10): e0140525, 2015.",
+              "- The Kaggle set holds no patient identifiers and many near-duplicate slices."]
+    else:
+        L.append("- the licence and provenance of this training data are not recorded in the checkpoint: "
+                 "state them before sharing this model")
+    strategy = split.get("strategy")
+    if strategy == "clean":
+        L.append("- split `clean`: made after a duplicate audit, so copies (and the groups given, e.g. patients) "
+                 "do not straddle train and test (see the split table).")
+    elif strategy:
+        L.append(f"- split `{strategy}`: copies and patients may straddle train and test, so the test figures "
+                 f"below can be inflated by memory of copies" + (" (the manifest was given as a file: "
+                 "see how it was made)" if strategy == "file" else "") + ".")
+    L.append("")
     L += ["## Splits", ""]
     table = split.get("table")
     if split.get("strategy"):
@@ -396,18 +410,21 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
     return "\n".join(L)
 
 
+KAGGLE_DIR = "brain-tumor-mri-dataset"  # the Kaggle set's folder name, as recorded in a checkpoint's data.name
+
+
 def cmd_model_card(a: argparse.Namespace) -> int:
     from .checkpoint import BUNDLED, file_sha256, read_metadata
 
+    from .fileio import atomic_write_text, file_target
+
     path = Path(a.model) if a.model else BUNDLED
+    out = Path(file_target(a.out, "--out", inputs=(path,)))
     if not path.exists():
         raise TumorlensError(f"{path}: checkpoint not found")
     doc = read_metadata(path)
     meta = {k: v for k, v in doc.items() if k not in ("config", "classes")}
     text = model_card(meta, list(doc.get("classes", [])), doc.get("config", {}), str(path), file_sha256(path))
-    from .fileio import atomic_write_text, file_target
-
-    out = Path(file_target(a.out, "--out"))
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, text)
     print(f"wrote {out}  ({DISCLAIMER})")

@@ -115,6 +115,17 @@ class ModelConfig:
             raise TumorlensError("model.channels, model.lstm_hidden and model.dense need sizes >= 1")
         if not 0.0 <= self.dropout < 1.0:
             raise TumorlensError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        # sizes far beyond any CPU budget (a typo such as lstm_hidden=1000000) would end in an allocator error
+        # deep in torch; model.num_classes is the number of classes, which the data fixes, not a setting
+        for name, v, top in (("channels", max(self.channels), 1024), ("lstm_hidden", self.lstm_hidden, 4096),
+                             ("dense", self.dense, 8192), ("lstm_in", self.lstm_in, 1024)):
+            if v > top:
+                raise TumorlensError(f"model.{name} must be at most {top}, got {v}")
+        if len(self.channels) > 6:
+            raise TumorlensError(f"model.channels may list at most 6 conv blocks, got {len(self.channels)}")
+        if self.num_classes != len(CLASSES):
+            raise TumorlensError(f"model.num_classes is the number of classes ({len(CLASSES)}: "
+                                 f"{', '.join(CLASSES)}) and cannot be changed, got {self.num_classes}")
         if self.gate and self.fine_gate and len(self.channels) < 3:
             raise TumorlensError("model.fine_gate needs at least 3 conv blocks (or model.fine_gate=false)")
 
@@ -213,6 +224,9 @@ class TrainConfig:
                                ("warmup_epochs", self.warmup_epochs >= 0, ">= 0"),
                                ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
                                ("patience", self.patience >= 1, ">= 1"), ("threads", self.threads >= 0, ">= 0"),
+                               ("seed", 0 <= self.seed < 2 ** 32, "in [0, 2^32)"),
+                               ("batch_size", self.batch_size <= 4096, "<= 4096"),
+                               ("epochs", self.epochs <= 10000, "<= 10000"),
                                ("seg_weight", self.seg_weight >= 0, ">= 0")):
             if not ok:
                 raise TumorlensError(f"{name} must be {need}, got {getattr(self, name)}")
@@ -242,6 +256,8 @@ class TrainConfig:
             raise TumorlensError(f"preprocess.fg_threshold must be in [0, 1), got {pre.fg_threshold}")
         if not 0.0 <= pre.margin <= 1.0:
             raise TumorlensError(f"preprocess.margin must be in [0, 1], got {pre.margin}")
+        if pre.size > 512:
+            raise TumorlensError(f"preprocess.size must be at most 512, got {pre.size}")
         if not 0.0 < pre.norm_percentile <= 100.0:
             raise TumorlensError(f"preprocess.norm_percentile must be in (0, 100], got {pre.norm_percentile}")
 
@@ -310,6 +326,9 @@ def _typed(key: str, raw: str, old: Any, value: Any) -> Any:
     def is_int(v: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool)
 
+    if isinstance(old, dict):
+        raise TumorlensError(f"{key}={raw}: {key} is a group of settings; set one of them, e.g. "
+                             f"{key}.{next(iter(old), 'x')}=...")
     if isinstance(old, bool):
         ok, kind = isinstance(value, bool), "true or false"
     elif is_int(old):

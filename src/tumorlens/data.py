@@ -12,6 +12,7 @@ import io
 import logging
 import os
 import re
+import struct
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,9 @@ IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 # refuse before decoding: a header claiming 100k x 100k is a decompression bomb. Brain MRI slices are at most a
 # few thousand pixels a side; 60 M pixels let a 474 KB 7700x7700 16-bit RGBA PNG take 6 s and 2 GB of memory
 MAX_PIXELS = 4096 * 4096
+# and at most this many a side: preprocessing pads the head's box to a square, so a legal 60000 x 100 PNG (6 KB,
+# 6 M pixels) asked for a 60000 x 60000 array (15.5 GiB) in audit, split and train
+MAX_SIDE = 4096
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is an error, never a half-grey image
 
 _ALIASES = {
@@ -89,6 +93,8 @@ def decode_image(src, name: str, draft: int | None = None, inspect=None) -> np.n
             w, h = im.size
             if w * h > MAX_PIXELS:
                 raise TumorlensError(f"{name}: image claims {w}x{h} pixels, over the {MAX_PIXELS:,} limit (4096 x 4096)")
+            if max(w, h) > MAX_SIDE:
+                raise TumorlensError(f"{name}: image is {w}x{h} pixels, a side over the {MAX_SIDE} limit")
             if w < 8 or h < 8:
                 raise TumorlensError(f"{name}: image is only {w}x{h} pixels")
             mode = im.mode
@@ -149,6 +155,11 @@ def image_error(name: str, e: Exception, head: bytes = b"") -> Exception:
         return TumorlensError(f"{name}: image too large ({e})")
     if isinstance(e, (OSError, ValueError, SyntaxError, EOFError)):
         return TumorlensError(f"{name}: corrupt or truncated image ({str(e) or type(e).__name__})")
+    if isinstance(e, (TypeError, KeyError, IndexError, AttributeError, ZeroDivisionError, struct.error)):
+        # Pillow's plugins raise these on damaged headers too: a TIFF whose second page lacks its size gave
+        # "TypeError: Missing dimensions" from n_frames, and killed audit, split and train (55 of 8,000 fuzzed
+        # files, in a helper's audit)
+        return TumorlensError(f"{name}: corrupt image ({type(e).__name__}: {str(e) or 'no detail'})")
     return e
 
 
@@ -349,6 +360,13 @@ def scan_dataset(root: str | os.PathLike) -> list[Entry]:
     subdirs = [d for d in sorted(root.iterdir()) if d.is_dir() and not d.name.startswith(".")]
     split_dirs = [d for d in subdirs if d.name.lower() in _SPLIT_DIRS]
     bases = [(d, _SPLIT_DIRS[d.name.lower()]) for d in split_dirs] if split_dirs else [(root, None)]
+    beside = [d.name for d in subdirs if d not in split_dirs] if split_dirs else []
+    if beside:
+        # e.g. a Validation/ folder, or class folders at the top level: with Training/ and Testing/ present only
+        # those two are read, and images that silently did not count would change every figure
+        log.warning("%s: ignored the folder(s) %s beside %s (a dataset is read from Training/ and Testing/, or "
+                    "from class folders, not both)", root, ", ".join(f"{n}/" for n in beside),
+                    " and ".join(f"{d.name}/" for d in split_dirs))
     entries: list[Entry] = []
     for base, split in bases:
         class_dirs = [d for d in sorted(base.iterdir()) if d.is_dir() and not d.name.startswith(".")]
@@ -362,6 +380,12 @@ def scan_dataset(root: str | os.PathLike) -> list[Entry]:
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
                 for fn in sorted(filenames):
                     if fn.startswith("."):
+                        continue
+                    full = os.path.join(dirpath, fn)
+                    if not os.path.isfile(full) and not os.path.islink(full):
+                        # a FIFO, socket or device: opening it could block forever (a broken link is kept: the
+                        # loader reports it)
+                        log.warning("skipped %s: not a regular file", Path(full).relative_to(root).as_posix())
                         continue
                     rel = Path(dirpath, fn).relative_to(root).as_posix()
                     entries.append(Entry(rel, label, split))

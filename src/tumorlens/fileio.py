@@ -55,12 +55,31 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = True)
     return path
 
 
-def file_target(value: str, option: str) -> str:
+def file_target(value: str, option: str, inputs: tuple = (), not_inside: tuple = ()) -> str:
     """`value` of a command's single-file output option (`--out FILE`, `--split-out FILE`), refused when it ends
-    with a path separator: `Path` drops that slash, so "reports/" would silently become a file named reports."""
+    with a path separator (`Path` drops that slash, so "reports/" would silently become a file named reports),
+    when it is one of the command's `inputs` (model-card --out onto its own checkpoint destroyed it), or when it
+    lies inside one of the `not_inside` folders (a dataset: a split CSV written into a class folder replaced an
+    image, or becomes a file the next scan of the dataset trips over)."""
     if value.endswith(("/", os.sep)) or (os.altsep and value.endswith(os.altsep)):
         raise TumorlensError(f"{value}: {option} names a folder (it ends with a slash); give a file name")
+    target = Path(value).resolve()
+    for i in inputs:
+        if i and Path(i).exists() and Path(i).resolve() == target:
+            raise TumorlensError(f"{value}: {option} is also an input of this command; writing it would destroy "
+                                 f"the input: choose another file")
+    outside_of(target, value, option, not_inside)
     return value
+
+
+def outside_of(target: Path, value: str, option: str, folders: tuple) -> None:
+    """Refuse an output path `target` (given as `value` to `option`) inside any of `folders` (datasets)."""
+    for d in folders:
+        if d and Path(d).is_dir():
+            root = Path(d).resolve()
+            if target == root or root in target.parents:
+                raise TumorlensError(f"{value}: {option} lies inside the dataset folder {d}; outputs there would be "
+                                     f"read as part of the dataset: write them elsewhere")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -116,3 +135,16 @@ class StagedFolder:
                     dst.unlink()  # an output of an earlier run that this run does not write
             except OSError as e:
                 raise TumorlensError(f"{dst}: cannot write ({e.strerror or e})") from None
+
+
+def prepare_folder(path: str | os.PathLike, option: str = "--out") -> Path:
+    """Create an output folder now, before a long run, so that an unwritable or impossible one (a file of
+    that name, /proc/...) is a one-line error at once rather than after the dataset has been decoded."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise TumorlensError(f"{path}: {option} must be a folder, and a file of that name exists")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise TumorlensError(f"{path}: cannot create the {option} folder ({e.strerror or e})") from None
+    return path

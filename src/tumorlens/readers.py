@@ -274,6 +274,10 @@ def _read_nifti(src: str | os.PathLike | bytes, name: str, kind: str, slice_: in
                                  f"images are supported - extract one volume first")
         if int(np.prod(shape)) > MAX_VOXELS:
             raise TumorlensError(f"{name}: NIfTI image has {int(np.prod(shape)):,} voxels, over the limit")
+        from .data import MAX_SIDE
+
+        if max(shape) > MAX_SIDE:
+            raise TumorlensError(f"{name}: NIfTI image is {shape}, a side over the {MAX_SIDE} limit")
         if len(shape) < 3:
             shape = shape + (1,) * (3 - len(shape))
         dt = img.get_data_dtype()

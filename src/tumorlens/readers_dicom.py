@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .config import TumorlensError
-from .data import MAX_PIXELS
+from .data import MAX_PIXELS, MAX_SIDE
 from .readers import _GREY, MAX_VOXELS, Frame, colour_stats, square_pixels
 
 log = logging.getLogger(__name__)
@@ -188,7 +188,7 @@ def read_dicom(src: str | os.PathLike | bytes, name: str, force: bool) -> list[F
         nf = int(ds.get("NumberOfFrames", 1) or 1)
     except (AttributeError, TypeError, ValueError):
         raise TumorlensError(f"{name}: DICOM image lacks Rows/Columns") from None
-    if rows * cols > MAX_PIXELS or rows * cols * nf > MAX_VOXELS:
+    if rows * cols > MAX_PIXELS or max(rows, cols) > MAX_SIDE or rows * cols * nf > MAX_VOXELS:
         raise TumorlensError(f"{name}: DICOM image claims {nf} frame(s) of {cols}x{rows} pixels, over the limit")
     if rows < 8 or cols < 8:
         raise TumorlensError(f"{name}: image is only {cols}x{rows} pixels")

@@ -109,12 +109,20 @@ def choose_groups(group_of: list[str], labels: np.ndarray, frac: float, rng: np.
     return mask
 
 
+def check_seed(seed: int, option: str = "seed") -> int:
+    """A split seed numpy accepts (0 to 2^32 - 1), else a one-line error (numpy's is a ValueError traceback)."""
+    if not 0 <= int(seed) < 2 ** 32:
+        raise TumorlensError(f"--{option} must be from 0 to {2 ** 32 - 1}, got {seed}")
+    return seed
+
+
 def make_split(paths: list[str], labels: list[str], folder_split: list[str | None], sha256: list[str],
                audit: AuditResult, strategy: str, test_size: float = 0.2, val_size: float = 0.1,
                seed: int = 0, groups: dict[str, str] | None = None) -> list[SplitRow]:
     """Assign each image to train/val/test (see the module docstring); rows sorted by path."""
     if strategy not in STRATEGIES:
         raise TumorlensError(f"unknown split strategy {strategy!r} (choose from {', '.join(STRATEGIES)})")
+    check_seed(seed)
     if not 0 < test_size < 1 or not 0 <= val_size < 1 or test_size + val_size >= 1:
         raise TumorlensError("need 0 < test-size < 1, 0 <= val-size < 1 and test-size + val-size < 1")
     n = len(paths)

@@ -187,8 +187,11 @@ def check_run_dir(out: Path, resume: bool) -> None:
     """Refuse a run folder that would lose work: a finished run, or an unfinished one without --resume; and a
     --resume whose state file is damaged. The CLI calls it before loading any data, so the error comes at once."""
     state_path = out / STATE_FILE
-    if (out / CKPT_FILE).exists() and not resume and not state_path.exists():
-        raise TumorlensError(f"{out}: already holds a finished run; choose another --out")
+    if out.exists() and not out.is_dir():
+        raise TumorlensError(f"{out}: is a file, not a run folder; choose another --out")
+    if (out / CKPT_FILE).exists() and not state_path.exists():
+        raise TumorlensError(f"{out}: already holds a finished run"
+                             + ("; there is nothing to resume" if resume else "") + "; choose another --out")
     if state_path.exists() and not resume:
         raise TumorlensError(f"{out}: holds an unfinished run; continue it with --resume or choose another --out")
     if resume and not state_path.exists():

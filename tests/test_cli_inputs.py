@@ -1,0 +1,198 @@
+"""Bad or risky command-line inputs found by a user audit of split, audit, train, info and model-card: each is
+a one-line error (or a warning) said before any long work, never a traceback, a silently wrong result or an
+input destroyed by an output."""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tumorlens.cli import main
+from tumorlens.synthetic import make_dataset
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("d") / "data", n_per_class=10, size=96, seed=5)
+
+
+def _err(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    return err
+
+
+TRAIN = ["--set", "epochs=2", "--set", "threads=1", "--set", "batch_size=16"]
+
+
+def test_resume_with_another_split_is_refused(data, tmp_path, capsys, monkeypatch):
+    """Only the settings were compared: --resume with another --split carried on and recorded the new split in
+    the checkpoint beside the old split.csv."""
+    import tumorlens.train as tr
+
+    run = tmp_path / "run"
+    first = tmp_path / "s1.csv"
+    assert main(["split", str(data), "--strategy", "stratified", "--seed", "1", "--out", str(first)]) == 0
+    real = tr.train
+
+    def cut(*a, **k):  # stop after the first epoch, as Ctrl-C would
+        def stop(r):
+            raise KeyboardInterrupt
+        return real(*a, **{**k, "on_epoch": stop})
+
+    monkeypatch.setattr(tr, "train", cut)
+    assert main(["train", str(data), "--split", str(first), "--out", str(run)] + TRAIN) == 130  # interrupted
+    monkeypatch.setattr(tr, "train", real)
+    assert (run / "state.pt").exists()
+    other = tmp_path / "s7.csv"
+    assert main(["split", str(data), "--strategy", "stratified", "--seed", "7", "--out", str(other)]) == 0
+    capsys.readouterr()
+    assert main(["train", str(data), "--split", str(other), "--out", str(run), "--resume"] + TRAIN) == 2
+    err = _err(capsys)
+    assert "--resume needs the split of the interrupted run" in err and "rows differ" in err
+    assert main(["train", str(data), "--split", str(first), "--out", str(run), "--resume"] + TRAIN) == 0
+
+
+@pytest.mark.parametrize("case", ["model-card onto its model", "info split onto its model", "split onto groups"])
+def test_an_output_that_is_one_of_the_commands_inputs_is_refused(ckpt, data, tmp_path, capsys, case):
+    import shutil
+
+    model = tmp_path / "m.safetensors"
+    shutil.copy(ckpt, model)
+    before = model.read_bytes()
+    if case == "model-card onto its model":
+        args = ["model-card", "--model", str(model), "--out", str(model)]
+    elif case == "info split onto its model":
+        args = ["info", "--model", str(model), "--split-out", str(model)]
+    else:
+        groups = tmp_path / "g.csv"
+        groups.write_text("path,group\nglioma/glioma_000.png,a\n")
+        before, model = groups.read_bytes(), groups
+        args = ["split", str(data), "--strategy", "clean", "--groups", str(groups), "--out", str(groups)]
+    assert main(args) == 2
+    assert "is also an input of this command" in _err(capsys)
+    assert model.read_bytes() == before
+
+
+@pytest.mark.parametrize("command", ["split", "audit", "train", "evaluate"])
+def test_an_output_inside_the_dataset_folder_is_refused_before_any_work(ckpt, data, tmp_path, capsys, command):
+    """A split CSV written into a class folder replaced an image; a run folder beside the class folders made
+    every later command fail with 'unknown class folder'."""
+    inside = data / "glioma" / "x.csv" if command == "split" else data / "out"
+    args = {"split": ["split", str(data), "--strategy", "stratified", "--out", str(inside)],
+            "audit": ["audit", str(data), "--out", str(inside)],
+            "train": ["train", str(data), "--strategy", "stratified", "--out", str(inside)] + TRAIN,
+            "evaluate": ["evaluate", str(data), "--split", str(tmp_path / "s.csv"), "--model", str(ckpt),
+                         "--out", str(inside)]}[command]
+    assert main(args) == 2
+    assert "lies inside the dataset folder" in _err(capsys)
+    assert not inside.exists()
+
+
+def test_folders_beside_training_and_testing_are_named_in_a_warning(tmp_path, caplog):
+    from tumorlens.data import scan_dataset
+
+    for sub in ("Training/glioma", "Testing/glioma", "Validation/glioma"):
+        (tmp_path / sub).mkdir(parents=True)
+        Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / sub / "a.png")
+    with caplog.at_level("WARNING"):
+        entries = scan_dataset(tmp_path)
+    assert len(entries) == 2 and "ignored the folder(s) Validation/ beside" in caplog.text
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this platform")
+def test_a_named_pipe_in_a_class_folder_is_skipped_not_read_forever(tmp_path, caplog):
+    from tumorlens.data import scan_dataset
+
+    (tmp_path / "glioma").mkdir()
+    Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "glioma" / "a.png")
+    os.mkfifo(tmp_path / "glioma" / "pipe.png")
+    with caplog.at_level("WARNING"):
+        entries = scan_dataset(tmp_path)
+    assert [e.path for e in entries] == ["glioma/a.png"] and "pipe.png: not a regular file" in caplog.text
+
+
+def test_a_class_without_training_images_is_refused_and_a_small_val_part_is_warned_about(data, tmp_path, capsys):
+    split = tmp_path / "s.csv"
+    assert main(["split", str(data), "--strategy", "stratified", "--out", str(split)]) == 0
+    rows = list(csv.DictReader(open(split)))
+    for r in rows:
+        if r["label"] == "notumor" and r["split"] == "train":
+            r["split"] = "test"
+    with open(split, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    capsys.readouterr()
+    assert main(["train", str(data), "--split", str(split), "--out", str(tmp_path / "run")] + TRAIN) == 2
+    err = _err(capsys)
+    assert "the train part has no notumor images" in err
+
+
+@pytest.mark.parametrize("setting, words", [
+    ("model=3", "model is a group of settings"), ("preprocess=5", "preprocess is a group of settings"),
+    ("seed=99999999999999999999", "seed must be in [0, 2^32)"),
+    ("model.num_classes=2", "model.num_classes is the number of classes"),
+    ("model.lstm_hidden=10000000", "model.lstm_hidden must be at most 4096"),
+])
+def test_a_setting_of_the_wrong_shape_or_size_is_a_one_line_error(data, tmp_path, capsys, setting, words):
+    assert main(["train", str(data), "--strategy", "stratified", "--out", str(tmp_path / "r"), "--set", setting]) == 2
+    assert words in _err(capsys)
+
+
+def test_a_negative_split_seed_is_a_one_line_error(data, tmp_path, capsys):
+    assert main(["split", str(data), "--strategy", "stratified", "--seed", "-1", "--out", str(tmp_path / "s.csv")]) == 2
+    assert "--seed must be from 0 to" in _err(capsys)
+
+
+def test_a_groups_file_that_names_no_image_or_comes_with_a_given_split_is_refused(data, tmp_path, capsys):
+    groups = tmp_path / "g.csv"
+    groups.write_text("path,group\nTraining/glioma/elsewhere.jpg,a\n")
+    assert main(["split", str(data), "--strategy", "clean", "--groups", str(groups), "--out", str(tmp_path / "s.csv")]) == 2
+    assert "none of its 1 paths is an image of" in _err(capsys)
+    assert main(["train", str(data), "--split", str(tmp_path / "x.csv"), "--groups", str(groups),
+                 "--out", str(tmp_path / "r")]) == 2
+    assert "drop --groups" in _err(capsys)
+
+
+def test_checkpoint_files_that_are_not_whole_say_what_they_are(ckpt, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.safetensors").write_bytes(Path(ckpt).read_bytes())
+    assert main(["info", "--model", str(run)]) == 2
+    assert f"did you mean {run / 'model.safetensors'}" in _err(capsys)
+    (tmp_path / "zero.safetensors").write_bytes(b"")
+    assert main(["info", "--model", str(tmp_path / "zero.safetensors")]) == 2
+    assert "empty file (0 bytes)" in _err(capsys)
+    raw = Path(ckpt).read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    (tmp_path / "cut.safetensors").write_bytes(raw[:8 + n // 2])  # cut inside its header
+    assert main(["model-card", "--model", str(tmp_path / "cut.safetensors"), "--out", str(tmp_path / "c.md")]) == 2
+    assert "damaged or truncated" in _err(capsys)
+
+
+def test_a_not_mri_list_without_entries_and_a_train_out_that_is_a_file_are_refused(data, tmp_path, capsys):
+    lst = tmp_path / "ct.csv"
+    lst.write_text("sha256\n")
+    assert main(["train", str(data), "--strategy", "stratified", "--not-mri", str(lst), "--out",
+                 str(tmp_path / "r")] + TRAIN) == 2
+    assert "lists no images" in _err(capsys)
+    f = tmp_path / "afile"
+    f.write_text("x")
+    assert main(["train", str(data), "--strategy", "stratified", "--out", str(f)] + TRAIN) == 2
+    assert "is a file, not a run folder" in _err(capsys)
+
+
+def test_the_model_card_claims_a_leak_free_kaggle_split_only_for_one(ckpt, tmp_path):
+    from tumorlens.cli_predict import model_card
+
+    text = model_card({"data": {"name": "my-scans"}, "split": {"strategy": "stratified"}}, ["glioma"], {}, "m", "x")
+    assert "CC0" not in text and "not recorded in the checkpoint" in text
+    assert "may straddle train and test" in text and "do not straddle" not in text
+    text = model_card({"data": {"name": "brain-tumor-mri-dataset"}, "split": {"strategy": "clean"}}, ["glioma"], {},
+                      "m", "x")
+    assert "CC0" in text and "CC BY 4.0" in text and "PLoS ONE 10(10)" in text and "do not straddle" in text
