@@ -162,10 +162,10 @@ def cmd_train(a: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .audit import find_duplicates
-    from .split import make_split, read_groups_csv, read_split, split_table, write_split
-    from .train import STATE_FILE, check_run_dir, select, split_manifest, train
-
+    from .config import CLASSES
     from .fileio import outside_of
+    from .split import check_seed, make_split, read_groups_csv, read_split, split_table, write_split
+    from .train import STATE_FILE, check_run_dir, select, split_manifest, train
 
     cfg = _resolve_config(a)
     out = Path(a.out)
@@ -173,8 +173,6 @@ def cmd_train(a: argparse.Namespace) -> int:
     check_run_dir(out, a.resume)
     not_mri = _read_not_mri(a.not_mri) if getattr(a, "not_mri", None) else None
     if not a.split:
-        from .split import check_seed
-
         check_seed(a.split_seed, "split-seed")
     if a.split and a.groups:
         raise TumorlensError(f"{a.groups}: --groups shapes a split that train makes (--strategy); with --split "
@@ -195,8 +193,6 @@ def cmd_train(a: argparse.Namespace) -> int:
 
     masks, guidance = training_masks(ds, cfg.preprocess, cfg.seg_weight)
     parts = {"train": select(ds, rows, "train", masks=masks), "val": select(ds, rows, "val")}
-    from .config import CLASSES
-
     present = set(parts["train"].y.tolist())
     missing = [c for i, c in enumerate(CLASSES) if i not in present]
     if missing:
@@ -300,9 +296,8 @@ def _refit_without(ckpt: Path, ds: Any, parts: dict[str, Any], listed: set[str],
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from .evaluate import evaluate
-    from .split import read_split
-
     from .fileio import outside_of
+    from .split import read_split
 
     outside_of(Path(a.out).resolve(), a.out, "--out", (a.data_dir,))
     rows = read_split(a.split)

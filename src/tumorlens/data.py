@@ -92,7 +92,8 @@ def decode_image(src, name: str, draft: int | None = None, inspect=None) -> np.n
         with Image.open(src) as im:
             w, h = im.size
             if w * h > MAX_PIXELS:
-                raise TumorlensError(f"{name}: image claims {w}x{h} pixels, over the {MAX_PIXELS:,} limit (4096 x 4096)")
+                raise TumorlensError(f"{name}: image claims {w}x{h} pixels, over the {MAX_PIXELS:,} limit "
+                                     f"({MAX_SIDE} x {MAX_SIDE})")
             if max(w, h) > MAX_SIDE:
                 raise TumorlensError(f"{name}: image is {w}x{h} pixels, a side over the {MAX_SIDE} limit")
             if w < 8 or h < 8:

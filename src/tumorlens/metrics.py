@@ -262,8 +262,9 @@ def roc_auc_ovr(y_true: Any, probs: Any, class_names: Sequence[str] | None = Non
     (N*K) one-hot labels and scores. `macro`: unweighted mean of the per-class AUCs.
     A class absent from y_true (or present in every sample) has no ROC curve: its AUC is NaN, it is left
     out of the macro mean, and that is logged at info level: the report and the plot both compute these, and
-    `evaluate` warns once, in words a reader can act on (`evaluate.absent_message`). Definitions as in scikit-learn's `roc_auc_score`
-    (multi_class='ovr') and Hand & Till (2001), Mach. Learn. 45:171.
+    `evaluate` warns once, in words a reader can act on (`evaluate.absent_message`).
+    Definitions as in scikit-learn's `roc_auc_score` (multi_class='ovr') and Hand & Till (2001), Mach. Learn.
+    45:171.
     """
     p, y = _probs(probs, y_true, check_simplex=False)
     k = p.shape[1]
