@@ -60,6 +60,9 @@ def test_upload_shows_probabilities_and_heatmap(server, tmp_path):
                                                                  "(pip install playwright)")
     img = tmp_path / "phantom_glioma.png"
     Image.fromarray(phantom("glioma", 3, 384)).save(img)
+    # a name the server shortens (after the last backslash): the card keeps the browser's name
+    odd = tmp_path / ("left\\" + "x" * 130 + "_slice001.png")
+    Image.fromarray(phantom("meningioma", 4, 256)).save(odd)
     txt = tmp_path / "notes.txt"
     txt.write_text("not an image\n" * 10)
 
@@ -81,7 +84,7 @@ def test_upload_shows_probabilities_and_heatmap(server, tmp_path):
             assert page.evaluate("document.activeElement.id") == "files"
             assert page.locator("#dropzone").evaluate("e => getComputedStyle(e).outlineStyle") == "solid"
 
-            page.set_input_files("#files", [str(img), str(txt)])
+            page.set_input_files("#files", [str(img), str(txt), str(odd)])
             first = page.locator(".card").nth(0)
             first.locator(".bar-row").nth(3).wait_for(timeout=30_000)
             page.wait_for_function("""() => { const h = document.querySelector('.card .heat');
@@ -109,6 +112,13 @@ def test_upload_shows_probabilities_and_heatmap(server, tmp_path):
             second = page.locator(".card").nth(1)
             second.locator(".badge", has_text="error").wait_for(timeout=30_000)
             assert "not a supported image" in second.locator(".reason").inner_text()
+            third = page.locator(".card").nth(2)
+            third.locator(".bar-row").nth(3).wait_for(timeout=30_000)
+            assert third.locator(".card-title").inner_text() == odd.name
+            # the status sums the outcomes up; "Done" alone read as success when files had failed
+            page.wait_for_function("document.getElementById('status').textContent.startsWith('Finished')")
+            status = page.locator("#status").inner_text()
+            assert status.startswith("Finished 3 file(s): ") and "1 failed" in status
 
             disclaimer = page.locator("#disclaimer")
             assert disclaimer.is_visible() and "Research use only - not a medical device" in disclaimer.inner_text()

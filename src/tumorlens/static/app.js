@@ -77,7 +77,10 @@
 
   function fillCard(card, rec, file) {
     const n = ++cardCount;
-    card.querySelector(".card-title").textContent = rec.path + where(rec);
+    // the browser's own name of the file: the server's copy is shortened to its last 120 characters after the
+    // last slash, so two long names that differ early, or "left\\scan.jpg" and "right\\scan.jpg", looked alike
+    const name = file ? file.name : rec.path;
+    card.querySelector(".card-title").textContent = name + where(rec);
     setBadge(card, rec.status);
     const reasonText = {
       rejected: "Rejected: ", error: "Could not analyse: ", uncertain: "Uncertain: "
@@ -87,11 +90,11 @@
     const views = card.querySelector(".views");
     const orig = card.querySelector(".original");
     const overlayFig = card.querySelector(".stack").parentElement;
-    const label = rec.path + where(rec);
+    const label = name + where(rec);
     if (rec.image_png) {
       const src = "data:image/png;base64," + rec.image_png;
       orig.src = src;
-      orig.alt = "Original slice of " + label;
+      orig.alt = "Uploaded image " + label;
       card.querySelector(".base").src = src;
       card.querySelector(".base").alt = "";
       views.hidden = false;
@@ -108,9 +111,18 @@
       heat.alt = method + " heatmap for the class " + rec.label + " over " + label;
       // name the method that made the map, and say when it found nothing: an empty overlay would otherwise
       // read as "no tumour here" rather than "this method found no evidence for the class"
-      card.querySelector(".heat-caption").textContent = rec.heatmap_empty
+      // what the map is of: a map for "notumor" marks what drove that answer, not a lesion; an uncertain
+      // record's map is of a class the model did not answer
+      let caption = rec.heatmap_empty
         ? "Heatmap (" + method + ") is empty: no evidence for " + rec.label + " by this method"
         : "Heatmap overlay (" + method + " map for " + rec.label + ")";
+      if (!rec.heatmap_empty && rec.label === "notumor") {
+        caption += ": the regions behind the 'no tumour' answer, not a lesion";
+      }
+      if (rec.status === "uncertain") {
+        caption += "; the model gave no answer, this is the most likely class only";
+      }
+      card.querySelector(".heat-caption").textContent = caption;
       const box = card.querySelector(".opacity");
       const range = box.querySelector(".opacity-range");
       const out = box.querySelector(".opacity-out");
@@ -138,7 +150,8 @@
         const p = rec.probabilities[c];
         if (typeof p !== "number") continue;
         const li = document.createElement("li");
-        li.className = "bar-row" + (c === rec.label ? " best" : "");
+        // the answered class stands out; an uncertain record's top class is marked, not in the answer's colour
+        li.className = "bar-row" + (c === rec.label ? (rec.status === "ok" ? " best" : " top") : "");
         const name = document.createElement("span");
         name.textContent = c;
         const track = document.createElement("span");
@@ -158,8 +171,10 @@
       if (rec.status === "ok") {
         ans.textContent = "Model output: " + rec.label + " (calibrated confidence " + pct(rec.confidence) + ").";
       } else if (rec.status === "uncertain") {
+        const need = model && model.abstention && typeof model.abstention.threshold === "number"
+          ? ", below the " + pct(model.abstention.threshold) + " needed for an answer" : "";
         ans.textContent = "No answer: the most likely class, " + rec.label + ", has only " + pct(rec.confidence) +
-          " confidence.";
+          " confidence" + need + ".";
       }
       probs.hidden = false;
     }
@@ -173,7 +188,7 @@
   // ---------------------------------------------------------------- upload, one file per request
   async function analyse(file, card) {
     if (file.size > limitBytes) {
-      failCard(card, "the file is larger than the upload limit (" + (limitBytes / 1048576) + " MiB per request).");
+      failCard(card, "the file is larger than the server's upload limit (" + (limitBytes / 1048576) + " MiB).");
       return;
     }
     const body = new FormData();
@@ -221,7 +236,19 @@
       done += 1;
     }
     busy = false;
-    setStatus("Done: " + done + " file(s) analysed. " + cards.children.length + " result(s) shown.");
+    if (!done || !cards.children.length) return;  // nothing to sum up (or Clear was pressed meanwhile)
+    // a summary by outcome: "Done" alone read as success when every file had failed or the server was down
+    const counts = {};
+    cards.querySelectorAll(".badge").forEach((b) => {
+      const k = b.classList.contains("pending") ? "pending" : b.textContent;
+      counts[k] = (counts[k] || 0) + 1;
+    });
+    const order = ["ok", "uncertain", "rejected", "error"];
+    const parts = order.filter((k) => counts[k]).map((k) => counts[k] + " " + (k === "error" ? "failed" : k));
+    const failed = counts.error || 0;
+    const shown = order.reduce((a, k) => a + (counts[k] || 0), 0);
+    setStatus("Finished " + done + " file(s): " + (parts.join(", ") || "no result") + ".",
+              shown > 0 && failed === shown);
   }
 
   function addFiles(list) {
@@ -255,6 +282,7 @@
   window.addEventListener("drop", (e) => e.preventDefault());
 
   clearBtn.addEventListener("click", () => {
+    queue.length = 0;  // files not sent yet are dropped too: Clear means stop, not just hide
     cards.querySelectorAll("img").forEach((img) => {
       if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
     });
