@@ -56,7 +56,7 @@ def read_groups_csv(path: str | os.PathLike) -> dict[str, str]:
 
 
 def choose_groups(group_of: list[str], labels: np.ndarray, frac: float, rng: np.random.Generator,
-                  tol: float = 0.03, k: int = len(CLASSES)) -> np.ndarray:
+                  tol: float = 0.03, k: int = len(CLASSES), part: str = "test") -> np.ndarray:
     """Pick whole groups so that each class gets about `frac` of its images; returns a boolean mask.
 
     Large groups (>= 2% of the images; at most 12) are chosen first: among the subsets of them that can
@@ -95,7 +95,8 @@ def choose_groups(group_of: list[str], labels: np.ndarray, frac: float, rng: np.
         combo, chosen_c = feasible[int(rng.integers(len(feasible)))]
     else:  # nothing can hit the tolerance: take the subset that can come closest
         combo, chosen_c = min(fallback, key=lambda t: cost(t[1] + np.clip(target - t[1], 0, small_cap)))
-        log.warning("group sizes do not allow every class within %.0f points of %.1f%%", tol * 100, frac * 100)
+        log.warning("%s part: the group sizes do not allow every class within %.0f points of its target share "
+                    "(%.1f%%); the closest choice is kept (see the split table)", part, tol * 100, frac * 100)
     chosen = set(combo)
     c = chosen_c.copy()
     order = [small[i] for i in rng.permutation(len(small))]
@@ -173,7 +174,7 @@ def make_split(paths: list[str], labels: list[str], folder_split: list[str | Non
     if val_size > 0 and len(train_side):
         # in 'stratified' the groups may straddle test and train: val only needs to avoid splitting them
         sub = choose_groups([group_of[i] for i in train_side], y[train_side], val_size / (1 - test_size),
-                            rng, tol=0.05)
+                            rng, tol=0.05, part="val")
         is_val[train_side[sub]] = True
     rows = [SplitRow(paths[i], labels[i], "test" if is_test[i] else "val" if is_val[i] else "train",
                      group_of[i], sha256[i]) for i in range(n)]
