@@ -196,3 +196,12 @@ def test_the_model_card_claims_a_leak_free_kaggle_split_only_for_one(ckpt, tmp_p
     text = model_card({"data": {"name": "brain-tumor-mri-dataset"}, "split": {"strategy": "clean"}}, ["glioma"], {},
                       "m", "x")
     assert "CC0" in text and "CC BY 4.0" in text and "PLoS ONE 10(10)" in text and "do not straddle" in text
+
+
+def test_a_config_file_that_gives_a_setting_twice_is_refused(data, tmp_path, capsys):
+    cfg = tmp_path / "c.json"
+    cfg.write_text('{"epochs": 1, "model": {"dense": 32, "dense": 64}, "epochs": 2}')
+    assert main(["train", str(data), "--strategy", "stratified", "--config", str(cfg), "--out", str(tmp_path / "r")]) == 2
+    err = _err(capsys)
+    # the nested object is read first: its repeated key is the one named
+    assert err == f"error: {cfg}: the setting(s) dense appear more than once; give each once"

@@ -449,7 +449,7 @@ def test_explain_overlay_titles_name_the_method_and_each_nifti_slice(trained, tm
     assert len(slices) > 1 and len(titles) == len(slices)
     for k in slices:
         (title,) = [t for t in titles.values() if t.startswith(f"vol.nii.gz slice {k}: ")]
-        assert "\nhirescam map for '" in title and (out / f"vol.nii_slice{k:03d}.png").is_file()
+        assert "\nhirescam map for '" in title and (out / f"vol_slice{k:03d}.png").is_file()
 
 
 def test_output_names_disambiguate_colliding_stems(tmp_path):
@@ -605,3 +605,12 @@ def test_explain_says_nothing_was_written_when_no_input_was_explained(trained, t
     rc = _run_cli(["explain", "--model", str(trained), str(tmp_path / "missing.png"), "--out", str(tmp_path / "o")])
     out = capsys.readouterr().out
     assert rc == 1 and "explained 0 of 1" in out and "nothing written" in out and "wrote" not in out
+
+
+def test_output_names_count_nii_gz_as_one_extension():
+    """vol3d.nii.gz gave vol3d.nii_slice004.* while vol2d.nii gave vol2d_slice000.*."""
+    from tumorlens.cli_explain import output_names
+
+    names = output_names(["a/vol3d.nii.gz", "b/vol2d.nii", "c/scan.png", "d/x.nii.gz", "d/x.nii"])
+    assert names["a/vol3d.nii.gz"] == "vol3d" and names["b/vol2d.nii"] == "vol2d" and names["c/scan.png"] == "scan"
+    assert len({names["d/x.nii.gz"].lower(), names["d/x.nii"].lower()}) == 2  # same folder, same stem: told apart

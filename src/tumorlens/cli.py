@@ -120,8 +120,17 @@ def _resolve_config(a: argparse.Namespace):
     cfg = TrainConfig()
     if getattr(a, "config", None):
         text = read_user_text(a.config, "config")
+
+        def no_repeats(pairs: list) -> dict:
+            # json keeps the last of two equal keys without a word: {"epochs": 1, "epochs": 2} trained 2 epochs
+            seen = [k for k, _ in pairs]
+            twice = sorted({k for k in seen if seen.count(k) > 1})
+            if twice:
+                raise TumorlensError(f"the setting(s) {', '.join(twice)} appear more than once; give each once")
+            return dict(pairs)
+
         try:
-            cfg = TrainConfig.from_file_dict(json.loads(text))
+            cfg = TrainConfig.from_file_dict(json.loads(text, object_pairs_hook=no_repeats))
         except TumorlensError as e:
             raise TumorlensError(f"{a.config}: {e}") from None
         except json.JSONDecodeError as e:

@@ -50,6 +50,13 @@ OUTPUT_SUFFIXES = (".png", ".npy", ".json")  # what `explain` writes for each na
 PREDICT_SUFFIXES = ("_gradcam.png",)  # what `predict --explain DIR` writes (the name kept for compatibility)
 
 
+def _stem(path: str) -> str:
+    """The file name without its extension, `.nii.gz` counted as one: `vol.nii.gz` and `vol.nii` both give `vol`
+    (Path.stem kept `vol.nii`, so the two named their outputs differently)."""
+    name = Path(path).name
+    return name[:-len(".nii.gz")] if name.lower().endswith(".nii.gz") and len(name) > 7 else Path(path).stem
+
+
 def output_names(paths: list[str], out: Path | None = None,
                  suffixes: tuple[str, ...] = OUTPUT_SUFFIXES) -> dict[str, str]:
     """A distinct output name (no extension) for each input path; see the module docstring. Names differ also
@@ -58,22 +65,22 @@ def output_names(paths: list[str], out: Path | None = None,
     is numbered like a duplicate."""
     by_stem: dict[str, list[str]] = defaultdict(list)
     for p in dict.fromkeys(paths):
-        by_stem[_safe(Path(p).stem).lower()].append(p)
+        by_stem[_safe(_stem(p)).lower()].append(p)
     names: dict[str, str] = {}
     for group in by_stem.values():
         if len(group) == 1:
-            names[group[0]] = _safe(Path(group[0]).stem)
+            names[group[0]] = _safe(_stem(group[0]))
             continue
         parts = {p: Path(p).resolve().parts[:-1] for p in group}
         depth = max(len(v) for v in parts.values())
         chosen = None
         for k in range(1, depth + 1):
-            cand = {p: "__".join([_safe(x) for x in parts[p][-k:]] + [_safe(Path(p).stem)]) for p in group}
+            cand = {p: "__".join([_safe(x) for x in parts[p][-k:]] + [_safe(_stem(p))]) for p in group}
             if len({c.lower() for c in cand.values()}) == len(group):
                 chosen = cand
                 break
         if chosen is None:  # same folder, same stem: scan.png and scan.jpg
-            chosen = {p: "__".join([_safe(x) for x in parts[p][-1:]] + [_safe(Path(p).stem)])
+            chosen = {p: "__".join([_safe(x) for x in parts[p][-1:]] + [_safe(_stem(p))])
                       + "_" + _safe(Path(p).suffix.lstrip(".") or "noext") for p in group}
         names.update(chosen)
     # a disambiguated name may equal another input's plain stem (case-insensitively), or its outputs an input
@@ -104,7 +111,7 @@ def output_namer(paths: list[str], out: Path, suffixes: tuple[str, ...]) -> Call
     used = inputs_named_like_outputs(paths, out, suffixes)
 
     def name(rec: Any) -> str:
-        return claim_name((names.get(rec.path) or _safe(Path(rec.path).stem)) + _where_suffix(rec), used)
+        return claim_name((names.get(rec.path) or _safe(_stem(rec.path))) + _where_suffix(rec), used)
 
     return name
 
