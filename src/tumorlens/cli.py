@@ -403,7 +403,8 @@ def _print_info(a: argparse.Namespace, path: Path, doc: dict) -> int:
           f"patience {cfg.get('patience')}, weight average "
           f"{'decay ' + str(cfg['ema']) if cfg.get('ema') else 'off'}, "
           f"mixup {'Beta ' + str(cfg['mixup']) if cfg.get('mixup') else 'off'}, "
-          f"{stored.turn:.0%} turned by any angle, "
+          + (f"outlier exposure weight {cfg['outliers']}, " if cfg.get("outliers") else "")
+          + f"{stored.turn:.0%} turned by any angle, "
           f"grey-level curves {'on ' + format(stored.contrast, '.0%') if stored.contrast else 'off'}, "
           f"skull-stripped {format(stored.strip, '.0%') if stored.strip else 'off'}, "
           + (f"T2-like curve on {stored.sequence:.0%}, " if stored.sequence else "")

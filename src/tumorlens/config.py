@@ -201,6 +201,9 @@ class TrainConfig:
     # against 0.933 without, and missed 0.7-2.0% of skull-stripped test tumours against 10.8-14.1%; the
     # leaky official split fell from 0.974 to 0.965 (benchmarks/results.md; README, "skull stripping")
     strip: float = 0.5
+    # weight of outlier exposure (outliers.py): each batch also carries a quarter as many generated non-MRI
+    # images, trained towards a uniform answer (Hendrycks et al. 2019 use 0.5); 0: off
+    outliers: float = 0.0
     # at inference (Predictor, and so evaluate, predict and serve alike) average the logits of each slice and
     # its left-right mirror; the temperature is fitted on those averaged logits. A head is near-symmetric, so
     # the mirror is a second look at the same anatomy. It raised clean test accuracy on all six benchmark runs
@@ -246,6 +249,9 @@ class TrainConfig:
             raise TumorlensError(f"t2 must be in [0, 1], got {self.t2}")
         if not 0.0 <= self.strip <= 1.0:
             raise TumorlensError(f"strip must be in [0, 1], got {self.strip}")
+        if not 0.0 <= self.outliers <= 10.0:
+            raise TumorlensError(f"outliers must be in [0, 10] (the outlier-exposure loss weight; 0: off), "
+                                 f"got {self.outliers}")
         if not 0.0 <= self.mixup <= 10.0:
             raise TumorlensError(f"mixup must be in [0, 10] (the Beta distribution's a; 0: off), got {self.mixup}")
         if not 0 <= self.model.seg_blocks <= len(self.model.channels):

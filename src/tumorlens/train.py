@@ -27,6 +27,7 @@ from .checkpoint import Checkpoint, save_checkpoint
 from .config import CLASSES, TrainConfig, TumorlensError, flat_settings
 from .data import Dataset
 from .model import build_model
+from .outliers import outlier_batch, outlier_loss
 from .split import SplitRow
 
 log = logging.getLogger(__name__)
@@ -291,16 +292,24 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
             lam, partner = 1.0, None
             if cfg.mixup > 0:
                 x, m, known, lam, partner = _mix(x, m, known, cfg.mixup, g)
+            n_in = len(y)
+            if cfg.outliers > 0:  # outlier exposure (outliers.py): generated non-MRI images in the same pass
+                x = torch.cat([x, outlier_batch(max(1, n_in // 4), x.shape[-1], g)])
             x = x.contiguous(memory_format=torch.channels_last)
             for group in opt.param_groups:
                 group["lr"] = lr_at(epoch * steps_per_epoch + b, total, warmup, cfg.lr)
             logits, seg = model.forward_train(x)
+            if cfg.outliers > 0:
+                oe = cfg.outliers * outlier_loss(logits[n_in:])
+                logits, seg = logits[:n_in], [s_[:n_in] for s_ in seg]
             loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
             if partner is not None:
                 loss = lam * loss + (1 - lam) * F.cross_entropy(logits, y[partner],
                                                                 label_smoothing=cfg.label_smoothing)
             if guided:
                 loss = loss + cfg.seg_weight * mask_loss(seg, m, known)
+            if cfg.outliers > 0:
+                loss = loss + oe
             if not torch.isfinite(loss):  # before the step: the state file keeps the last finite epoch
                 raise TumorlensError(f"training diverged at epoch {epoch + 1} (loss {loss.item()}); lower lr (now "
                                      f"{cfg.lr}) and start over"
