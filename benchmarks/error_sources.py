@@ -74,9 +74,11 @@ def main() -> int:
     order = ["figshare copy", "other tumour", "no tumour", "CT (listed)"]
     for src in [s for s in order if s in by]:
         part = by[src]
-        groups = [("all", part)] + sorted({r["true"]: [q for q in part if q["true"] == r["true"]] for r in part}.items())
-        if len(groups) == 2:  # one class only: the 'all' row says it
-            groups = groups[1:]
+        by_class: dict[str, list[dict[str, str]]] = {}
+        for r in part:
+            by_class.setdefault(r["true"], []).append(r)
+        # one class only: its row is the source's row, so no 'all' row
+        groups = sorted(by_class.items()) if len(by_class) == 1 else [("all", part)] + sorted(by_class.items())
         for cls, rs in groups:
             k = sum(r["true"] == r["pred"] for r in rs)
             lo, hi = wilson_ci(k, len(rs))

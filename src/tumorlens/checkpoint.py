@@ -179,11 +179,14 @@ def load_checkpoint(path: str | os.PathLike | None = None) -> Checkpoint:
     meta = {k: v for k, v in doc.items() if k not in ("config", "classes")}
     # a hand-edited or damaged calibration would turn every answer around (a negative temperature inverts the
     # ranking of the classes) or make it NaN: refused here, like non-finite weights
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
     t = (meta.get("calibration") or {}).get("temperature", 1.0)
-    if not isinstance(t, (int, float)) or isinstance(t, bool) or not (0.0 < t < float("inf")):
+    if not number(t) or not 0.0 < t < float("inf"):
         raise TumorlensError(f"{path}: checkpoint calibration temperature must be a positive number, got {t!r}")
     th = (meta.get("abstention") or {}).get("threshold", 0.0)
-    if not isinstance(th, (int, float)) or isinstance(th, bool) or not 0.0 <= th <= 1.0:
+    if not number(th) or not 0.0 <= th <= 1.0:
         raise TumorlensError(f"{path}: checkpoint abstention threshold must be a confidence in [0, 1], got {th!r}")
     return Checkpoint(model, config, classes, meta, path, file_sha256(path))
 

@@ -63,7 +63,7 @@ def cmd_audit(a: argparse.Namespace) -> int:
     from .fileio import outside_of, prepare_folder
 
     check_thresholds(a.max_distance, a.min_correlation)  # before the (long) decoding
-    outside_of(Path(a.out).resolve(), a.out, "--out", (a.data_dir,))
+    outside_of(a.out, "--out", (a.data_dir,))
     prepare_folder(a.out)
     t0 = time.perf_counter()
     ds = _load(a.data_dir)
@@ -178,7 +178,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 
     cfg = _resolve_config(a)
     out = Path(a.out)
-    outside_of(out.resolve(), a.out, "--out", (a.data_dir,))
+    outside_of(a.out, "--out", (a.data_dir,))
     check_run_dir(out, a.resume)
     not_mri = _read_not_mri(a.not_mri) if getattr(a, "not_mri", None) else None
     if not a.split:
@@ -308,7 +308,7 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     from .fileio import outside_of
     from .split import read_split
 
-    outside_of(Path(a.out).resolve(), a.out, "--out", (a.data_dir,))
+    outside_of(a.out, "--out", (a.data_dir,))
     rows = read_split(a.split)
     if not any(r.split == "test" for r in rows):
         raise TumorlensError(f"{a.split}: the split has no test images (evaluate scores the test part)")

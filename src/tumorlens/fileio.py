@@ -68,12 +68,13 @@ def file_target(value: str, option: str, inputs: tuple = (), not_inside: tuple =
         if i and Path(i).exists() and Path(i).resolve() == target:
             raise TumorlensError(f"{value}: {option} is also an input of this command; writing it would destroy "
                                  f"the input: choose another file")
-    outside_of(target, value, option, not_inside)
+    outside_of(value, option, not_inside)
     return value
 
 
-def outside_of(target: Path, value: str, option: str, folders: tuple) -> None:
-    """Refuse an output path `target` (given as `value` to `option`) inside any of `folders` (datasets)."""
+def outside_of(value: str | os.PathLike, option: str, folders: tuple) -> None:
+    """Refuse an output path `value` (of `option`) inside any of `folders` (datasets)."""
+    target = Path(value).resolve()
     for d in folders:
         if d and Path(d).is_dir():
             root = Path(d).resolve()
@@ -107,11 +108,8 @@ class StagedFolder:
     are not named in `names` are never touched."""
 
     def __init__(self, out: str | os.PathLike, names: list[str]):
-        self.out, self.names = Path(out), list(names)
-        if self.out.exists() and not self.out.is_dir():
-            raise TumorlensError(f"{self.out}: --out must be a folder, and a file of that name exists")
+        self.out, self.names = prepare_folder(out), list(names)
         try:
-            self.out.mkdir(parents=True, exist_ok=True)
             self.stage = Path(tempfile.mkdtemp(prefix=".tumorlens-", dir=self.out))
         except OSError as e:
             raise TumorlensError(f"{self.out}: cannot write ({e.strerror or e})") from None

@@ -64,16 +64,11 @@ _FOLD_RE = re.compile(r"figshare-fold-(\d+)")
 
 
 # ------------------------------------------------------------------------------------------- folds
-def held_out_folds(meta: dict[str, Any]) -> tuple[list[int], dict[int, int]]:
-    """(figshare folds on the test side of the checkpoint's split, {fold: train/val rows carrying it}).
-
-    A fold is 'test' if a test row's group names it; the second value counts rows of the other sides that
-    name the same fold (non-zero means the fold is not fully held out, e.g. through a merged group).
-    """
-    manifest = (meta.get("split") or {}).get("manifest") or []
+def _fold_sides(meta: dict[str, Any]) -> tuple[set[int], dict[int, int]]:
+    """(figshare folds named by test rows of the checkpoint's split manifest, {fold: train/val rows naming it})."""
     test: set[int] = set()
     other: dict[int, int] = {}
-    for row in manifest:
+    for row in (meta.get("split") or {}).get("manifest") or []:
         if len(row) < 4:
             continue
         folds = {int(k) for k in _FOLD_RE.findall(str(row[3] or ""))}
@@ -82,6 +77,16 @@ def held_out_folds(meta: dict[str, Any]) -> tuple[list[int], dict[int, int]]:
         else:
             for f in folds:
                 other[f] = other.get(f, 0) + 1
+    return test, other
+
+
+def held_out_folds(meta: dict[str, Any]) -> tuple[list[int], dict[int, int]]:
+    """(figshare folds on the test side of the checkpoint's split, {fold: train/val rows carrying it}).
+
+    A fold is 'test' if a test row's group names it; the second value counts rows of the other sides that
+    name the same fold (non-zero means the fold is not fully held out, e.g. through a merged group).
+    """
+    test, other = _fold_sides(meta)
     return sorted(test), {f: other[f] for f in sorted(test) if other.get(f)}
 
 
@@ -261,12 +266,8 @@ def _select_items(pred: Any, data_dir: str | os.PathLike, folds: Sequence[int] |
         folds = sorted(set(int(f) for f in folds))
         fold_source = "given"
         # folds chosen by hand may be ones the model trained on: say so, as evaluate does for its test images
-        seen: dict[int, int] = {}
-        for row in (pred.ckpt.meta.get("split") or {}).get("manifest") or []:
-            if len(row) > 3 and row[2] in ("train", "val"):
-                for f in {int(k) for k in _FOLD_RE.findall(str(row[3] or ""))} & set(folds):
-                    seen[f] = seen.get(f, 0) + 1
-        folds_overlap = dict(sorted(seen.items()))
+        _, other = _fold_sides(pred.ckpt.meta)
+        folds_overlap = {f: other[f] for f in folds if other.get(f)}
         if folds_overlap:
             log.warning("fold(s) %s hold images of the model's own training/validation data (%s rows): the "
                         "scores are inflated", ", ".join(map(str, folds_overlap)),

@@ -17,10 +17,19 @@ Research use only - not a medical device.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 
 KINDS = ("texture", "texture_in_ellipse", "shapes", "pattern")
+
+
+@lru_cache(maxsize=4)
+def _grid(size: int, unit: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(yy, xx) pixel coordinates of a size x size image, in [-1, 1] when `unit`; built once per size (the
+    generators run on every training step), never modified."""
+    axis = torch.linspace(-1, 1, size) if unit else torch.arange(size).float()
+    return torch.meshgrid(axis, axis, indexing="ij")
 
 
 def _u(g: torch.Generator, lo: float = 0.0, hi: float = 1.0) -> float:
@@ -38,7 +47,7 @@ def _texture(size: int, g: torch.Generator) -> torch.Tensor:
 
 
 def _ellipse(size: int, g: torch.Generator) -> torch.Tensor:
-    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    yy, xx = _grid(size, True)
     ry, rx, t = _u(g, 0.6, 0.95), _u(g, 0.5, 0.9), _u(g, 0, math.pi)
     y2, x2 = yy * math.cos(t) - xx * math.sin(t), yy * math.sin(t) + xx * math.cos(t)
     return ((y2 / ry) ** 2 + (x2 / rx) ** 2 <= 1.0).float()
@@ -46,7 +55,7 @@ def _ellipse(size: int, g: torch.Generator) -> torch.Tensor:
 
 def _shapes(size: int, g: torch.Generator) -> torch.Tensor:
     img = torch.full((size, size), _u(g, 0.0, 0.6))
-    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    yy, xx = _grid(size, False)
     for _ in range(int(torch.randint(3, 9, (), generator=g))):
         cy, cx, h, w = _u(g, 0, size), _u(g, 0, size), _u(g, 3, size / 2), _u(g, 3, size / 2)
         inside = ((yy - cy) / h) ** 2 + ((xx - cx) / w) ** 2 <= 1 if _u(g) < 0.5 else \
@@ -56,7 +65,7 @@ def _shapes(size: int, g: torch.Generator) -> torch.Tensor:
 
 
 def _pattern(size: int, g: torch.Generator) -> torch.Tensor:
-    yy, xx = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float(), indexing="ij")
+    yy, xx = _grid(size, False)
     t, period = _u(g, 0, math.pi), _u(g, 3, size / 2)
     wave = torch.sin(2 * math.pi * (yy * math.cos(t) + xx * math.sin(t)) / period)
     return (wave > 0).float() * 0.8 + 0.1 if _u(g) < 0.5 else (wave + 1) / 2
