@@ -65,6 +65,34 @@ def test_a_folder_skips_notes_and_code_but_a_named_text_file_is_an_error(tmp_pat
     assert list(expand_inputs([str(only)])) == [(str(only), f"{only}: folder holds no files that could be images")]
 
 
+def test_a_folder_lists_in_path_order_without_hidden_names_or_linked_folders(tmp_path):
+    """The scandir walk gives what sorted(rglob) gave: Path order (folder by folder, so 'a/z' before 'a-b',
+    unlike string order), hidden names skipped at any depth, symbolic links to folders not followed."""
+    from tumorlens.predict import expand_inputs
+
+    d = tmp_path / "scans"
+    for rel in ("a/z.png", "a-b/y.png", "a.png", "B.png", "a/.hidden/x.png", ".cache/x.png", "a/.dot.png",
+                "a/sub/deep.dcm", "outside/o.png"):
+        (d / rel).parent.mkdir(parents=True, exist_ok=True)
+        (d / rel).write_bytes(b"x")
+    (d / "outside").rename(tmp_path / "outside")
+    (d / "linked").symlink_to(tmp_path / "outside", target_is_directory=True)
+    (d / "l.png").symlink_to(tmp_path / "outside" / "o.png")
+    got = [p for p, _ in expand_inputs([str(d)])]
+    want = sorted(str(q) for q in d.rglob("*") if q.is_file() and not any(
+        part.startswith(".") for part in q.relative_to(d).parts) and "linked" not in q.parts)
+    assert got == [str(q) for q in sorted(Path(w) for w in want)]
+    assert [Path(p).relative_to(d).as_posix() for p in got] == ["B.png", "a/sub/deep.dcm", "a/z.png", "a-b/y.png",
+                                                               "a.png", "l.png"]
+
+
+def test_file_suffixes_are_read_as_pathlib_reads_them():
+    from tumorlens.predict import _suffix
+
+    for name in ("a.PNG", "a.", ".b", "dir/x.nii.gz", "noext", "a.b/c", "x/", "x.TXT/", "d.d/.e"):
+        assert _suffix(name) == Path(name).suffix.lower(), name
+
+
 def test_plain_images_are_classified_exactly_as_training_preprocesses(pred, files):
     for name in ("a.jpg", "b.png"):
         (rec,) = pred.predict_file(files / name)
@@ -766,3 +794,15 @@ def test_error_reasons_are_one_line_for_messages_that_span_lines(pred, tmp_path)
     for workers in (0, 2):
         (from_path,) = list(pred.predict_paths([str(tmp_path / "cut.nii")], workers=workers))
         assert from_path.reason == rec.reason.replace("cut.nii", str(tmp_path / "cut.nii"), 1)
+
+
+def test_worker_tasks_keep_every_path_in_order_and_shrink_towards_the_end():
+    from tumorlens.prepare import FILES_PER_TASK, MIN_FILES_PER_TASK, split_tasks
+
+    paths = [f"{i}.png" for i in range(1000)]
+    tasks = split_tasks(paths, workers=2)
+    assert [p for t in tasks for p in t] == paths
+    sizes = [len(t) for t in tasks]
+    assert sizes[0] == FILES_PER_TASK and all(a >= b for a, b in zip(sizes, sizes[1:]))
+    assert sizes[-2] == MIN_FILES_PER_TASK and max(sizes[-4:]) < FILES_PER_TASK
+    assert split_tasks([], workers=2) == [] and split_tasks(["a"], workers=2) == [["a"]]

@@ -165,6 +165,11 @@ def image_error(name: str, e: Exception, head: bytes = b"") -> Exception:
 
 
 # ------------------------------------------------------------------------------------ preprocessing
+def _count_dtype(n: int) -> type:
+    """The smallest integer type that counts to `n` without overflow."""
+    return np.int16 if n < 2 ** 15 else np.int64
+
+
 def head_box(gray: np.ndarray, pre: Preprocess) -> tuple[int, int, int]:
     """Square box (top, left, side) around the head, in the array's pixel coordinates.
 
@@ -178,8 +183,11 @@ def head_box(gray: np.ndarray, pre: Preprocess) -> tuple[int, int, int]:
     hi, lo = percentile(gray, 99.0, 1.0)
     fg = gray > lo + pre.fg_threshold * (hi - lo) if hi > lo else np.zeros_like(gray, dtype=bool)
     # rows/columns need a few foreground pixels, so scanner text and specks do not stretch the box
-    rows = np.flatnonzero(fg.sum(1) >= max(2, 0.02 * w))
-    cols = np.flatnonzero(fg.sum(0) >= max(2, 0.02 * h))
+    # counted as small integers straight from the mask's bytes: the same counts as fg.sum(), 3x faster (8
+    # against 25 us per axis on 256 x 256: bool sums convert to int64 first; throwaway timing 2026-11-28)
+    u = fg.view(np.uint8)
+    rows = np.flatnonzero(np.add.reduce(u, 1, dtype=_count_dtype(w)) >= max(2, 0.02 * w))
+    cols = np.flatnonzero(np.add.reduce(u, 0, dtype=_count_dtype(h)) >= max(2, 0.02 * h))
     if rows.size == 0 or cols.size == 0:
         side = max(h, w)
         return (h - side) // 2, (w - side) // 2, side
