@@ -1,6 +1,7 @@
 """Readers: every format round-trips, training's decode is reproduced exactly, bad inputs give clear errors."""
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -467,3 +468,35 @@ def test_a_decoder_error_of_an_unexpected_type_is_a_corrupt_image_not_a_tracebac
     e = image_error("bad.tif", TypeError("Missing dimensions"))
     assert isinstance(e, TumorlensError) and str(e) == "bad.tif: corrupt image (TypeError: Missing dimensions)"
     assert isinstance(image_error("x.png", MemoryError()), MemoryError)  # not every failure is the file's
+
+
+def test_a_ct_volume_in_hounsfield_units_is_refused_as_nifti_and_as_dicom_without_its_modality(tmp_path):
+    """A CT in Hounsfield units (air -1000 with noise, as scanners store it) carries no modality in NIfTI, and
+    a secondary-capture DICOM says OT: the share of values at air's -1000 HU refuses both; the same pixels made
+    non-negative, as magnitude MRI is, are not refused for it."""
+    from tumorlens.refusal import check_header
+
+    rng = np.random.default_rng(0)
+    head = phantom(size=96).astype(np.float32)
+    vol = np.stack([np.where(head > 20, head, -1000.0 + rng.normal(0, 40, head.shape)) for _ in range(6)], -1)
+    (fr, *_) = read_frames(nifti_bytes(vol), name="ct.nii")
+    assert fr.info["hu_air"] > 0.3 and "a CT image" in check_header(fr.info)
+    (mr, *_) = read_frames(nifti_bytes(np.clip(vol + 1000, 0, None)), name="mr.nii")
+    assert mr.info["hu_air"] == 0.0 and check_header(mr.info) is None
+    stored = np.clip(vol[..., 0] + 1024, 0, 4095).astype(np.uint16)  # raw values, RescaleIntercept -1024
+    (dc,) = read_frames(dicom_bytes(stored, modality="OT", slope=1.0, intercept=-1024.0), name="ct.dcm")
+    assert dc.info["hu_air"] > 0.3 and "a CT image" in check_header(dc.info)
+    (dm,) = read_frames(dicom_bytes(stored, modality="OT"), name="sc.dcm")
+    assert dm.info["hu_air"] == 0.0
+
+
+def test_dicom_descriptions_are_read_for_the_body_part_check():
+    from tumorlens.refusal import check_header
+
+    ds = pydicom.dcmread(io.BytesIO(dicom_bytes(phantom(size=64).astype(np.uint16))))
+    ds.StudyDescription, ds.SeriesDescription = "MR SHOULDER LEFT", "PD fs cor"
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    (fr,) = read_frames(buf.getvalue(), name="shoulder.dcm")
+    assert fr.info["descriptions"] == {"StudyDescription": "MR SHOULDER LEFT", "SeriesDescription": "PD fs cor"}
+    assert "names the shoulder" in check_header(fr.info)

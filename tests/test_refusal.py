@@ -14,7 +14,7 @@ from probes import mri_like_bytes, probes, skimage_images
 from tumorlens.checkpoint import load_checkpoint, read_metadata
 from tumorlens.config import CLASSES
 from tumorlens.readers import read_frames
-from tumorlens.refusal import (OOD_QUANTILE, FeatureOOD, check_header, check_image, finalize_checkpoint, fit_abstention,
+from tumorlens.refusal import (HU_AIR_MIN, OOD_QUANTILE, FeatureOOD, check_header, check_image, finalize_checkpoint, fit_abstention,
                                image_stats)
 from tumorlens.synthetic import _slice_rng, make_slice
 
@@ -128,6 +128,33 @@ def test_header_checks():
     assert check_header({"modality": "MR", "body_part": "Brain"}) is None
     assert "CHEST" in check_header({"modality": "MR", "body_part": "CHEST"})
     assert check_header({}) is None
+
+
+def test_a_dicom_description_naming_another_body_part_is_refused_when_no_body_part_tag_says_otherwise():
+    shoulder = {"modality": "MR", "descriptions": {"StudyDescription": "SHOULDER"}}
+    assert "names the shoulder" in check_header(shoulder) and "StudyDescription 'SHOULDER'" in check_header(shoulder)
+    assert "names the spine" in check_header({"descriptions": {"SeriesDescription": "L-SPINE sag T2"}})
+    # a word that names the head anywhere keeps it; the BodyPartExamined tag outranks free text
+    assert check_header({"descriptions": {"StudyDescription": "MR SHOULDER", "SeriesDescription": "T1 AX BRAIN"}}) \
+        is None
+    assert check_header({"body_part": "HEAD", "descriptions": {"StudyDescription": "KNEE"}}) is None
+    assert check_header({"descriptions": {"StudyDescription": "MR HEAD", "ProtocolName": "t2_tse_tra"}}) is None
+    # words, not substrings: HIPPOCAMPUS is not the hip, ABDUCENS not the abdomen
+    assert check_header({"descriptions": {"SeriesDescription": "HIPPOCAMPUS cor T2", "ProtocolName": "ABDUCENS"}}) \
+        is None
+
+
+def test_values_at_the_hounsfield_units_of_air_are_refused_as_ct():
+    from tumorlens.readers import hu_air_share
+
+    rng = np.random.default_rng(0)
+    ct = np.full((64, 64), -1000.0) + rng.normal(0, 40, (64, 64))  # air with noise
+    ct[16:48, 16:48] = rng.normal(40, 10, (32, 32))  # soft tissue
+    assert hu_air_share(ct) > 0.5 and "a CT image" in check_header({"hu_air": hu_air_share(ct)})
+    mri = np.clip(ct + 1000, 0, None)  # the same picture, non-negative as magnitude MRI is
+    phase = rng.uniform(-4096, 4096, (64, 64))  # a phase image spreads over the whole range
+    assert hu_air_share(mri) == 0.0 and hu_air_share(phase) < HU_AIR_MIN
+    assert check_header({"hu_air": hu_air_share(phase)}) is None
 
 
 def test_feature_ood_scores_and_compact_round_trip():

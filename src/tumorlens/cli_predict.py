@@ -326,7 +326,10 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
     ref = meta.get("refusal") or {}
     L += ["## Refusal of inputs that are not brain MRI", "",
           "Before the model answers, an input is `rejected` (no class, no probabilities, a reason) when:",
-          "- its DICOM Modality is not MR (CT, US, NM, PT, CR, DX, MG, XA ...) or BodyPartExamined is not the head;",
+          "- its DICOM Modality is not MR (CT, US, NM, PT, CR, DX, MG, XA ...) or BodyPartExamined is not the head "
+          "(without that tag: a study, series or protocol description names another body part and not the head), "
+          "or its values are in Hounsfield units (CT: a share of them at the -1000 HU of air, e.g. a CT NIfTI "
+          "volume);",
           "- its image statistics are unlike an MRI slice: blank/constant, colour, under 32 pixels a side, pixel "
           "noise or speckle, flat/binary graphics or text, too blurry, no dark background, or no single roughly "
           "elliptical head region (e.g. lungs);"]

@@ -98,6 +98,19 @@ def colour_stats(rgb: np.ndarray) -> dict[str, float]:
 
 
 _GREY = {"colourfulness": 0.0, "colour_fraction": 0.0}
+# CT values are Hounsfield units, air at -1000: a CT volume or frame has a good share of its values in this band
+# (the air around the body). Magnitude MRI is non-negative, so MRI never fills it; a phase image, spread evenly
+# over -4096..4096, puts 2.4 % there (refusal.HU_AIR_MIN is 5 %)
+HU_AIR_BAND = (-1100.0, -900.0)
+
+
+def hu_air_share(values: np.ndarray) -> float:
+    """Share of `values` (before any windowing) in the band of air in Hounsfield units (`HU_AIR_BAND`)."""
+    v = np.asarray(values)
+    if v.size == 0:
+        return 0.0
+    lo, hi = HU_AIR_BAND
+    return round(float(np.count_nonzero((v >= lo) & (v <= hi))) / v.size, 4)
 
 
 def _is_dicom(head: bytes) -> bool:
@@ -311,7 +324,7 @@ def _read_nifti(src: str | os.PathLike | bytes, name: str, kind: str, slice_: in
         log.info("%s: %d of its %d axial slices (%s; the middle of the head, readers.auto_slices); --slice N "
                  "picks one", name, len(picks), nz, ", ".join(map(str, picks)))
     info = {"format": "NIfTI", "modality": None, "body_part": None, "colour": False, **_GREY,
-            "shape": list(vol.shape), "voxel_size": [round(z, 4) for z in zooms], "n_slices": nz,
+            "hu_air": hu_air_share(vol), "shape": list(vol.shape), "voxel_size": [round(z, 4) for z in zooms], "n_slices": nz,
             "orientation": "RAS (as_closest_canonical)", "auto_slices": slice_ is None}
     frames = []
     for k in picks:

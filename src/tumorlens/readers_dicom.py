@@ -18,9 +18,13 @@ import numpy as np
 
 from .config import TumorlensError
 from .data import MAX_PIXELS, MAX_SIDE
-from .readers import _GREY, MAX_VOXELS, Frame, colour_stats, square_pixels
+from .readers import _GREY, MAX_VOXELS, Frame, colour_stats, hu_air_share, square_pixels
 
 log = logging.getLogger(__name__)
+
+# free-text elements that name what was scanned; refusal.check_header reads them when BodyPartExamined is
+# absent (a shoulder MR of the NEMA WG04 set has only StudyDescription SHOULDER)
+DESCRIPTIONS = ("StudyDescription", "SeriesDescription", "ProtocolName", "PerformedProcedureStepDescription")
 
 
 def _spacing_pair(v: Any) -> tuple[float, float] | None:
@@ -178,7 +182,9 @@ def read_dicom(src: str | os.PathLike | bytes, name: str, force: bool) -> list[F
     info: dict[str, Any] = {"format": "DICOM", "modality": modality or None, "body_part": body or None,
                             "transfer_syntax": ts_name,
                             "photometric": str(ds.get("PhotometricInterpretation", "") or "") or None,
-                            "series": str(ds.get("SeriesDescription", "") or "") or None}
+                            "series": str(ds.get("SeriesDescription", "") or "") or None,
+                            "descriptions": {k: str(ds.get(k, "") or "").strip() for k in DESCRIPTIONS
+                                             if str(ds.get(k, "") or "").strip()}}
     if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         sop = ds.get("SOPClassUID")
         what = f" ({getattr(sop, 'name', sop)})" if sop else ""
@@ -254,10 +260,11 @@ def read_dicom(src: str | os.PathLike | bytes, name: str, force: bool) -> list[F
             v = apply_modality_lut(f, ds).astype(np.float32)
         except Exception as e:  # a malformed rescale is reported, not guessed
             raise TumorlensError(f"{name}: cannot apply the DICOM rescale / modality LUT ({e})") from None
+        hu_air = hu_air_share(v)
         g, how = _dicom_voi(v, ds, name)
         if photo == "MONOCHROME1":
             g = 255.0 - g
         g = square(np.ascontiguousarray(g, dtype=np.float32))
         frames.append(Frame(np.ascontiguousarray(g, dtype=np.float32), {"frame": i} if arr.shape[0] > 1 else {},
-                            {**info, **_GREY, "window": how}))
+                            {**info, **_GREY, "window": how, "hu_air": hu_air}))
     return frames

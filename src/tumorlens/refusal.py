@@ -4,7 +4,10 @@ A classifier always answers with one of its classes, so a photograph, a chest CT
 a confident "glioma". Three independent layers turn such inputs into `rejected` records with a reason:
 
 1. **Header checks** (`check_header`): a DICOM Modality other than MR (or OT, secondary capture) - CT, US,
-   NM, PT, CR, DX, MG, XA ... - and a BodyPartExamined that is not the head or brain.
+   NM, PT, CR, DX, MG, XA ... - and a BodyPartExamined that is not the head or brain (without that tag, a
+   study, series or protocol description that names another body part and not the head); values in
+   Hounsfield units (a share of them at air's -1000 HU: a CT volume in NIfTI, which has no modality tag, or
+   a CT secondary capture).
 2. **Image statistics** (`image_stats` + `check_stats`), computed on the raw frame before preprocessing, on a
    thumbnail whose longest side is `THUMB` pixels: near-constant images; frames under 32 pixels a side; colour
    (measured on the RGB source, before its grayscale conversion); pixel-level noise; no dark background; and
@@ -26,6 +29,7 @@ Everything here is numpy; nothing here imports torch (the Predictor supplies the
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,6 +78,20 @@ NO_BACKGROUND = (0.6, 0.7, 0.12)  # border_fg >, fg_fraction >, noise_px <
 # 14,046 vertically flipped or 180-degree-turned Kaggle slices; their head is a filled ellipse (ellipse_iou
 # >= 0.71, holes <= 0.24), so the shape test sets them apart (benchmarks/robustness.py measures it)
 TOP_CUT = (0.6, 0.15, 0.66, 0.28)  # border_top >, border_bottom <, and (ellipse_iou < or holes >)
+# a CT image in Hounsfield units: at least this share of its values in the band of air (readers.HU_AIR_BAND);
+# a NIfTI volume has no modality tag, and a CT slice with noise in its air passed every other check (a fresh
+# probe set, 2026-11-28). 0 of the Kaggle set (JPEGs carry no units) and no magnitude MRI can reach it
+HU_AIR_MIN = 0.05
+# words in a DICOM description (readers_dicom.DESCRIPTIONS) that name a body part other than the head, and
+# words that name the head: a description with the first and none of the second is refused when there is no
+# BodyPartExamined to go by
+OTHER_PARTS_WORDS = ("SHOULDER", "KNEE", "HIP", "PELVIS", "PELVIC", "ABDOMEN", "ABDOMINAL", "ABD", "LIVER",
+                     "KIDNEY", "KIDNEYS", "RENAL", "PROSTATE", "BREAST", "BREASTS", "CHEST", "THORAX", "LUNG",
+                     "LUNGS", "CARDIAC", "HEART", "SPINE", "LSPINE", "CSPINE", "TSPINE", "LUMBAR", "THORACIC",
+                     "SACRUM", "ANKLE", "FOOT", "FEET", "WRIST", "HAND", "ELBOW", "FEMUR", "TIBIA", "KNEES",
+                     "PANCREAS", "UTERUS", "RECTUM", "BOWEL", "ENTEROGRAPHY", "MRCP", "EXTREMITY", "MSK")
+HEAD_WORDS = ("HEAD", "BRAIN", "SKULL", "CRANIAL", "CRANIUM", "NEURO", "PITUITARY", "SELLA", "ORBIT", "ORBITS",
+              "IAC", "CEREBRAL", "CEREBELLUM", "CEREBRUM", "GLIOMA", "MENINGIOMA")
 HEAD_PARTS = {"HEAD", "BRAIN", "SKULL", "HEADNECK", "HEAD_NECK", "CEREBRUM", "CEREBELLUM", "NEUROCRANIUM",
               "CRANIUM", "PITUITARY", "SELLA", "ORBIT", "IAC"}
 
@@ -90,7 +108,35 @@ def check_header(info: dict[str, Any]) -> str | None:
     part = (info.get("body_part") or "").upper().replace(" ", "")
     if part and part not in HEAD_PARTS and not any(h in part for h in ("HEAD", "BRAIN", "SKULL")):
         return f"DICOM BodyPartExamined is {part}, not the head; only brain MRI slices are supported"
+    hu = float(info.get("hu_air") or 0.0)
+    if hu >= HU_AIR_MIN:
+        return (f"values in Hounsfield units, {100 * hu:.0f}% of them at the -1000 HU of air: a CT image, not MRI; "
+                f"only MR brain slices are supported [hu_air {hu:.3g} >= {HU_AIR_MIN:g}]")
+    if not part:
+        return _other_part_in_descriptions(info.get("descriptions") or {})
     return None
+
+
+def _other_part_in_descriptions(descriptions: dict[str, str]) -> str | None:
+    """A refusal reason when a DICOM description names a body part other than the head and none names the head."""
+    found = []
+    for key, text in descriptions.items():
+        words = set(re.findall(r"[A-Z]+", str(text).upper()))
+        if words & set(HEAD_WORDS):
+            return None
+        other = [w for w in OTHER_PARTS_WORDS if w in words]
+        if other:
+            found.append((key, text, other[0]))
+    if not found:
+        return None
+    key, text, word = found[0]
+    return (f"DICOM {key} '{one_line_text(text)}' names the {word.lower()}, not the head; only brain MRI slices "
+            f"are supported")
+
+
+def one_line_text(text: str, limit: int = 60) -> str:
+    t = " ".join(str(text).split())
+    return t if len(t) <= limit else t[:limit - 3] + "..."
 
 
 # ------------------------------------------------------------------------------------ statistics
