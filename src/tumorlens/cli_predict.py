@@ -367,7 +367,8 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
           "- Images unlike the training data (other scanners, sequences, resolutions, paediatric or "
           "post-operative anatomy) may be answered confidently and wrongly; refusal catches only some of them.",
           "- A grayscale photograph or an MRI-like image can pass the statistical checks; the feature-space "
-          "check is the last line of defence.",
+          "check is the last line of defence, and it misses some: a textured photograph or blurred noise cut to "
+          "an ellipse on black looks like a head to every shape statistic and can be answered.",
           "- The Kaggle set holds CT slices (bright skull, grey brain), mostly in its no-tumour folders, and a "
           "model trained on it learns them under those labels. " + (
               "Its feature distance was fitted without them, so it refuses most CT slices given as image files, "
@@ -406,6 +407,12 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
           "the feature distance more often, tumour slices among them: a refused tumour slice is neither found nor "
           "missed. `python benchmarks/robustness.py --model CKPT` gives the share of tumour slices refused under "
           "each change.",
+          "- Healthy brains from other sources: an average-brain template (nilearn's MNI152 T1, skull-stripped and "
+          "smoother than any scan) is mostly refused as unlike the training slices, and its axial slices at the "
+          "skull base (temporal poles, midbrain) can be called `pituitary` with high confidence; diffusion and fMRI "
+          "(EPI) slices from dipy and nibabel were mostly called `notumor`. Measure a model with "
+          "`python benchmarks/external_mri.py --model CKPT` (healthy brains only: it measures false alarms and "
+          "refusals, not tumour detection).",
           "- Heatmaps show what influenced the score, not a diagnosis-grade segmentation: on held-out slices "
           "with expert masks their peak misses the tumour in a share of cases (most often diffuse or "
           "non-enhancing gliomas, where the map can peak on another bright structure); measure a model with "
