@@ -11,10 +11,10 @@ other than "no tumour" is a false alarm, and every refusal refuses a real brain 
 Each volume is cut, after reorientation to RAS (`nibabel.as_closest_canonical`, as the product's NIfTI reader
 does), every 6 mm through the head along each axis (axial only for slabs), windowed to the volume's 0.5-99.5th
 percentiles, resampled to 1 mm square pixels and written as an 8-bit PNG; the PNGs go through `Predictor`
-(refusal and abstention on). The volume itself (its first volume, for a 4-D file) also goes through the product's
-NIfTI path (its own choice of axial slices, `readers.auto_slices`). Position: where the slice lies between the first and the last slice that
-holds head (0 = bottom / right / back, 1 = top / left / front). Slices written under --work (default: a
-temporary folder). Research use only - not a medical device.
+(refusal and abstention on). The volume itself (its first volume, for a 4-D file) also goes through the
+product's NIfTI path (its own choice of axial slices, `readers.auto_slices`). Position: where the slice lies
+between the first and the last slice that holds head (0 = bottom / right / back, 1 = top / left / front).
+Slices written under --work (default: a temporary folder). Research use only - not a medical device.
 """
 from __future__ import annotations
 
@@ -162,8 +162,8 @@ def main() -> None:
             r["outcome"], r["reason"], r["conf"] = outcome(rec), rec.reason, rec.confidence
         rows += got
         for rec in pr.predict_file(first_volume(path, work / f"{name}.nii.gz")):  # the product's NIfTI path
-            rows.append({"source": name, "input": "NIfTI (auto slices)", "orient": "axial", "index": rec.slice,
-                         "pos": None, "path": str(path), "outcome": outcome(rec), "reason": rec.reason,
+            rows.append({"source": name, "input": "NIfTI (auto slices)", "orient": "axial",
+                         "index": rec.slice, "pos": None, "path": str(path), "outcome": outcome(rec), "reason": rec.reason,
                          "conf": rec.confidence})
     if not rows:
         sys.exit("no source found: pip install nilearn dipy (nibabel is a dependency of tumorlens)")

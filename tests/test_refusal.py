@@ -139,6 +139,9 @@ def test_a_dicom_description_naming_another_body_part_is_refused_when_no_body_pa
         is None
     assert check_header({"body_part": "HEAD", "descriptions": {"StudyDescription": "KNEE"}}) is None
     assert check_header({"descriptions": {"StudyDescription": "MR HEAD", "ProtocolName": "t2_tse_tra"}}) is None
+    # a brain fMRI task or a CSF-flow study is not a hand or a heart
+    assert check_header({"descriptions": {"SeriesDescription": "fMRI hand motor", "ProtocolName": "cardiac gated"}}) \
+        is None
     # words, not substrings: HIPPOCAMPUS is not the hip, ABDUCENS not the abdomen
     assert check_header({"descriptions": {"SeriesDescription": "HIPPOCAMPUS cor T2", "ProtocolName": "ABDUCENS"}}) \
         is None

@@ -111,9 +111,9 @@ def _kind(q: Path) -> str | None:
 def _walk(top: str) -> list[tuple[str, str]]:
     """(path, 'file' or 'broken') of every file and symbolic link to nothing under the folder `top`, in the order
     Paths sort (folder by folder, name by name); hidden names (leading '.') are skipped, and symbolic links to
-    folders are not followed (as `Path.rglob`). os.scandir reads each entry's type with the listing: 1.5 ms for
-    1,000 files against 15 ms for rglob, Path objects and their sorting (throwaway timing 2026-11-28), time
-    in which the worker processes of `Predictor.predict_paths` wait."""
+    folders are not followed (as `Path.rglob`). os.scandir reads each entry's type with the listing: the
+    listing of 1,000 files took 2.3 ms against 15 ms with rglob, Path objects and their sorting (throwaway
+    timing 2026-11-28), time in which the worker processes of `Predictor.predict_paths` wait."""
     found: list[tuple[tuple[str, ...], str, str]] = []
 
     def visit(folder: str, rel: tuple[str, ...]) -> None:

@@ -85,11 +85,12 @@ HU_AIR_MIN = 0.05
 # words in a DICOM description (readers_dicom.DESCRIPTIONS) that name a body part other than the head, and
 # words that name the head: a description with the first and none of the second is refused when there is no
 # BodyPartExamined to go by
-OTHER_PARTS_WORDS = ("SHOULDER", "KNEE", "HIP", "PELVIS", "PELVIC", "ABDOMEN", "ABDOMINAL", "ABD", "LIVER",
+# (not HAND, FOOT or CARDIAC: a brain fMRI series may be a "hand motor" task, a CSF-flow study "cardiac gated")
+OTHER_PARTS_WORDS = ("SHOULDER", "KNEE", "KNEES", "HIP", "PELVIS", "PELVIC", "ABDOMEN", "ABDOMINAL", "ABD", "LIVER",
                      "KIDNEY", "KIDNEYS", "RENAL", "PROSTATE", "BREAST", "BREASTS", "CHEST", "THORAX", "LUNG",
-                     "LUNGS", "CARDIAC", "HEART", "SPINE", "LSPINE", "CSPINE", "TSPINE", "LUMBAR", "THORACIC",
-                     "SACRUM", "ANKLE", "FOOT", "FEET", "WRIST", "HAND", "ELBOW", "FEMUR", "TIBIA", "KNEES",
-                     "PANCREAS", "UTERUS", "RECTUM", "BOWEL", "ENTEROGRAPHY", "MRCP", "EXTREMITY", "MSK")
+                     "LUNGS", "HEART", "SPINE", "LSPINE", "CSPINE", "TSPINE", "LUMBAR", "THORACIC", "SACRUM",
+                     "ANKLE", "WRIST", "ELBOW", "FEMUR", "TIBIA", "PANCREAS", "UTERUS", "RECTUM", "BOWEL",
+                     "ENTEROGRAPHY", "MRCP", "EXTREMITY", "MSK")
 HEAD_WORDS = ("HEAD", "BRAIN", "SKULL", "CRANIAL", "CRANIUM", "NEURO", "PITUITARY", "SELLA", "ORBIT", "ORBITS",
               "IAC", "CEREBRAL", "CEREBELLUM", "CEREBRUM", "GLIOMA", "MENINGIOMA")
 HEAD_PARTS = {"HEAD", "BRAIN", "SKULL", "HEADNECK", "HEAD_NECK", "CEREBRUM", "CEREBELLUM", "NEUROCRANIUM",
