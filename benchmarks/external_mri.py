@@ -163,8 +163,8 @@ def main() -> None:
         rows += got
         for rec in pr.predict_file(first_volume(path, work / f"{name}.nii.gz")):  # the product's NIfTI path
             rows.append({"source": name, "input": "NIfTI (auto slices)", "orient": "axial",
-                         "index": rec.slice, "pos": None, "path": str(path), "outcome": outcome(rec), "reason": rec.reason,
-                         "conf": rec.confidence})
+                         "index": rec.slice, "pos": None, "path": str(path), "outcome": outcome(rec),
+                         "reason": rec.reason, "conf": rec.confidence})
     if not rows:
         sys.exit("no source found: pip install nilearn dipy (nibabel is a dependency of tumorlens)")
     kinds = ["no tumour", "glioma (ok)", "meningioma (ok)", "pituitary (ok)", "uncertain", "rejected", "error"]
