@@ -500,3 +500,63 @@ def test_dicom_descriptions_are_read_for_the_body_part_check():
     (fr,) = read_frames(buf.getvalue(), name="shoulder.dcm")
     assert fr.info["descriptions"] == {"StudyDescription": "MR SHOULDER LEFT", "SeriesDescription": "PD fs cor"}
     assert "names the shoulder" in check_header(fr.info)
+
+
+def _enhanced(frames: np.ndarray, shared: dict, per_frame: list[dict] | None = None) -> bytes:
+    """A multi-frame DICOM whose window and rescale live only in its functional groups, as Enhanced MR keeps them."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    ds = pydicom.dcmread(io.BytesIO(dicom_bytes(frames)))
+
+    def group(d: dict) -> Dataset:
+        g = Dataset()
+        if "window" in d:
+            voi = Dataset()
+            voi.WindowCenter, voi.WindowWidth = d["window"]
+            g.FrameVOILUTSequence = Sequence([voi])
+        if "rescale" in d:
+            pvt = Dataset()
+            pvt.RescaleSlope, pvt.RescaleIntercept = d["rescale"]
+            pvt.RescaleType = "US"
+            g.PixelValueTransformationSequence = Sequence([pvt])
+        return g
+
+    ds.SharedFunctionalGroupsSequence = Sequence([group(shared)])
+    if per_frame is not None:
+        ds.PerFrameFunctionalGroupsSequence = Sequence([group(d) for d in per_frame])
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    return buf.getvalue()
+
+
+def test_an_enhanced_dicom_windows_and_rescales_each_frame_as_its_functional_groups_say():
+    """The same pixels with the same window and rescale, stored at the top level (classic) or in the functional
+    groups (enhanced), give the same frames; a per-frame window outranks the shared one."""
+    frames = np.stack([phantom(i=i, size=64).astype(np.uint16) * 8 for i in range(2)])
+    classic = read_frames(dicom_bytes(frames, slope=2.0, intercept=-100.0, wc=900.0, ww=1600.0), name="c.dcm")
+    enhanced = read_frames(_enhanced(frames, {"window": (900.0, 1600.0), "rescale": (2.0, -100.0)}), name="e.dcm")
+    assert [f.info["window"] for f in enhanced] == ["frame window"] * 2
+    for c, e in zip(classic, enhanced):
+        assert np.array_equal(c.gray, e.gray)
+    per = read_frames(_enhanced(frames, {"window": (900.0, 1600.0)}, [{"window": (900.0, 1600.0)},
+                                                                       {"window": (300.0, 200.0)}]), name="p.dcm")
+    plain = read_frames(_enhanced(frames, {"window": (900.0, 1600.0)}), name="s.dcm")
+    assert np.array_equal(per[0].gray, plain[0].gray) and not np.array_equal(per[1].gray, plain[1].gray)
+
+
+def test_a_voi_lut_on_integer_values_raises_no_pydicom_warning(recwarn, caplog):
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    ds = pydicom.dcmread(io.BytesIO(dicom_bytes(phantom(size=64).astype(np.uint16))))
+    lut = Dataset()
+    lut.add_new(0x00283002, "US", [256, 0, 8])  # LUTDescriptor
+    lut.add_new(0x00283006, "US", list(range(256)))  # LUTData
+    ds.VOILUTSequence = Sequence([lut])
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    with caplog.at_level("WARNING"):
+        (fr,) = read_frames(buf.getvalue(), name="lut.dcm")
+    assert fr.info["window"] == "voi_lut"
+    assert not [w for w in recwarn if "VOI LUT" in str(w.message)] and "VOI LUT" not in caplog.text

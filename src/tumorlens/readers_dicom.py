@@ -98,25 +98,59 @@ def _first(v: Any) -> float:
         return float("nan")
 
 
-def _dicom_voi(frame: np.ndarray, ds: Any, name: str) -> tuple[np.ndarray, str]:
-    """Modality-LUT values of one frame -> displayable 0..255 float32, and how it was windowed."""
+def _frame_group(ds: Any, i: int, sequence: str) -> Any:
+    """The first item of the functional-group `sequence` (e.g. FrameVOILUTSequence) that applies to frame `i` of
+    an enhanced (multi-frame) object: its per-frame group, else the shared one; None when there is none."""
+    for groups, k in (("PerFrameFunctionalGroupsSequence", i), ("SharedFunctionalGroupsSequence", 0)):
+        try:
+            seq = ds.get(groups)
+            item = seq[k].get(sequence) if seq is not None and len(seq) > k else None
+            if item:
+                return item[0]
+        except (AttributeError, IndexError, KeyError, TypeError):
+            continue
+    return None
+
+
+def frame_rescale(v: np.ndarray, ds: Any, i: int) -> np.ndarray:
+    """An enhanced object's rescale (PixelValueTransformationSequence of frame `i`), which pydicom's
+    apply_modality_lut does not read; a classic object (RescaleSlope at the top level) is left as it is."""
+    if "RescaleSlope" in ds or "ModalityLUTSequence" in ds:
+        return v
+    item = _frame_group(ds, i, "PixelValueTransformationSequence")
+    if item is None:
+        return v
+    slope, intercept = _first(item.get("RescaleSlope", 1.0)), _first(item.get("RescaleIntercept", 0.0))
+    if not (np.isfinite(slope) and np.isfinite(intercept)) or slope == 0:
+        return v
+    return (v * np.float32(slope) + np.float32(intercept)).astype(np.float32)
+
+
+def _dicom_voi(frame: np.ndarray, ds: Any, name: str, i: int = 0) -> tuple[np.ndarray, str]:
+    """Modality-LUT values of frame `i` -> displayable 0..255 float32, and how it was windowed: the VOI LUT, the
+    window at the top level, else (enhanced objects) the frame's FrameVOILUTSequence window, else a robust
+    percentile window."""
     seq = ds.get("VOILUTSequence")
     if seq:
         from pydicom.pixels import apply_voi_lut
 
         try:
             item = seq[0]
-            out = apply_voi_lut(frame, ds, index=0, prefer_lut=True).astype(np.float32)
+            # a LUT indexes stored integers: given as integers, pydicom need not warn that a float input "may
+            # give incorrect results" (it looks them up the same way)
+            src = frame.astype(np.int64) if np.array_equal(frame, np.round(frame)) else frame
+            out = apply_voi_lut(src, ds, index=0, prefer_lut=True).astype(np.float32)
             bits = int(item.LUTDescriptor[2])
             top = float(2 ** bits - 1) if 8 <= bits <= 16 else float(out.max() or 1.0)
             return np.clip(out / top, 0, 1).astype(np.float32) * 255.0, "voi_lut"
         except Exception as e:  # a malformed LUT falls back to the window / robust window
             log.warning("%s: VOI LUT not usable (%s); using the window", name, e)
-    if "WindowCenter" in ds and "WindowWidth" in ds:
-        c, w = _first(ds.WindowCenter), _first(ds.WindowWidth)
-        if np.isfinite(c) and np.isfinite(w) and w > 0:
-            func = str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR").upper()
-            return _window(frame, c, w, func), "window"
+    for src, how in ((ds, "window"), (_frame_group(ds, i, "FrameVOILUTSequence"), "frame window")):
+        if src is not None and "WindowCenter" in src and "WindowWidth" in src:
+            c, w = _first(src.WindowCenter), _first(src.WindowWidth)
+            if np.isfinite(c) and np.isfinite(w) and w > 0:
+                func = str(src.get("VOILUTFunction", "LINEAR") or "LINEAR").upper()
+                return _window(frame, c, w, func), how
     return _robust_window(frame), "percentile"
 
 
@@ -257,11 +291,11 @@ def read_dicom(src: str | os.PathLike | bytes, name: str, force: bool) -> list[F
 
     for i, f in enumerate(arr):
         try:
-            v = apply_modality_lut(f, ds).astype(np.float32)
+            v = frame_rescale(apply_modality_lut(f, ds).astype(np.float32), ds, i)
         except Exception as e:  # a malformed rescale is reported, not guessed
             raise TumorlensError(f"{name}: cannot apply the DICOM rescale / modality LUT ({e})") from None
         hu_air = hu_air_share(v)
-        g, how = _dicom_voi(v, ds, name)
+        g, how = _dicom_voi(v, ds, name, i)
         if photo == "MONOCHROME1":
             g = 255.0 - g
         g = square(np.ascontiguousarray(g, dtype=np.float32))
