@@ -160,6 +160,38 @@ def test_bad_inputs_give_error_records_and_the_batch_goes_on(pred, files, tmp_pa
         assert what in r.reason and r.reason.startswith(r.path) and r.label is None and r.probabilities is None
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_dicom_objects_without_an_image_in_a_folder_are_passed_over_but_named_ones_are_errors(pred, tmp_path,
+                                                                                             caplog, workers):
+    """A PACS export holds structured reports and presentation states beside its images: in a folder they are
+    passed over with one logged line (the run does not fail); named, each is an error record."""
+    study = tmp_path / "study"
+    study.mkdir()
+    Image.fromarray(phantom("glioma", 0)).save(study / "IM1.png")
+    for name in ("SR000001", "PR000001"):
+        (study / name).write_bytes(dicom_bytes(phantom(size=64).astype(np.uint16), pixels=False))
+    with caplog.at_level("WARNING"):
+        recs = list(pred.predict_paths([str(study)], workers=workers))
+    assert [Path(r.path).name for r in recs] == ["IM1.png"] and recs[0].status != "error"
+    assert "passed over 2 DICOM object(s) without an image" in caplog.text
+    (named,) = pred.predict_paths([str(study / "SR000001")])
+    assert named.status == "error" and "no pixel data" in named.reason
+    # `explain` and `predict --explain` hand over the files they found; what the user named decides
+    got = list(pred.predict_paths([str(study / "IM1.png"), str(study / "SR000001")], named=[str(study)]))
+    assert [Path(r.path).name for r in got] == ["IM1.png"]
+
+
+def test_a_dicom_localizer_is_refused_by_its_image_type(pred, tmp_path):
+    import pydicom
+
+    ds = pydicom.dcmread(io.BytesIO(dicom_bytes(phantom(size=128).astype(np.uint16))))
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    (rec,) = pred.predict_bytes(buf.getvalue(), "scout.dcm")
+    assert rec.status == "rejected" and "LOCALIZER" in rec.reason
+
+
 def test_batched_paths_match_one_by_one(pred, files):
     paths = [str(files / n) for n in ("a.jpg", "b.png", "c.dcm", "v.nii.gz")]
     batched = list(pred.predict_paths(paths, batch=3))

@@ -247,7 +247,7 @@ def cmd_explain(a: argparse.Namespace) -> int:
     seen_files = 0
     last = None
     try:
-        for rec in pred.predict_paths(files, explain=True):
+        for rec in pred.predict_paths(files, explain=True, named=a.inputs):
             if rec.path != last:
                 seen_files += 1
                 last = rec.path

@@ -98,7 +98,7 @@ def cmd_predict(a: argparse.Namespace) -> int:
     first = True
     if a.format == "json":
         out.write("[")
-    for rec in predictor.predict_paths(inputs, explain=explain_dir is not None, slice=a.slice,
+    for rec in predictor.predict_paths(inputs, explain=explain_dir is not None, slice=a.slice, named=a.inputs,
                                        workers=a.workers):
         d = rec.to_dict()
         any_error |= rec.status == "error"
@@ -326,7 +326,8 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
     ref = meta.get("refusal") or {}
     L += ["## Refusal of inputs that are not brain MRI", "",
           "Before the model answers, an input is `rejected` (no class, no probabilities, a reason) when:",
-          "- its DICOM Modality is not MR (CT, US, NM, PT, CR, DX, MG, XA ...) or BodyPartExamined is not the head "
+          "- its DICOM Modality is not MR (CT, US, NM, PT, CR, DX, MG, XA ...), its ImageType marks a localizer, or "
+          "BodyPartExamined is not the head "
           "(without that tag: a study, series or protocol description names another body part and not the head), "
           "or its values are in Hounsfield units (CT: a share of them at the -1000 HU of air, e.g. a CT NIfTI "
           "volume);",

@@ -20,6 +20,12 @@ class TumorlensError(Exception):
     """An error a user can act on; the CLI prints it as one line, without a traceback."""
 
 
+class NoImageError(TumorlensError):
+    """A DICOM object that holds no image at all (a structured report, a presentation state, a DICOMDIR): an
+    error when named, but passed over (and counted) when found in a folder, as a PACS export holds such files
+    beside its images."""
+
+
 @dataclass(frozen=True)
 class Preprocess:
     """How an image becomes the network's input.

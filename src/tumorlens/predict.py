@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .checkpoint import Checkpoint, load_checkpoint
-from .config import TumorlensError
+from .config import NoImageError, TumorlensError
 from .data import preprocess_array
 from .prepare import model_outputs
 
@@ -42,6 +42,8 @@ class Record:
     slice: int | None = None
     heatmap: np.ndarray | None = field(default=None, repr=False, compare=False)
     image: np.ndarray | None = field(default=None, repr=False, compare=False)  # original-resolution gray
+    # an error record of a DICOM object without an image (config.NoImageError); kept out of the JSON form
+    no_image: bool = field(default=False, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         # built by hand: dataclasses.asdict deep-copies every field, which took 0.4 ms a record (a sixth of
@@ -92,9 +94,9 @@ def one_line(reason: str) -> str:
     return re.sub(r"\s*[\r\n]+\s*", " ", reason).strip()
 
 
-def _error(path: str, e: Exception | str, **where: Any) -> Record:
+def _error(path: str, e: Exception | str, no_image: bool = False, **where: Any) -> Record:
     """The error record of an input that could not be read (the reason made one line)."""
-    return Record(path, "error", reason=one_line(str(e)), **where)
+    return Record(path, "error", reason=one_line(str(e)), no_image=no_image or isinstance(e, NoImageError), **where)
 
 
 def _broken_link(q: Path) -> bool:
@@ -340,7 +342,7 @@ class Predictor:
         todo = []
         for i, p in enumerate(prepared):
             if p.status == "error":
-                recs[i] = _error(p.path, p.reason or "", **p.where)
+                recs[i] = _error(p.path, p.reason or "", no_image=p.no_image, **p.where)
             elif p.status is not None:
                 recs[i] = Record(p.path, p.status, reason=p.reason, **p.where)
             else:
@@ -423,14 +425,32 @@ class Predictor:
         return self.classify_frames([(name, f) for f in frames], explain=explain)
 
     def predict_paths(self, inputs: Iterable[str], explain: bool = False, slice: int | None = None,
-                      batch: int = 64, workers: int | None = None) -> Iterator[Record]:
+                      batch: int = 64, workers: int | None = None,
+                      named: Iterable[str] | None = None) -> Iterator[Record]:
         """Records for files, folders and globs; a bad input yields an error record and the rest go on.
 
         Frames of consecutive files are classified together, `batch` at a time; order is kept.
         workers: processes that read, check and preprocess files (None: by the number of files,
         `prepare.auto_workers`; 0: all in this process); with ONNX Runtime they run the model too, else this
         process does. Heatmaps are made in this process.
+        DICOM objects without an image (structured reports, presentation states: config.NoImageError) found
+        in folders or by globs are passed over with one logged line, so that a PACS export does not "fail";
+        a file the user named (`named`, by default `inputs`) still gets its error record.
         """
+        inputs = list(inputs)
+        named = set(inputs if named is None else named)
+        passed_over = 0
+        for rec in self._predict_paths(inputs, explain, slice, batch, workers):
+            if rec.no_image and rec.path not in named:
+                passed_over += 1
+                continue
+            yield rec
+        if passed_over:
+            log.warning("passed over %d DICOM object(s) without an image (structured reports, presentation "
+                        "states, DICOMDIR ...) found in the input folders", passed_over)
+
+    def _predict_paths(self, inputs: list[str], explain: bool, slice: int | None, batch: int,
+                       workers: int | None) -> Iterator[Record]:
         from .prepare import Prepared, auto_workers, pool, prepare_task, split_tasks
 
         listed = list(expand_inputs(inputs))

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .config import Preprocess, TumorlensError
+from .config import NoImageError, Preprocess, TumorlensError
 from .data import preprocess_array
 
 
@@ -29,6 +29,7 @@ class Prepared:
     box: tuple[int, int, int] | None = None
     status: str | None = None
     reason: str | None = None
+    no_image: bool = False  # the error is a config.NoImageError (a DICOM object without an image)
     # the model's raw logits (K,) and pooled features (D,), when a worker ran the model (x is then dropped)
     z: np.ndarray | None = None
     f: np.ndarray | None = None
@@ -72,7 +73,7 @@ def prepare_file(path: str, pre: Preprocess, refuse: bool, slice: int | None = N
     try:
         frames = read_frames(path, name=path, slice=slice, draft=4 * pre.size)
     except TumorlensError as e:
-        return [Prepared(path, status="error", reason=str(e))]
+        return [Prepared(path, status="error", reason=str(e), no_image=isinstance(e, NoImageError))]
     return [prepare_frame(path, fr, pre, refuse) for fr in frames]
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import TumorlensError
+from .config import NoImageError, TumorlensError
 from .data import MAX_PIXELS, MAX_SIDE
 from .readers import _GREY, MAX_VOXELS, Frame, colour_stats, hu_air_share, square_pixels
 
@@ -96,6 +96,16 @@ def _first(v: Any) -> float:
         return float(v[0]) if hasattr(v, "__len__") and not isinstance(v, str) else float(v)
     except (TypeError, ValueError, IndexError):
         return float("nan")
+
+
+def _image_type(ds: Any) -> list[str]:
+    """ImageType's values (e.g. ORIGINAL, PRIMARY, LOCALIZER), upper case; [] when absent or unreadable."""
+    try:
+        v = ds.get("ImageType")
+        values = [v] if isinstance(v, str) else list(v or [])
+        return [str(x).strip().upper() for x in values if str(x).strip()]
+    except (TypeError, ValueError):
+        return []
 
 
 def _frame_group(ds: Any, i: int, sequence: str) -> Any:
@@ -218,11 +228,12 @@ def read_dicom(src: str | os.PathLike | bytes, name: str, force: bool) -> list[F
                             "photometric": str(ds.get("PhotometricInterpretation", "") or "") or None,
                             "series": str(ds.get("SeriesDescription", "") or "") or None,
                             "descriptions": {k: str(ds.get(k, "") or "").strip() for k in DESCRIPTIONS
-                                             if str(ds.get(k, "") or "").strip()}}
+                                             if str(ds.get(k, "") or "").strip()},
+                            "image_type": _image_type(ds)}
     if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
-        sop = ds.get("SOPClassUID")
+        sop = ds.get("SOPClassUID") or getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", None)
         what = f" ({getattr(sop, 'name', sop)})" if sop else ""
-        raise TumorlensError(f"{name}: DICOM file has no pixel data{what}")
+        raise NoImageError(f"{name}: DICOM file has no pixel data{what}")
     try:
         rows, cols = int(ds.Rows), int(ds.Columns)
         nf = int(ds.get("NumberOfFrames", 1) or 1)

@@ -4,7 +4,8 @@ A classifier always answers with one of its classes, so a photograph, a chest CT
 a confident "glioma". Three independent layers turn such inputs into `rejected` records with a reason:
 
 1. **Header checks** (`check_header`): a DICOM Modality other than MR (or OT, secondary capture) - CT, US,
-   NM, PT, CR, DX, MG, XA ... - and a BodyPartExamined that is not the head or brain (without that tag, a
+   NM, PT, CR, DX, MG, XA ... -, an ImageType that marks a localizer (scout), and a BodyPartExamined that is
+   not the head or brain (without that tag, a
    study, series or protocol description that names another body part and not the head); values in
    Hounsfield units (a share of them at air's -1000 HU: a CT volume in NIfTI, which has no modality tag, or
    a CT secondary capture).
@@ -109,6 +110,9 @@ def check_header(info: dict[str, Any]) -> str | None:
     part = (info.get("body_part") or "").upper().replace(" ", "")
     if part and part not in HEAD_PARTS and not any(h in part for h in ("HEAD", "BRAIN", "SKULL")):
         return f"DICOM BodyPartExamined is {part}, not the head; only brain MRI slices are supported"
+    if "LOCALIZER" in (info.get("image_type") or []):
+        return ("DICOM ImageType marks a LOCALIZER (a low-resolution scout image for planning the scan), not a "
+                "diagnostic slice; only brain MRI slices are supported")
     hu = float(info.get("hu_air") or 0.0)
     if hu >= HU_AIR_MIN:
         return (f"values in Hounsfield units, {100 * hu:.0f}% of them at the -1000 HU of air: a CT image, not MRI; "
