@@ -5,10 +5,9 @@ a confident "glioma". Three independent layers turn such inputs into `rejected` 
 
 1. **Header checks** (`check_header`): a DICOM Modality other than MR (or OT, secondary capture) - CT, US,
    NM, PT, CR, DX, MG, XA ... -, an ImageType that marks a localizer (scout), and a BodyPartExamined that is
-   not the head or brain (without that tag, a
-   study, series or protocol description that names another body part and not the head); values in
-   Hounsfield units (a share of them at air's -1000 HU: a CT volume in NIfTI, which has no modality tag, or
-   a CT secondary capture).
+   not the head or brain (without that tag, a study, series or protocol description that names another body
+   part and not the head); values in Hounsfield units (a share of them at air's -1000 HU: a CT volume in
+   NIfTI, which has no modality tag, or a CT secondary capture).
 2. **Image statistics** (`image_stats` + `check_stats`), computed on the raw frame before preprocessing, on a
    thumbnail whose longest side is `THUMB` pixels: near-constant images; frames under 32 pixels a side; colour
    (measured on the RGB source, before its grayscale conversion); pixel-level noise; no dark background; and
