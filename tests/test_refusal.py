@@ -147,6 +147,13 @@ def test_a_dicom_description_naming_another_body_part_is_refused_when_no_body_pa
         is None
 
 
+def test_localizers_and_parametric_maps_are_refused_by_their_image_type():
+    assert "LOCALIZER" in check_header({"image_type": ["ORIGINAL", "PRIMARY", "LOCALIZER"]})
+    assert "parametric map (ADC)" in check_header({"image_type": ["DERIVED", "PRIMARY", "DIFFUSION", "ADC"]})
+    assert check_header({"image_type": ["ORIGINAL", "PRIMARY", "M", "ND", "NORM"]}) is None
+    assert check_header({"image_type": ["ORIGINAL", "PRIMARY", "DIFFUSION", "TRACEW"]}) is None  # an image
+
+
 def test_values_at_the_hounsfield_units_of_air_are_refused_as_ct():
     from tumorlens.readers import hu_air_share
 

@@ -326,7 +326,8 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
     ref = meta.get("refusal") or {}
     L += ["## Refusal of inputs that are not brain MRI", "",
           "Before the model answers, an input is `rejected` (no class, no probabilities, a reason) when:",
-          "- its DICOM Modality is not MR (CT, US, NM, PT, CR, DX, MG, XA ...), its ImageType marks a localizer, or "
+          "- its DICOM Modality is not MR (CT, US, NM, PT, CR, DX, MG, XA ...), its ImageType marks a localizer or a "
+          "parametric map (ADC, FA, CBF ...), or "
           "BodyPartExamined is not the head "
           "(without that tag: a study, series or protocol description names another body part and not the head), "
           "or its values are in Hounsfield units (CT: a share of them at the -1000 HU of air, e.g. a CT NIfTI "

@@ -4,10 +4,10 @@ A classifier always answers with one of its classes, so a photograph, a chest CT
 a confident "glioma". Three independent layers turn such inputs into `rejected` records with a reason:
 
 1. **Header checks** (`check_header`): a DICOM Modality other than MR (or OT, secondary capture) - CT, US,
-   NM, PT, CR, DX, MG, XA ... -, an ImageType that marks a localizer (scout), and a BodyPartExamined that is
-   not the head or brain (without that tag, a study, series or protocol description that names another body
-   part and not the head); values in Hounsfield units (a share of them at air's -1000 HU: a CT volume in
-   NIfTI, which has no modality tag, or a CT secondary capture).
+   NM, PT, CR, DX, MG, XA ... -, an ImageType that marks a localizer (scout) or a parametric map (ADC ...),
+   and a BodyPartExamined that is not the head or brain (without that tag, a study, series or protocol
+   description that names another body part and not the head); values in Hounsfield units (a share of them
+   at air's -1000 HU: a CT volume in NIfTI, which has no modality tag, or a CT secondary capture).
 2. **Image statistics** (`image_stats` + `check_stats`), computed on the raw frame before preprocessing, on a
    thumbnail whose longest side is `THUMB` pixels: near-constant images; frames under 32 pixels a side; colour
    (measured on the RGB source, before its grayscale conversion); pixel-level noise; no dark background; and
@@ -93,6 +93,9 @@ OTHER_PARTS_WORDS = ("SHOULDER", "KNEE", "KNEES", "HIP", "PELVIS", "PELVIC", "AB
                      "ENTEROGRAPHY", "MRCP", "EXTREMITY", "MSK")
 HEAD_WORDS = ("HEAD", "BRAIN", "SKULL", "CRANIAL", "CRANIUM", "NEURO", "PITUITARY", "SELLA", "ORBIT", "ORBITS",
               "IAC", "CEREBRAL", "CEREBELLUM", "CEREBRUM", "GLIOMA", "MENINGIOMA")
+# ImageType values of maps computed from other images (diffusion: ADC, exponential ADC, fractional anisotropy;
+# perfusion: blood flow and volume, transit and peak times): the model has never seen such values
+PARAMETRIC_MAPS = {"ADC", "EADC", "FA", "CBF", "CBV", "MTT", "TTP"}
 HEAD_PARTS = {"HEAD", "BRAIN", "SKULL", "HEADNECK", "HEAD_NECK", "CEREBRUM", "CEREBELLUM", "NEUROCRANIUM",
               "CRANIUM", "PITUITARY", "SELLA", "ORBIT", "IAC"}
 
@@ -109,9 +112,14 @@ def check_header(info: dict[str, Any]) -> str | None:
     part = (info.get("body_part") or "").upper().replace(" ", "")
     if part and part not in HEAD_PARTS and not any(h in part for h in ("HEAD", "BRAIN", "SKULL")):
         return f"DICOM BodyPartExamined is {part}, not the head; only brain MRI slices are supported"
-    if "LOCALIZER" in (info.get("image_type") or []):
+    image_type = info.get("image_type") or []
+    if "LOCALIZER" in image_type:
         return ("DICOM ImageType marks a LOCALIZER (a low-resolution scout image for planning the scan), not a "
                 "diagnostic slice; only brain MRI slices are supported")
+    maps = [t for t in image_type if t in PARAMETRIC_MAPS]
+    if maps:
+        return (f"DICOM ImageType marks a parametric map ({maps[0]}), computed from other images, not an MRI slice "
+                f"as acquired; only brain MRI slices are supported")
     hu = float(info.get("hu_air") or 0.0)
     if hu >= HU_AIR_MIN:
         return (f"values in Hounsfield units, {100 * hu:.0f}% of them at the -1000 HU of air: a CT image, not MRI; "
