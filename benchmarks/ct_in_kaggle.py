@@ -13,8 +13,8 @@ bright_band: share of the outer band (the head minus its 8-pixel erosion) above 
 dark_gap: share of that band below half the interior's median (MRI: bone and CSF); bright_inside: share of
 the interior (12-pixel erosion) above 0.8 (MRI T1 with contrast, fat). Slices at or above CUT are listed as
 CT candidates. The cut was read off a montage of the 96 highest scores (written by --montage): by eye, all
-64 slices at or above 0.35 looked like CT, the next (0.31) like MRI, and most below like MRI with a few
-unclear. A screening list, not a classifier: CT with a large bright lesion can score lower (the lesion adds
+64 slices at or above CUT (0.33; the lowest of them scores 0.35) looked like CT, the next (0.31) like MRI,
+and most below like MRI with a few unclear. A screening list, not a classifier: CT with a large bright lesion can score lower (the lesion adds
 to bright_inside).
 
 `BY_EYE` adds the CT slices that the statistic misses and that were found by eye: on 2026-11-27 among the

@@ -357,8 +357,9 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
         ex = ref.get("excluded") or {}
         if ex:
             L.append(f"- the feature distance was fitted without the {ex.get('what', 'slices')} listed in "
-                     f"`{ex.get('list', '?')}` ({ex.get('train', '?')} training and {ex.get('val', '?')} validation "
-                     f"slices), so that it describes brain MRI only.")
+                     f"`{ex.get('list', '?')}` when this model was built ({ex.get('train', '?')} training and "
+                     f"{ex.get('val', '?')} validation slices), so that it describes brain MRI only; slices listed "
+                     f"since were in the fit as MRI.")
     else:
         L.append("- (no feature-space refusal is stored in this checkpoint)")
     L += ["", "## Known failure modes", "",
@@ -383,13 +384,13 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
               f"This model was trained with such curves on {100 * contrast:.0f}% of its images, which reduces "
               "but does not remove this" if contrast else
               "This model was trained without such curves, and may call many of those tumours "
-              "`notumor`") + "; measure a model with `python benchmarks/robustness.py --model CKPT`.",
+              "`notumor`") + "; measure a model with `python benchmarks/robustness.py --model CKPT --out FILE`.",
           "- Skull-stripped slices (as in BraTS and other public tumour data; every Kaggle slice keeps its skull) "
           "lose tumours more often than slices with the skull. " + (
               f"This model was trained with {100 * strip:.0f}% of its images skull-stripped, which reduces "
               "but does not remove this" if strip else
               "This model was trained without skull-stripped images") +
-          "; measure a model with `python benchmarks/robustness.py --model CKPT`.",
+          "; measure a model with `python benchmarks/robustness.py --model CKPT --out FILE`.",
           "- Tumours on T2-weighted slices: the Kaggle tumour classes are contrast-enhanced T1 slices and its "
           "no-tumour class is mostly T2 and FLAIR, so a T2 tumour slice can be called `notumor`. With the set's 13 "
           "T2 tumour slices held out of training, a model trained without a T2-like rendering of the tumour called "
@@ -401,20 +402,20 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
               "This model was trained without it (the model trained with it scored lower on the Kaggle set and "
               "refused many more turned or re-windowed real slices: README, \"what else was tried\"), and may "
               "call most T2 tumour slices `notumor`")
-          + "; measure a model with `python benchmarks/sequences.py score --model CKPT`.",
+          + "; measure a model with `python benchmarks/sequences.py score --model CKPT --out FILE`.",
           "- Noisy slices (strong pixel noise at full resolution) can be refused as 'mostly pixel noise', and "
-          "slices turned sideways are answered less accurately and more often `uncertain` or refused; measure a model with "
-          "`python benchmarks/robustness.py --model CKPT`.",
+          "slices turned sideways are answered less accurately and more often `uncertain` or refused; measure a "
+          "model with `python benchmarks/robustness.py --model CKPT --out FILE`.",
           "- Real MRI slices far from the training slices (another sequence, a strong display curve) are refused by "
           "the feature distance more often, tumour slices among them: a refused tumour slice is neither found nor "
-          "missed. `python benchmarks/robustness.py --model CKPT` gives the share of tumour slices refused under "
-          "each change.",
+          "missed. `python benchmarks/robustness.py --model CKPT --out FILE` gives the share of tumour slices "
+          "refused under each change.",
           "- Healthy brains from other sources: an average-brain template (nilearn's MNI152 T1, skull-stripped and "
           "smoother than any scan) is mostly refused as unlike the training slices, and its axial slices at the "
           "skull base (temporal poles, midbrain) can be called `pituitary` with high confidence; diffusion and fMRI "
           "(EPI) slices from dipy and nibabel were mostly called `notumor`. Measure a model with "
-          "`python benchmarks/external_mri.py --model CKPT` (healthy brains only: it measures false alarms and "
-          "refusals, not tumour detection).",
+          "`python benchmarks/external_mri.py --model CKPT --out FILE` (healthy brains only: it measures false "
+          "alarms and refusals, not tumour detection).",
           "- Heatmaps show what influenced the score, not a diagnosis-grade segmentation: on held-out slices "
           "with expert masks their peak misses the tumour in a share of cases (most often diffuse or "
           "non-enhancing gliomas, where the map can peak on another bright structure); measure a model with "
