@@ -269,6 +269,23 @@ def test_the_evaluate_summary_prints_na_with_a_reason_for_every_undefined_metric
     assert "warning: no test images of meningioma (support 0)" in out
 
 
+def test_the_evaluate_summary_prints_the_miss_rate_and_selective_accuracy(capsys):
+    from tumorlens.cli import _print_metrics
+    from tumorlens.metrics import classification_report
+
+    m = {"n": 4, "accuracy": 0.75, "accuracy_ci": [0.3, 0.95], "report": classification_report([0, 1], [0, 1],
+                                                                                                ["glioma", "notumor"]),
+         "miss_rate": {"negative_class": "notumor", "overall": {"n": 40, "count": 2, "rate": 0.05,
+                                                                "ci": [0.0138, 0.165]}},
+         "selective": {"at_90": {"coverage": 0.9, "accuracy": 0.98},
+                       "at_threshold": {"threshold": 0.7712, "coverage": 0.923, "accuracy": None}}}
+    _print_metrics(m)
+    out = capsys.readouterr().out
+    assert "tumours called notumor: 2 of 40 (5.0%, 95% CI 1.4-16.5%)" in out
+    assert ("selective accuracy 0.9800 on the 90.0% most confident; at the model's abstention threshold 0.771: "
+            "92.3% answered, accuracy n/a (not defined for this test set)") in out
+
+
 def test_info_shows_na_for_a_stored_test_macro_auc_that_is_null(ckpt, tmp_path, capsys):
     """A checkpoint evaluated on a one-class test part stores macro AUC as null; `info` crashed on it."""
     from tumorlens.checkpoint import save_checkpoint

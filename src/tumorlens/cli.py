@@ -350,6 +350,18 @@ def _print_metrics(m: dict) -> None:
     if cal:
         print(f"ECE {_num(cal.get('ece_before'))} -> {_num(cal.get('ece_after'))} after temperature "
               f"{_num(cal.get('temperature'), spec='.3f')}")
+    mr = (m.get("miss_rate") or {}).get("overall") or {}
+    if mr.get("n"):
+        lo, hi = mr.get("ci") or (float("nan"), float("nan"))
+        print(f"tumours called {m['miss_rate'].get('negative_class', 'notumor')}: {mr['count']} of {mr['n']} "
+              f"({100 * mr['rate']:.1f}%, 95% CI {100 * lo:.1f}-{100 * hi:.1f}%)")
+    sel = m.get("selective") or {}
+    at90, at_t = sel.get("at_90") or {}, sel.get("at_threshold") or {}
+    if at90.get("coverage") is not None:
+        print(f"selective accuracy {_num(at90.get('accuracy'))} on the {100 * at90['coverage']:.1f}% most confident; "
+              + (f"at the model's abstention threshold {at_t['threshold']:.3f}: {100 * at_t['coverage']:.1f}% "
+                 f"answered, accuracy {_num(at_t.get('accuracy'))}" if at_t.get("coverage") is not None else
+                 "no abstention threshold stored"))
     print(format_report(m["report"]))
 
 
