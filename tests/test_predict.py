@@ -430,8 +430,8 @@ def test_model_card_renders_metadata_and_never_invents_numbers(ckpt, tmp_path, c
     ck4 = save_checkpoint(tmp_path / "ct.safetensors", ck.model, ck.config, meta4)
     assert _main(["model-card", "--model", str(ck4), "--out", str(out)]) == 0
     text = out.read_text()
-    assert ("fitted without the CT slices of the Kaggle set listed in `kaggle_ct.csv` (57 training and 1 "
-            "validation slices)") in text
+    assert ("fitted without the CT slices of the Kaggle set listed in `kaggle_ct.csv` when this model was built "
+            "(57 training and 1 validation slices)") in text
     assert "refused as not brain MRI: 9/1323 (0.7 %) of these real MRI slices" in text
     assert "(the 18 CT slices among the test images are counted apart: 17 refused)" in text
     assert "so it refuses most CT slices given as image files" in text
