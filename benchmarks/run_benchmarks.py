@@ -77,7 +77,7 @@ def run_one(r: dict, ds, audit, groups, runs_dir: Path, threads: int, sets: tupl
            "train_seconds": pr.ckpt.meta.get("train_seconds"), "threads": pr.ckpt.meta.get("threads"),
            "best_epoch": pr.ckpt.meta.get("best_epoch"),
            # the torch that trained the run (its checkpoint's record), not the one scoring it: a run trained
-           # under another torch build can differ by a few test slices (README, "what else was tried")
+           # under another torch build can differ by a few test slices (docs/experiments.md)
            "torch": (pr.ckpt.meta.get("versions") or {}).get("torch", "?"),
            "correct": (ev.probs.argmax(1) == ev.y_true).astype(int).tolist(), "paths": test.paths}
     atomic_write_text(out / "result.json", json.dumps(res) + "\n")

@@ -68,7 +68,7 @@ def test_lstm_in_narrows_the_map_the_lstm_reads_and_every_parameter_learns():
     assert m.squeeze.out_channels == 4 and m.lstm.input_size == 4 * 8  # 4 channels x 8 columns per row
     plain = build_model(replace(SMALL, lstm_in=0))
     assert plain.squeeze is None and plain.lstm.input_size == 32 * 8  # all 32 channels x 8 columns
-    assert ModelConfig().lstm_in == 0  # off by default: measured, not adopted (README, "what else was tried")
+    assert ModelConfig().lstm_in == 0  # off by default: measured, not adopted (docs/experiments.md)
     assert build_model(replace(SMALL, head="pool", lstm_in=4)).squeeze is None
     x = torch.rand(4, 1, 64, 64)
     assert m.forward_features(x).shape == (4, 32, 8, 8)  # the CAM layer keeps every channel

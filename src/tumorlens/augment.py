@@ -55,7 +55,7 @@ def _contrast_curves(x: torch.Tensor, share: float, g: torch.Generator) -> torch
 
     Scanners, sequences and exports map tissue to grey levels differently, and the Kaggle no-tumour source
     differs from the tumour source in exactly that; a model that reads tumours from grey levels calls
-    re-windowed tumour scans "no tumour" (README, "grey-level curves"). The kinds: a narrow window (saturate
+    re-windowed tumour scans "no tumour" (docs/experiments.md, "grey-level curves"). The kinds: a narrow window (saturate
     above the 70th-98th percentile of the head and rescale), histogram equalisation of the head blended
     with the image, and a random piecewise-linear monotone curve (4 segments, random slopes: gamma-like,
     S-shaped, or flat at either end).

@@ -400,7 +400,7 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
               "tumours shown through an S-shaped display curve or histogram-equalised are missed more often "
               "than by the model before it" if t2 else
               "This model was trained without it (the model trained with it scored lower on the Kaggle set and "
-              "refused many more turned or re-windowed real slices: README, \"what else was tried\"), and may "
+              "refused many more turned or re-windowed real slices: docs/experiments.md), and may "
               "call most T2 tumour slices `notumor`")
           + "; measure a model with `python benchmarks/sequences.py score --model CKPT --out FILE`.",
           "- Noisy slices (strong pixel noise at full resolution) can be refused as 'mostly pixel noise', and "

@@ -97,15 +97,15 @@ class ModelConfig:
     # the model's 1.52 M parameters and a fifth of its ONNX Runtime time. At 32 (0.73 M parameters, the model
     # 0.82 against 0.97 ms per input): clean accuracy 0.943 / 0.936 / 0.946 on seeds 0 / 1 / 2, mean 0.942
     # (0.938 without), but official 0.958 (0.965), stratified 0.961 (0.972), and the seed-0 model's ECE 0.021
-    # (0.019, over the 0.02 target) and tumour miss rate 1.3% (0.6%), so it stays off (README, "what else was
-    # tried"; benchmarks/results-lstm-in32.md)
+    # (0.019, over the 0.02 target) and tumour miss rate 1.3% (0.6%), so it stays off (docs/experiments.md;
+    # benchmarks/results-lstm-in32.md)
     lstm_in: int = 0
     # conv3x3 layers after the first in a block (block_convs > 1) as depthwise-separable convs (a 3x3 per channel,
     # then a 1x1 across channels; MobileNet, Howard et al. 2017): the two second convs were 30% of the model's ONNX
     # Runtime time (its profiler, bundled model, 1 thread), a separable one has 1/8 of their multiply-adds. Faster
     # (0.70 against 0.98 ms per input) and as accurate on the clean split (mean 0.929 against 0.928), but its
-    # feature distance refused 52 of the Kaggle set's 74 CT slices against 66, so it stays off (README, "what else
-    # was tried"; benchmarks/results-separable.md)
+    # feature distance refused 52 of the Kaggle set's 74 CT slices against 66, so it stays off (docs/experiments.md;
+    # benchmarks/results-separable.md)
     separable: bool = False
 
     def __post_init__(self) -> None:
@@ -172,7 +172,7 @@ class TrainConfig:
     augment: bool = True
     # share of training images turned by any angle (augment.py); the rest turn by at most 10 degrees.
     # 0.25 rather than 0.1: on the 3 clean seeds, slices turned 90/270 degrees scored 0.909/0.901 against
-    # 0.886/0.883 (benchmarks/robustness.py on each run), upright accuracy unchanged (README, "what else was tried")
+    # 0.886/0.883 (benchmarks/robustness.py on each run), upright accuracy unchanged (docs/experiments.md)
     turn: float = 0.25
     seg_weight: float = 10.0  # weight of the mask-guidance loss (masks.py); needs model.seg_blocks > 0 or model.gate
     # per-step decay of an exponential moving average of the weights (and BatchNorm statistics) that is
@@ -205,7 +205,7 @@ class TrainConfig:
     # zoomed to fill the frame (augment.py); 0: off. Public tumour data such as BraTS is skull-stripped,
     # while every Kaggle slice keeps its skull. At 0.5 the three clean seeds scored 0.938 mean accuracy
     # against 0.933 without, and missed 0.7-2.0% of skull-stripped test tumours against 10.8-14.1%; the
-    # leaky official split fell from 0.974 to 0.965 (benchmarks/results.md; README, "skull stripping")
+    # leaky official split fell from 0.974 to 0.965 (benchmarks/results.md; docs/experiments.md, "skull stripping")
     strip: float = 0.5
     # weight of outlier exposure (outliers.py): each batch also carries a quarter as many generated non-MRI
     # images, trained towards a uniform answer (Hendrycks et al. 2019 use 0.5); 0: off
@@ -214,7 +214,7 @@ class TrainConfig:
     # its left-right mirror; the temperature is fitted on those averaged logits. A head is near-symmetric, so
     # the mirror is a second look at the same anatomy. It raised clean test accuracy on all six benchmark runs
     # of turn 0.1 and 0.25 (+0.4 to +0.9 points) and official accuracy by 0.2-0.3 points, for twice the
-    # model time (README, "test-time mirroring")
+    # model time (docs/experiments.md, "test-time mirroring")
     flip_average: bool = True
     model: ModelConfig = field(default_factory=ModelConfig)
     preprocess: Preprocess = field(default_factory=Preprocess)
