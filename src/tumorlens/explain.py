@@ -29,7 +29,9 @@ maximum, so they lie in [0, 1] and an all-zero map stays zero):
               the (position-dependent) LSTM head actually used, where Grad-CAM averages it away.
   layercam    Jiang et al. 2021: ReLU(sum_c ReLU(G_c) * A_c) on the block before the CAM layer (S/4 x S/4).
   multilayer  the normalised mean of LayerCAM on the last three blocks (S/8, S/4, S/2): coarse evidence
-              sharpened by finer layers.
+              sharpened by finer layers. On the bundled model it fails the randomisation check of `tumorlens
+              localize` (rank correlation 0.66 between its maps from trained and randomised weights, the
+              limit 0.5; benchmarks/localization-bundled.json): its maps follow the image more than the model.
   fused       Grad-CAM on the CAM layer times LayerCAM on the first block (full S x S resolution), pixel by
               pixel: where the class evidence is, at the detail of the input. The same idea as Guided
               Grad-CAM (Selvaraju et al. 2017, Grad-CAM x guided backpropagation), with LayerCAM's
