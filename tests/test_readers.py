@@ -560,3 +560,56 @@ def test_a_voi_lut_on_integer_values_raises_no_pydicom_warning(recwarn, caplog):
         (fr,) = read_frames(buf.getvalue(), name="lut.dcm")
     assert fr.info["window"] == "voi_lut"
     assert not [w for w in recwarn if "VOI LUT" in str(w.message)] and "VOI LUT" not in caplog.text
+
+
+def _head_volume(n: int = 8) -> np.ndarray:
+    """(X, Y, Z) phantom heads on an exactly-zero background, brain values above it (a skull-stripped scan)."""
+    return np.stack([phantom(i=k, size=64).astype(np.float32) for k in range(n)], -1)
+
+
+def test_a_z_scored_skull_stripped_volume_gets_a_dark_background_and_the_same_slices():
+    """BraTS-style volumes are z-scored inside the brain with the background exactly 0, i.e. mid-grey; it is
+    set to the volume's minimum, so the head is found and shown as in the volume before normalisation."""
+    vol = _head_volume()
+    vol[vol < 20] = 0  # skull-stripped: background exactly 0
+    inside = vol > 0
+    zs = np.where(inside, (vol - vol[inside].mean()) / vol[inside].std(), 0).astype(np.float32)
+    frames = read_frames(nifti_bytes(zs), name="zs.nii")
+    plain = read_frames(nifti_bytes(vol), name="plain.nii")
+    assert [f.where for f in frames] == [f.where for f in plain]
+    assert frames[0].info["background"].startswith("zero background of an intensity-normalised volume")
+    assert plain[0].info["background"] is None
+    for f in frames:  # the background is the darkest value again
+        assert f.gray.min() == pytest.approx(float(zs.min())) and (f.gray == f.gray.min()).mean() > 0.2
+
+
+def test_a_stack_of_thick_sagittal_or_coronal_slices_is_refused_but_a_thick_axial_stack_is_read():
+    vol = _head_volume(6)
+    for zooms, plane in (((5.0, 1.0, 1.0), "sagittal"), ((1.0, 3.0, 1.0), "coronal")):
+        with pytest.raises(TumorlensError, match=f"thick.nii: NIfTI volume of {plane} slices"):
+            read_frames(nifti_bytes(vol, affine=np.diag([*zooms, 1.0])), name="thick.nii")
+    assert read_frames(nifti_bytes(vol, affine=np.diag([0.5, 0.5, 5.0, 1.0])), name="axial.nii")
+    assert read_frames(nifti_bytes(vol, affine=np.diag([2.0, 1.0, 1.0, 1.0])), name="aniso.nii")  # not thick
+
+
+def test_odd_nifti_headers_give_one_line_and_no_library_noise(recwarn, caplog, capfd):
+    import nibabel
+
+    vol = _head_volume(3)
+    zero = bytearray(nifti_bytes(vol))
+    zero[252:256] = (0).to_bytes(2, "little") + (1).to_bytes(2, "little")  # qform_code 0, sform_code 1
+    zero[280:328] = bytes(48)  # srow_x, srow_y, srow_z: an all-zero voxel-to-world matrix
+    with pytest.raises(TumorlensError, match="singular.nii: the NIfTI affine .* is singular or invalid") as e:
+        read_frames(bytes(zero), name="singular.nii")
+    assert "\n" not in str(e.value) and "[[" not in str(e.value)
+    big = nibabel.Nifti1Image(vol.astype(np.float64) * 1e38, np.eye(4))  # past float32's range
+    with pytest.raises(TumorlensError, match="big.nii: NIfTI values exceed the float32 range"):
+        read_frames(big.to_bytes(), name="big.nii")
+    odd = bytearray(nifti_bytes(vol))
+    odd[80:92] = bytes(12)  # pixdim[1..3] = 0: nibabel warns "pixdim[1,2,3] should be non-zero"
+    odd[252:256] = bytes(4)  # qform_code = sform_code = 0: no orientation
+    with caplog.at_level("WARNING"):
+        assert read_frames(bytes(odd), name="nocodes.nii")
+    assert "nocodes.nii: NIfTI header holds no orientation" in caplog.text
+    assert "pixdim" not in caplog.text and not [w for w in recwarn if "pixdim" in str(w.message)]
+    assert "pixdim" not in capfd.readouterr().err

@@ -30,15 +30,17 @@ pydicom and nibabel are imported only when a DICOM or NIfTI input arrives. The D
 """
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import logging
 import math
 import os
 import struct
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 from PIL import Image
@@ -183,6 +185,42 @@ def square_pixels(g: np.ndarray, col_size: float, row_size: float) -> np.ndarray
 
 
 # ---------------------------------------------------------------------------------------- NIfTI
+F32_MAX = float(np.finfo(np.float32).max)
+# a volume whose in-plane (axial) voxel side is over this many times its smallest side was acquired as thick
+# slices in another plane: its axial slices would be rebuilt from blocks
+THICK_RATIO = 2.5
+
+
+def _dark_background(vol: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """A skull-stripped, intensity-normalised volume (z-scored: brain values below and above 0, the background
+    exactly 0, as BraTS and nnU-Net pipelines write them) with its background set to the volume's minimum,
+    so that it is dark as in any scan (preprocessing takes the lowest value for background); else unchanged.
+    Returns the volume and a note of what was done, or None."""
+    if vol.size == 0 or float(vol.min()) >= 0:
+        return vol, None
+    zero = vol == 0
+    share = float(np.count_nonzero(zero)) / vol.size
+    if share < 0.2:
+        return vol, None
+    out = vol.copy()
+    out[zero] = float(vol.min())
+    return out, f"zero background of an intensity-normalised volume ({100 * share:.0f}% of voxels) set to its minimum"
+
+
+def _reformat_of_thick_slices(zooms: list[float]) -> str | None:
+    """Why the axial slices of a volume with these (RAS) voxel sizes are not worth classifying: a stack of
+    thick sagittal or coronal slices (e.g. 5 mm apart, 1 mm in plane) gives axial slices rebuilt from
+    blocks, unlike any slice a scanner shows; None for axial stacks and near-isotropic volumes."""
+    x, y, z = (float(v) if v and np.isfinite(v) and v > 0 else 1.0 for v in zooms[:3])
+    # the slices run across the axis of the largest spacing; axial stacks (z largest) are cut as acquired
+    if z >= max(x, y) or max(x, y) <= THICK_RATIO * min(x, y, z):
+        return None
+    plane = "sagittal" if x >= y else "coronal"
+    return (f"NIfTI volume of {plane} slices {max(x, y):g} mm apart ({x:g} x {y:g} x {z:g} mm voxels): its axial "
+            f"slices would be rebuilt from {max(x, y):g} mm blocks; only axial slices are cut from NIfTI - send "
+            f"the {plane} slices as images (PNG or DICOM) instead")
+
+
 def auto_slices(vol: np.ndarray, limit: int = MAX_AUTO_SLICES) -> list[int]:
     """Indices of axial slices worth classifying in an (X, Y, Z) volume, inferior first.
 
@@ -266,49 +304,82 @@ def _gunzip_nifti(raw: bytes, name: str, cap: int | None = None) -> bytes:
     return b"".join(chunks)
 
 
+@contextlib.contextmanager
+def _quiet_nibabel() -> Iterator[None]:
+    """Python warnings off, and nibabel's own logger at ERROR, for the duration."""
+    nib_log = logging.getLogger("nibabel.global")
+    level = nib_log.level
+    nib_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        nib_log.setLevel(level)
+
+
 def _read_nifti(src: str | os.PathLike | bytes, name: str, kind: str, slice_: int | None) -> list[Frame]:
     import nibabel as nib
 
-    try:
-        if isinstance(src, (bytes, bytearray, memoryview)):
-            raw = bytes(src)
-            if raw[:2] == b"\x1f\x8b":
-                raw = _gunzip_nifti(raw, name)
-            cls = nib.Nifti2Image if int.from_bytes(raw[:4], "little") == 540 or \
-                int.from_bytes(raw[:4], "big") == 540 else nib.Nifti1Image
-            img = cls.from_bytes(raw)
-        else:
-            img = nib.load(str(src))
-        shape = tuple(int(s) for s in img.shape)
-        while len(shape) > 3 and shape[-1] == 1:
-            shape = shape[:-1]
-        if len(shape) > 3:
-            raise TumorlensError(f"{name}: NIfTI image is {len(shape)}-D {shape}; only 2-D or 3-D (one volume) "
-                                 f"images are supported - extract one volume first")
-        if int(np.prod(shape)) > MAX_VOXELS:
-            raise TumorlensError(f"{name}: NIfTI image has {int(np.prod(shape)):,} voxels, over the limit")
-        from .data import MAX_SIDE
+    # nibabel's and numpy's notes on odd headers (zero pixdim, a singular affine) and casts are not for the
+    # user's stderr: what matters is checked here and said in one line
+    with _quiet_nibabel():
+        try:
+            if isinstance(src, (bytes, bytearray, memoryview)):
+                raw = bytes(src)
+                if raw[:2] == b"\x1f\x8b":
+                    raw = _gunzip_nifti(raw, name)
+                cls = nib.Nifti2Image if int.from_bytes(raw[:4], "little") == 540 or \
+                    int.from_bytes(raw[:4], "big") == 540 else nib.Nifti1Image
+                img = cls.from_bytes(raw)
+            else:
+                img = nib.load(str(src))
+            shape = tuple(int(s) for s in img.shape)
+            while len(shape) > 3 and shape[-1] == 1:
+                shape = shape[:-1]
+            if len(shape) > 3:
+                raise TumorlensError(f"{name}: NIfTI image is {len(shape)}-D {shape}; only 2-D or 3-D (one volume) "
+                                     f"images are supported - extract one volume first")
+            if int(np.prod(shape)) > MAX_VOXELS:
+                raise TumorlensError(f"{name}: NIfTI image has {int(np.prod(shape)):,} voxels, over the limit")
+            from .data import MAX_SIDE
 
-        if max(shape) > MAX_SIDE:
-            raise TumorlensError(f"{name}: NIfTI image is {shape}, a side over the {MAX_SIDE} limit")
-        if len(shape) < 3:
-            shape = shape + (1,) * (3 - len(shape))
-        dt = img.get_data_dtype()
-        if dt.kind == "c" or dt.names:  # complex (e.g. raw k-space or phase data) or RGB voxels: no magnitude image
-            raise TumorlensError(f"{name}: NIfTI voxels are {'complex' if dt.kind == 'c' else 'RGB'} ({dt}); only "
-                                 f"real-valued grayscale volumes are supported (save the magnitude image)")
-        data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
-        img3 = nib.Nifti1Image(data, img.affine)
-        can = nib.as_closest_canonical(img3)
-        vol = np.asarray(can.dataobj, dtype=np.float32)
-        zooms = [float(z) for z in can.header.get_zooms()[:3]]
-    except TumorlensError:
-        raise
-    except MemoryError:
-        raise TumorlensError(f"{name}: NIfTI image too large to load") from None
-    except Exception as e:  # nibabel raises many types for damaged files
-        raise TumorlensError(f"{name}: corrupt or unreadable NIfTI file ({str(e) or type(e).__name__})") from None
+            if max(shape) > MAX_SIDE:
+                raise TumorlensError(f"{name}: NIfTI image is {shape}, a side over the {MAX_SIDE} limit")
+            if len(shape) < 3:
+                shape = shape + (1,) * (3 - len(shape))
+            dt = img.get_data_dtype()
+            if dt.kind == "c" or dt.names:  # complex (e.g. raw k-space or phase data) or RGB voxels: no magnitude image
+                raise TumorlensError(f"{name}: NIfTI voxels are {'complex' if dt.kind == 'c' else 'RGB'} ({dt}); only "
+                                     f"real-valued grayscale volumes are supported (save the magnitude image)")
+            raw_data = np.asarray(img.dataobj)
+            biggest = float(np.abs(raw_data[np.isfinite(raw_data)]).max(initial=0.0)) if raw_data.dtype.kind == "f" \
+                else 0.0
+            if biggest > F32_MAX:
+                raise TumorlensError(f"{name}: NIfTI values exceed the float32 range (up to {biggest:.3g}); rescale "
+                                     f"the volume")
+            data = raw_data.astype(np.float32).reshape(shape)
+            if not (img.header.get("qform_code", 0) or img.header.get("sform_code", 0)):
+                log.warning("%s: NIfTI header holds no orientation (qform and sform codes 0): shown as nibabel "
+                            "reads such files, which may be mirrored", name)
+            try:
+                can = nib.as_closest_canonical(nib.Nifti1Image(data, img.affine))
+            except Exception:  # noqa: BLE001 - nibabel's message prints the whole matrix
+                raise TumorlensError(f"{name}: the NIfTI affine (voxel-to-world matrix) is singular or invalid; "
+                                     f"its slices cannot be oriented") from None
+            vol = np.asarray(can.dataobj, dtype=np.float32)
+            zooms = [float(z) for z in can.header.get_zooms()[:3]]
+        except TumorlensError:
+            raise
+        except MemoryError:
+            raise TumorlensError(f"{name}: NIfTI image too large to load") from None
+        except Exception as e:  # nibabel raises many types for damaged files
+            raise TumorlensError(f"{name}: corrupt or unreadable NIfTI file ({str(e) or type(e).__name__})") from None
     vol = np.nan_to_num(vol, nan=0.0, posinf=0.0, neginf=0.0)
+    vol, background = _dark_background(vol)
+    thick = _reformat_of_thick_slices(zooms)
+    if thick:
+        raise TumorlensError(f"{name}: {thick}")
     nz = vol.shape[2]
     # a header may declare a zero-length axis; checked after reorientation, which can move it to the third
     if nz == 0:
@@ -324,7 +395,7 @@ def _read_nifti(src: str | os.PathLike | bytes, name: str, kind: str, slice_: in
         log.info("%s: %d of its %d axial slices (%s; the middle of the head, readers.auto_slices); --slice N "
                  "picks one", name, len(picks), nz, ", ".join(map(str, picks)))
     info = {"format": "NIfTI", "modality": None, "body_part": None, "colour": False, **_GREY,
-            "hu_air": hu_air_share(vol), "shape": list(vol.shape), "voxel_size": [round(z, 4) for z in zooms],
+            "hu_air": hu_air_share(vol), "background": background, "shape": list(vol.shape), "voxel_size": [round(z, 4) for z in zooms],
             "n_slices": nz,
             "orientation": "RAS (as_closest_canonical)", "auto_slices": slice_ is None}
     frames = []
