@@ -395,8 +395,8 @@ def _read_nifti(src: str | os.PathLike | bytes, name: str, kind: str, slice_: in
         log.info("%s: %d of its %d axial slices (%s; the middle of the head, readers.auto_slices); --slice N "
                  "picks one", name, len(picks), nz, ", ".join(map(str, picks)))
     info = {"format": "NIfTI", "modality": None, "body_part": None, "colour": False, **_GREY,
-            "hu_air": hu_air_share(vol), "background": background, "shape": list(vol.shape), "voxel_size": [round(z, 4) for z in zooms],
-            "n_slices": nz,
+            "hu_air": hu_air_share(vol), "background": background, "shape": list(vol.shape),
+            "voxel_size": [round(z, 4) for z in zooms], "n_slices": nz,
             "orientation": "RAS (as_closest_canonical)", "auto_slices": slice_ is None}
     frames = []
     for k in picks:
