@@ -352,13 +352,15 @@ def _read_nifti(src: str | os.PathLike | bytes, name: str, kind: str, slice_: in
             if dt.kind == "c" or dt.names:  # complex (e.g. raw k-space or phase data) or RGB voxels: no magnitude image
                 raise TumorlensError(f"{name}: NIfTI voxels are {'complex' if dt.kind == 'c' else 'RGB'} ({dt}); only "
                                      f"real-valued grayscale volumes are supported (save the magnitude image)")
-            raw_data = np.asarray(img.dataobj)
-            biggest = float(np.abs(raw_data[np.isfinite(raw_data)]).max(initial=0.0)) if raw_data.dtype.kind == "f" \
-                else 0.0
-            if biggest > F32_MAX:
-                raise TumorlensError(f"{name}: NIfTI values exceed the float32 range (up to {biggest:.3g}); rescale "
-                                     f"the volume")
-            data = raw_data.astype(np.float32).reshape(shape)
+            if dt.kind == "f" and dt.itemsize > 4:  # float64 on disk: values past float32 would become inf
+                raw_data = np.asarray(img.dataobj)
+                biggest = float(np.abs(raw_data[np.isfinite(raw_data)]).max(initial=0.0))
+                if biggest > F32_MAX:
+                    raise TumorlensError(f"{name}: NIfTI values exceed the float32 range (up to {biggest:.3g}); "
+                                         f"rescale the volume")
+                data = raw_data.astype(np.float32).reshape(shape)
+            else:  # read straight into float32, as before: no float64 copy of a large integer volume
+                data = np.asarray(img.dataobj, dtype=np.float32).reshape(shape)
             if not (img.header.get("qform_code", 0) or img.header.get("sform_code", 0)):
                 log.warning("%s: NIfTI header holds no orientation (qform and sform codes 0): shown as nibabel "
                             "reads such files, which may be mirrored", name)
