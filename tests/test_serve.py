@@ -425,10 +425,23 @@ def test_slice_with_only_2d_uploads_is_logged_and_noted_in_a_header(answering, i
     ("slice=1&slice=2", "slice: given 2 times; give it once"),
     ("explain=true&explain=false", "explain: given 2 times; give it once"),
     ("slice=-1", "slice: must be 0 or more, got -1"),
+    ("Explain=true", "Explain: unknown query parameter; this endpoint takes explain and slice"),
 ])
 def test_bad_or_repeated_query_parameters_are_a_one_line_422(client, inputs, query, detail):
     r = client.post(f"/api/predict?{query}", files=_files({"b.png": inputs["b.png"]}))
     assert (r.status_code, r.json()) == (422, {"detail": detail})
+
+
+def test_an_upper_case_nii_gz_upload_is_read_as_nifti(client):
+    """The suffix pattern was case-sensitive: VOL.NII.GZ was passed on as '.GZ' and was 'not an image'."""
+    from predict_helpers import nifti_bytes
+
+    vol = np.stack([phantom(i=k, size=64).astype(np.float32) for k in range(6)], -1)
+    data = nifti_bytes(vol, gz=True)
+    upper = client.post("/api/predict?slice=2", files=_files({"VOL.NII.GZ": data})).json()
+    lower = client.post("/api/predict?slice=2", files=_files({"vol.nii.gz": data})).json()
+    assert [r["status"] for r in upper] == [r["status"] for r in lower] and upper[0]["status"] != "error"
+    assert upper[0]["probabilities"] == lower[0]["probabilities"] and upper[0]["path"] == "VOL.NII.GZ"
 
 
 def test_a_text_file_named_dcm_is_an_error_record_saying_it_is_not_dicom(client, inputs):

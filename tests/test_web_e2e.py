@@ -119,6 +119,11 @@ def test_upload_shows_probabilities_and_heatmap(server, tmp_path):
             page.wait_for_function("document.getElementById('status').textContent.startsWith('Finished')")
             status = page.locator("#status").inner_text()
             assert status.startswith("Finished 3 file(s): ") and "1 failed" in status
+            # a second batch is summed up on its own: the first batch's failure stays on the page, not in the count
+            page.set_input_files("#files", [str(img)])
+            page.wait_for_function("() => document.getElementById('status').textContent.startsWith('Finished 1 file')")
+            again = page.locator("#status").inner_text()
+            assert "failed" not in again and again.count(" ok") + again.count("uncertain") == 1, again
 
             disclaimer = page.locator("#disclaimer")
             assert disclaimer.is_visible() and "Research use only - not a medical device" in disclaimer.inner_text()

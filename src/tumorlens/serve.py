@@ -29,7 +29,7 @@ Privacy and safety
   first and counted while the body streams -> 413; at most ``max_files`` file parts per request -> 413. A body
   that is not multipart/form-data -> 415; a single file that is not a supported image (PNG, JPEG, BMP, TIFF,
   ... that Pillow opens, DICOM, NIfTI) -> 415, an empty one -> 422 (among several files, such a file gets an
-  ``error`` record and the rest are answered); no ``files`` field -> 422; a bad or repeated query
+  ``error`` record and the rest are answered); no ``files`` field -> 422; a bad, repeated or unknown query
   parameter -> 422; a malformed body, one cut short included -> 400. Every refusal is ``{"detail": "..."}``,
   one line. A file of a supported format that fails to decode gives an ``error`` record, as in the CLI.
 * Host check: requests whose ``Host`` header names anything but localhost, 127.0.0.1, [::1], the address the
@@ -79,7 +79,8 @@ STATIC = {  # route -> (package file, media type); served from memory
 }
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
             "connect-src 'self'; form-action 'none'; base-uri 'none'; frame-ancestors 'none'")
-_KNOWN_SUFFIX = re.compile(r"(\.nii\.gz|\.[A-Za-z0-9]{1,6})$")
+_KNOWN_SUFFIX = re.compile(r"(\.nii\.gz|\.[A-Za-z0-9]{1,6})$", re.IGNORECASE)  # VOL.NII.GZ is a NIfTI too
+QUERY_PARAMETERS = ("explain", "slice")
 SLICE_NOTE = "slice applies to NIfTI volumes only; ignored"
 
 
@@ -374,10 +375,14 @@ def create_app(predictor_or_ckpt_path: Any = None, max_upload_mb: float = 20, ma
               responses={413: {"description": "upload too large or too many files"},
                          415: {"description": "not multipart, or a single file that is not a supported image "
                                                "(in a batch such a file gets an error record)"},
-                         422: {"description": "no 'files' field, a single empty file, or a bad or repeated "
-                                               "query parameter"}})
+                         422: {"description": "no 'files' field, a single empty file, or a bad, repeated or "
+                                               "unknown query parameter"}})
     async def predict(request: Request, explain: bool = False, slice: int | None = None) -> JSONResponse:
-        for key in ("explain", "slice"):
+        unknown = sorted(set(request.query_params) - set(QUERY_PARAMETERS))
+        if unknown:  # a typo such as ?Explain=true would otherwise drop the heatmaps without a word
+            raise HTTPException(422, f"{unknown[0]}: unknown query parameter; this endpoint takes "
+                                     f"{' and '.join(QUERY_PARAMETERS)}")
+        for key in QUERY_PARAMETERS:
             n = len(request.query_params.getlist(key))
             if n > 1:
                 raise HTTPException(422, f"{key}: given {n} times; give it once")

@@ -189,7 +189,7 @@
   async function analyse(file, card) {
     if (file.size > limitBytes) {
       failCard(card, "the file is larger than the server's upload limit (" + (limitBytes / 1048576) + " MiB).");
-      return;
+      return [card];
     }
     const body = new FormData();
     body.append("files", file, file.name);
@@ -198,48 +198,55 @@
       resp = await fetch("/api/predict?explain=true", { method: "POST", body: body });
     } catch (e) {
       failCard(card, "the tumorlens server did not answer (" + e.message + ").");
-      return;
+      return [card];
     }
     let data = null;
     try { data = await resp.json(); } catch (e) { data = null; }
     if (!resp.ok) {
       const detail = data && typeof data.detail === "string" ? data.detail : "HTTP " + resp.status;
       failCard(card, detail);
-      return;
+      return [card];
     }
     if (!Array.isArray(data) || data.length === 0) {
       failCard(card, "the server gave no result.");
-      return;
+      return [card];
     }
     // one card per record: a DICOM or NIfTI file can give several slices
     let target = card;
+    const filled = [card];
     data.forEach((rec, i) => {
       if (i > 0) {
         const next = tpl.content.firstElementChild.cloneNode(true);
         target.after(next);
         target = next;
+        filled.push(next);
         fillCard(next, rec, file);
       } else {
         fillCard(card, rec, file);
       }
     });
+    return filled;
   }
 
   async function pump() {
     if (busy) return;
     busy = true;
     let done = 0;
+    const mine = [];  // the cards of this run only: earlier runs' cards stay on the page but are not counted
     while (queue.length) {
       const [file, card] = queue.shift();
       setStatus("Analysing " + file.name + " (" + (queue.length + 1) + " left)...");
-      await analyse(file, card);
+      mine.push(...(await analyse(file, card)));
       done += 1;
     }
     busy = false;
     if (!done || !cards.children.length) return;  // nothing to sum up (or Clear was pressed meanwhile)
-    // a summary by outcome: "Done" alone read as success when every file had failed or the server was down
+    // a summary by outcome: "Done" alone read as success when every file had failed or the server was down.
+    // Outcomes are per result: a DICOM or NIfTI file gives one per frame or slice
     const counts = {};
-    cards.querySelectorAll(".badge").forEach((b) => {
+    mine.filter((c) => c.isConnected).forEach((c) => {
+      const b = c.querySelector(".badge");
+      if (!b) return;
       const k = b.classList.contains("pending") ? "pending" : b.textContent;
       counts[k] = (counts[k] || 0) + 1;
     });
@@ -247,7 +254,8 @@
     const parts = order.filter((k) => counts[k]).map((k) => counts[k] + " " + (k === "error" ? "failed" : k));
     const failed = counts.error || 0;
     const shown = order.reduce((a, k) => a + (counts[k] || 0), 0);
-    setStatus("Finished " + done + " file(s): " + (parts.join(", ") || "no result") + ".",
+    const results = shown === done ? "" : ", " + shown + " result(s)";
+    setStatus("Finished " + done + " file(s)" + results + ": " + (parts.join(", ") || "no result") + ".",
               shown > 0 && failed === shown);
   }
 
