@@ -242,3 +242,16 @@ def test_an_out_that_is_a_file_or_a_split_without_test_images_fails_before_any_w
     assert main(["evaluate", str(data), "--split", str(empty), "--model", str(ckpt), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert str(empty) in err and "no test images" in err
+
+
+def test_score_takes_labels_as_a_list_as_well_as_an_array(ckpt):
+    """`y == i` on a list is never true: every class was reported absent from the test part."""
+    from predict_helpers import tiny_data
+    from tumorlens.evaluate import score
+
+    x, y = tiny_data(3, seed=5)
+    pr = Predictor(ckpt)
+    as_list = score(pr, x, y.tolist(), [f"i{i}" for i in range(len(y))]).metrics
+    as_array = score(pr, x, y, [f"i{i}" for i in range(len(y))]).metrics
+    assert as_list["classes_absent_from_test"] == as_array["classes_absent_from_test"] == []
+    assert as_list["accuracy"] == as_array["accuracy"]

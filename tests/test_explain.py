@@ -254,6 +254,15 @@ def test_training_mode_and_grad_mode_restored():
     assert cams2.shape == (2, 64, 64)
 
 
+def test_entering_an_explainer_twice_is_refused_and_the_first_entry_still_restores():
+    model = _model().train()
+    ex = Explainer(model, ["features.3.2"])
+    with ex:
+        with pytest.raises(RuntimeError, match="already in use"):
+            ex.__enter__()
+    assert model.training and all(not m._forward_hooks for m in model.modules())
+
+
 def test_hooks_ignore_other_threads():
     import threading
 

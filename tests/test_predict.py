@@ -838,3 +838,40 @@ def test_worker_tasks_keep_every_path_in_order_and_shrink_towards_the_end():
     assert sizes[0] == FILES_PER_TASK and all(a >= b for a, b in zip(sizes, sizes[1:]))
     assert sizes[-2] == MIN_FILES_PER_TASK and max(sizes[-4:]) < FILES_PER_TASK
     assert split_tasks([], workers=2) == [] and split_tasks(["a"], workers=2) == [["a"]]
+
+
+def test_one_path_given_as_a_string_is_one_input_not_its_characters(pred, files, tmp_path, monkeypatch):
+    """predict_paths("x.png") iterated the characters: "." predicted the whole working folder, "/" walked
+    the whole disk."""
+    monkeypatch.chdir(files)
+    for one in ("b.png", Path("b.png")):
+        recs = list(pred.predict_paths(one, workers=0))
+        assert [r.path for r in recs] == ["b.png"] and recs[0].status != "error"
+
+
+def test_a_tiny_text_file_without_a_suffix_is_an_error_record_not_a_crash(pred, tmp_path):
+    """An 8-byte text file is tried as DICOM (no suffix): pydicom raised struct.error, which ended the batch."""
+    (tmp_path / "timezone").write_bytes(b"Etc/UTC\n")
+    Image.fromarray(phantom("glioma", 0)).save(tmp_path / "z.png")
+    (bad,) = pred.predict_file(tmp_path / "timezone")
+    assert bad.status == "error" and "\n" not in bad.reason
+    recs = list(pred.predict_paths([str(tmp_path)], workers=0))
+    assert [(Path(r.path).name, r.status == "error") for r in recs] == [("timezone", True), ("z.png", False)]
+
+
+def test_an_in_memory_slice_is_read_in_any_usual_layout_and_bad_ones_are_error_records(pred):
+    import torch as _torch
+
+    g = phantom("glioma", 0)
+    want = pred.predict_gray(g).probabilities
+    for same in (g[..., None], g[None], _torch.from_numpy(g[None, None].astype(np.float32)), np.stack([g] * 3, -1),
+                 np.stack([g] * 3), Image.fromarray(g), Image.fromarray(np.stack([g] * 3, -1))):
+        assert pred.predict_gray(same).probabilities == pytest.approx(want, abs=1e-5)
+    colour = pred.predict_gray(np.stack([g, g // 2, g // 3], -1))
+    assert colour.status == "rejected" and "colour" in colour.reason  # colour measured as the readers do
+    refusing_off = Predictor(pred.ckpt, refuse=False)
+    for bad, why in ((np.zeros((0, 0)), "got shape (0, 0)"), (None, "no image"), (g.astype(complex), "complex"),
+                     (np.zeros((4, 64, 64)), "got shape (4, 64, 64)")):
+        for p in (pred, refusing_off):
+            rec = p.predict_gray(bad, path="x")
+            assert rec.status == "error" and why in rec.reason, (why, rec)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -345,3 +346,29 @@ def test_a_diverging_run_stops_with_one_line_naming_lr_and_keeps_its_last_finite
     st = torch.load(run / "state.pt", weights_only=True)  # the state of epoch 1, intact and finite
     assert st["epoch"] == 0 and all(torch.isfinite(v).all() for v in st["model"].values() if v.is_floating_point())
     assert not (run / "model.safetensors").exists()
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda d: SplitData(d.x * 255, d.y, d.paths), "pixel values must lie in [0, 1]"),
+    (lambda d: SplitData(d.x, d.y.to(torch.int32), d.paths), "y must be int64"),
+    (lambda d: SplitData(d.x[:, 0], d.y, d.paths), "x must be float32 of shape (N, 1, 64, 64)"),
+    (lambda d: SplitData(d.x.double(), d.y, d.paths), "x must be float32"),
+    (lambda d: SplitData(d.x.numpy(), d.y, d.paths), "x and y must be torch tensors"),
+    (lambda d: SplitData(d.x, d.y + 6, d.paths), "labels must be class indices 0..3"),
+])
+def test_training_data_built_by_hand_is_checked_in_one_line(data, tmp_path, change, message):
+    """Python API users build SplitData themselves: torch's errors surfaced deep inside augmentation, and
+    0..255 pixels trained silently into a model that disagrees with the Predictor's [0, 1] inputs."""
+    with pytest.raises(TumorlensError, match=re.escape(message)):
+        train(TINY, change(data[0]), data[1], tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # refused before anything is written
+
+
+def test_training_leaves_the_callers_thread_count_as_it_was(data, tmp_path):
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        train(TrainConfig(**{**TINY.__dict__, "epochs": 1, "threads": 2}), *data, tmp_path / "run")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -66,6 +66,7 @@ def score(predictor: Predictor, x: np.ndarray, y: np.ndarray, paths: list[str]) 
     numbers stay comparable), which drags macro-F1 down for a reason that says nothing about the model."""
     from .metrics import accuracy_at_coverage, ece, brier, summarize, softmax
 
+    y = np.asarray(y)  # a list compared with `== i` is never equal: every class looked absent
     logits = predictor.logits(x)
     probs = softmax(logits, predictor.temperature)
     raw = softmax(logits, 1.0)

@@ -242,6 +242,8 @@ class Explainer:
             self._open.pop().__exit__(None, None, None)
 
     def __enter__(self) -> "Explainer":
+        if self._stack is not None:  # a second, nested entry would replace the first's restore list
+            raise RuntimeError("this Explainer is already in use: leave its `with` block before entering it again")
         stack = contextlib.ExitStack()
         try:
             modes = [(m, m.training) for m in self.model.modules()]

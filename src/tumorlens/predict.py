@@ -94,6 +94,46 @@ def one_line(reason: str) -> str:
     return re.sub(r"\s*[\r\n]+\s*", " ", reason).strip()
 
 
+def as_gray(image: Any) -> tuple[np.ndarray, dict[str, Any]]:
+    """A 2-D float32 slice from an in-memory image (`Predictor.predict_gray`), and what was measured on the way
+    (the colour of an RGB source, for the refusal); TumorlensError when it is no single 2-D image."""
+    from .readers import _GREY, colour_stats
+
+    if image is None:
+        raise TumorlensError("no image (None)")
+    if hasattr(image, "mode") and hasattr(image, "convert"):  # a PIL image
+        image = np.asarray(image.convert("RGB") if image.mode not in ("L", "I", "I;16", "F") else image)
+    if hasattr(image, "detach"):  # a torch tensor
+        image = image.detach().cpu().numpy()
+    a = np.asarray(image)
+    if a.dtype.kind == "c":
+        raise TumorlensError(f"complex values ({a.dtype}); give the magnitude image")
+    if a.dtype.kind not in "biuf":
+        raise TumorlensError(f"not a numeric image (dtype {a.dtype})")
+    shape = a.shape
+    while a.ndim > 2 and a.shape[0] == 1:
+        a = a[0]  # (1, H, W), (1, 1, H, W) -> (H, W)
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if a.ndim == 3 and a.shape[0] == 3 and a.shape[-1] not in (3, 4):
+        a = np.moveaxis(a, 0, -1)  # channels first (torchvision's layout) -> last
+    measured: dict[str, Any] = dict(_GREY)
+    if a.ndim == 3 and a.shape[-1] in (3, 4):
+        rgb = a[..., :3].astype(np.float32)
+        measured = colour_stats(rgb if rgb.max(initial=0) > 1.0 else rgb * 255.0)
+        a = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    if a.ndim != 2 or a.size == 0:
+        raise TumorlensError(f"expected one 2-D slice (or an RGB image), got shape {shape}")
+    return np.ascontiguousarray(a, dtype=np.float32), measured
+
+
+def _unexpected(path: str, e: Exception) -> Record:
+    """The error record of an input whose reading failed in a way no check foresaw: the batch goes on (as in
+    the worker processes, prepare.prepare_in_worker), and the reason says what happened."""
+    log.debug("unexpected error reading %s", path, exc_info=True)
+    return _error(path, f"{path}: unexpected error ({type(e).__name__}: {e})")
+
+
 def _error(path: str, e: Exception | str, no_image: bool = False, **where: Any) -> Record:
     """The error record of an input that could not be read (the reason made one line)."""
     return Record(path, "error", reason=one_line(str(e)), no_image=no_image or isinstance(e, NoImageError), **where)
@@ -142,11 +182,14 @@ def _walk(top: str) -> list[tuple[str, str]]:
     return [(path, kind) for _, path, kind in found]
 
 
-def expand_inputs(inputs: Iterable[str]) -> Iterator[tuple[str, str | None]]:
+def expand_inputs(inputs: Iterable[str] | str | os.PathLike) -> Iterator[tuple[str, str | None]]:
     """Files, folders (recursive, sorted) and globs -> (path, error or None) in a stable order. In folders,
     files that are not images by their name (`NOT_IMAGES`) are skipped, with one logged line per folder.
-    A symbolic link to nothing is an error wherever it is found, never dropped: the user expects its file."""
-    for item in inputs:
+    A symbolic link to nothing is an error wherever it is found, never dropped: the user expects its file.
+    One path given alone (a string or Path) is one input, not a sequence of characters."""
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    for item in (os.fspath(i) for i in inputs):
         p = Path(item)
         if p.is_dir():
             found = _walk(str(p))
@@ -385,13 +428,22 @@ class Predictor:
         heat = explain_slice(self.model, x, box, image.shape, target=target, **kw)
         return Record(**{**asdict(rec), "heatmap": heat, "image": image})
 
-    def predict_gray(self, gray: np.ndarray, path: str = "<array>", explain: bool = False,
+    def predict_gray(self, gray: Any, path: str = "<array>", explain: bool = False,
                      info: dict[str, Any] | None = None, **where: Any) -> Record:
-        """Classify one raw grayscale slice (any resolution); optionally attach a heatmap."""
+        """Classify one raw slice held in memory (any resolution); optionally attach a heatmap.
+
+        `gray`: a 2-D array, or what a notebook holds - a PIL image, a tensor, an (H, W, 1), (1, H, W) or
+        (1, 1, H, W) array, an RGB(A) array (H, W, 3|4) or RGB (3, H, W), which is made grey as the file readers
+        make it, its colour measured for the refusal. Anything else (empty, complex, 3-D volumes) gives an
+        error record, whatever `refuse` is."""
         from .readers import Frame
 
-        return self.classify_frames([(path, Frame(np.asarray(gray, dtype=np.float32), dict(where),
-                                                  dict(info or {})))], explain=explain)[0]
+        try:
+            g, measured = as_gray(gray)
+        except TumorlensError as e:
+            return _error(path, f"{path}: {e}", **where)
+        return self.classify_frames([(path, Frame(g, dict(where), {**measured, **dict(info or {})}))],
+                                    explain=explain)[0]
 
     def _frames(self, src: Any, name: str, explain: bool, slice: int | None) -> list[Any]:
         from .readers import read_frames
@@ -414,6 +466,8 @@ class Predictor:
             frames = self._frames(path, path, explain, slice)
         except TumorlensError as e:
             return [_error(path, e)]
+        except Exception as e:  # noqa: BLE001 - one bad file must not end the caller's loop
+            return [_unexpected(path, e)]
         return self.classify_frames([(path, f) for f in frames], explain=explain)
 
     def predict_bytes(self, data: bytes, name: str, explain: bool = False, slice: int | None = None) -> list[Record]:
@@ -422,6 +476,8 @@ class Predictor:
             frames = self._frames(bytes(data), name, explain, slice)
         except TumorlensError as e:
             return [_error(name, e)]
+        except Exception as e:  # noqa: BLE001 - one bad upload must not fail the request
+            return [_unexpected(name, e)]
         return self.classify_frames([(name, f) for f in frames], explain=explain)
 
     def predict_paths(self, inputs: Iterable[str], explain: bool = False, slice: int | None = None,
@@ -437,8 +493,11 @@ class Predictor:
         in folders or by globs are passed over with one logged line, so that a PACS export does not "fail";
         a file the user named (`named`, by default `inputs`) still gets its error record.
         """
-        inputs = list(inputs)
-        named = set(inputs if named is None else named)
+        # one path given as a string would be iterated character by character ("/" walking the whole disk)
+        inputs = [os.fspath(inputs)] if isinstance(inputs, (str, os.PathLike)) else [os.fspath(i) for i in inputs]
+        if isinstance(named, (str, os.PathLike)):
+            named = [named]
+        named = set(inputs if named is None else (os.fspath(n) for n in named))
         passed_over = 0
         for rec in self._predict_paths(inputs, explain, slice, batch, workers):
             if rec.no_image and rec.path not in named:
@@ -516,6 +575,8 @@ class Predictor:
                     frames = self._frames(path, path, explain, slice)
                 except TumorlensError as e:
                     pending.append(_error(path, e))
+                except Exception as e:  # noqa: BLE001 - the batch goes on, as in the worker processes
+                    pending.append(_unexpected(path, e))
                 else:
                     pending.extend((path, f) for f in frames)
                     n_frames += len(frames)

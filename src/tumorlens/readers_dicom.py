@@ -212,9 +212,13 @@ def read_dicom(src: str | os.PathLike | bytes, name: str, force: bool) -> list[F
         ds = pydicom.dcmread(fp, force=force)
     except InvalidDicomError as e:
         raise TumorlensError(f"{name}: not a valid DICOM file ({e})") from None
-    except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError, NotImplementedError) as e:
+    except Exception as e:  # noqa: BLE001 - pydicom raises struct.error, ValueError, ... on damaged headers
         raise TumorlensError(f"{name}: corrupt or truncated DICOM file ({str(e) or type(e).__name__})") from None
-    if force and not _has_dicom_elements(ds):
+    try:
+        forced_junk = force and not _has_dicom_elements(ds)
+    except Exception as e:  # noqa: BLE001 - the element tags are parsed lazily: an 8-byte text file gave struct.error
+        raise TumorlensError(f"{name}: not a DICOM file ({str(e) or type(e).__name__})") from None
+    if forced_junk:
         # a forced read takes any bytes for data elements: a text file gives one element of an unknown tag
         raise TumorlensError(f"{name}: not a DICOM file (no DICOM header and no standard DICOM data elements)")
     modality = str(ds.get("Modality", "") or "").strip().upper()

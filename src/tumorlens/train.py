@@ -47,6 +47,27 @@ class SplitData:
     known: torch.Tensor | None = None  # (N,) bool: which images have a mask
 
 
+def check_split_data(data: SplitData, side: str, size: int, num_classes: int) -> None:
+    """A one-line TumorlensError when `data` is not what training reads: x a float32 tensor (N, 1, size, size)
+    in [0, 1] as `Predictor` preprocesses, y an int64 tensor (N,) of class indices (Python API users build
+    SplitData by hand; torch's own errors surfaced deep inside augmentation, or not at all for 0..255 pixels)."""
+    x, y = data.x, data.y
+    if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
+        raise TumorlensError(f"{side} data: x and y must be torch tensors (torch.from_numpy), not "
+                             f"{type(x).__name__} and {type(y).__name__}")
+    if x.dtype != torch.float32 or x.dim() != 4 or tuple(x.shape[1:]) != (1, size, size):
+        raise TumorlensError(f"{side} data: x must be float32 of shape (N, 1, {size}, {size}), got {x.dtype} "
+                             f"{tuple(x.shape)}")
+    if y.dtype != torch.int64 or y.dim() != 1 or len(y) != len(x):
+        raise TumorlensError(f"{side} data: y must be int64 of shape ({len(x)},), got {y.dtype} {tuple(y.shape)}")
+    if len(x) and (float(x.min()) < 0.0 or float(x.max()) > 1.0 or not bool(torch.isfinite(x).all())):
+        raise TumorlensError(f"{side} data: pixel values must lie in [0, 1] as preprocessing gives them, got "
+                             f"{float(x.min()):g}..{float(x.max()):g}")
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise TumorlensError(f"{side} data: labels must be class indices 0..{num_classes - 1}, got "
+                             f"{int(y.min())}..{int(y.max())}")
+
+
 def select(ds: Dataset, rows: list[SplitRow], side: str, check_sha: bool = True,
            masks: tuple[Any, Any] | None = None) -> SplitData:
     """The images of `ds` that `rows` put on `side`; a missing or changed file is an error.
@@ -210,6 +231,18 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
     Returns the path of the best checkpoint. `on_batch(epoch, batch, loss, acc)` and `on_epoch(row)` let
     the caller draw progress. Raises KeyboardInterrupt through, with the last finished epoch saved.
     """
+    threads = torch.get_num_threads()
+    try:
+        return _train(train_data, val_data, cfg, out_dir, resume, meta, on_batch, on_epoch)
+    finally:
+        torch.set_num_threads(threads)  # the caller's setting is back, however the run ended
+
+
+def _train(train_data: SplitData, val_data: SplitData, cfg: TrainConfig, out_dir: str | os.PathLike,
+           resume: bool, meta: dict[str, Any] | None, on_batch: Callable[[int, int, float, float], None] | None,
+           on_epoch: Callable[[dict], None] | None) -> Path:
+    for side, data in (("train", train_data), ("val", val_data)):
+        check_split_data(data, side, cfg.preprocess.size, cfg.model.num_classes)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
