@@ -263,6 +263,17 @@ def test_entering_an_explainer_twice_is_refused_and_the_first_entry_still_restor
     assert model.training and all(not m._forward_hooks for m in model.modules())
 
 
+def test_targets_must_be_class_indices():
+    model = _model()
+    x = torch.rand(2, 1, 64, 64)
+    for bad in (1.7, "glioma", [0.5, 1]):
+        with pytest.raises(TumorlensError, match="targets must be class indices"):
+            explain_batch(model, x, targets=bad)
+    a, _ = explain_batch(model, x, targets=2.0)  # a whole float is an index
+    b, _ = explain_batch(model, x, targets=2)
+    assert torch.equal(torch.as_tensor(a), torch.as_tensor(b))
+
+
 def test_hooks_ignore_other_threads():
     import threading
 

@@ -875,3 +875,16 @@ def test_an_in_memory_slice_is_read_in_any_usual_layout_and_bad_ones_are_error_r
         for p in (pred, refusing_off):
             rec = p.predict_gray(bad, path="x")
             assert rec.status == "error" and why in rec.reason, (why, rec)
+
+
+def test_an_upload_can_be_given_as_a_file_object_and_an_empty_checkpoint_path_is_refused(pred, files):
+    import io as _io
+
+    from tumorlens.checkpoint import load_checkpoint
+    from tumorlens.config import TumorlensError
+
+    data = (files / "b.png").read_bytes()
+    assert pred.predict_bytes(_io.BytesIO(data), "b.png")[0].probabilities == \
+        pred.predict_bytes(data, "b.png")[0].probabilities
+    with pytest.raises(TumorlensError, match="empty checkpoint path"):
+        load_checkpoint("")  # silently loaded the bundled model

@@ -139,7 +139,9 @@ LEGACY_TRAIN_DEFAULTS = {"seg_weight": 0.0}
 
 def load_checkpoint(path: str | os.PathLike | None = None) -> Checkpoint:
     """Load a checkpoint (default: the bundled model) in eval mode."""
-    path = Path(path) if path else BUNDLED
+    if path is not None and not os.fspath(path):
+        raise TumorlensError("empty checkpoint path (give None for the bundled model)")
+    path = Path(path) if path is not None else BUNDLED
     if path is None or not Path(path).exists():
         if path == BUNDLED:
             raise TumorlensError(f"{path}: the bundled model is missing from this installation")

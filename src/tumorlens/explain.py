@@ -142,7 +142,11 @@ def _targets(targets: Any, logits: torch.Tensor) -> torch.Tensor:
     b, k = logits.shape
     if targets is None:
         return logits.argmax(1)
-    t = torch.as_tensor(np.asarray(targets), dtype=torch.long).reshape(-1)
+    a = np.asarray(targets)
+    if a.dtype.kind not in "iu" and not (a.dtype.kind in "fb" and a.size and np.all(np.mod(a, 1) == 0)):
+        # 1.7 became class 1 and "glioma" a numpy TypeError: class indices only (classes are model-specific)
+        raise TumorlensError(f"targets must be class indices (integers), got {targets!r}")
+    t = torch.as_tensor(a.astype(np.int64), dtype=torch.long).reshape(-1)
     if t.numel() == 1 and b != 1:
         t = t.expand(b)
     if t.numel() != b:

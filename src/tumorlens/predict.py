@@ -471,7 +471,10 @@ class Predictor:
         return self.classify_frames([(path, f) for f in frames], explain=explain)
 
     def predict_bytes(self, data: bytes, name: str, explain: bool = False, slice: int | None = None) -> list[Record]:
-        """Records of an upload held in memory (never written to disk); `name` is its file name."""
+        """Records of an upload held in memory (never written to disk); `name` is its file name. `data`: bytes,
+        or a binary file object (io.BytesIO, an open file), which is read."""
+        if hasattr(data, "read"):
+            data = data.read()
         try:
             frames = self._frames(bytes(data), name, explain, slice)
         except TumorlensError as e:
