@@ -888,3 +888,14 @@ def test_an_upload_can_be_given_as_a_file_object_and_an_empty_checkpoint_path_is
         pred.predict_bytes(data, "b.png")[0].probabilities
     with pytest.raises(TumorlensError, match="empty checkpoint path"):
         load_checkpoint("")  # silently loaded the bundled model
+
+
+def test_a_model_saved_with_a_config_it_was_not_built_from_is_refused_at_save_time(tmp_path):
+    from tumorlens.checkpoint import save_checkpoint
+    from tumorlens.config import ModelConfig, TrainConfig, TumorlensError
+    from tumorlens.model import build_model
+
+    pool = build_model(ModelConfig(channels=(8, 8, 8, 8), head="pool", dense=8), 64)
+    with pytest.raises(TumorlensError, match="the model does not match its config"):
+        save_checkpoint(tmp_path / "m.safetensors", pool, TrainConfig())  # default config: the LSTM head
+    assert not (tmp_path / "m.safetensors").exists()

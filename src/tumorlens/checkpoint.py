@@ -76,6 +76,12 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, config: Tra
     bundled model is stored so, and evaluated after the rounding, so its numbers are those of the file.
     """
     path = Path(path)
+    expected = {k: tuple(v.shape) for k, v in build_model(config.model, config.preprocess.size).state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if got != expected:  # the file would save, then fail to load as "does not match this tumorlens"
+        diff = sorted(set(got) ^ set(expected)) or sorted(k for k in got if got[k] != expected[k])
+        raise TumorlensError(f"{path}: the model does not match its config (e.g. {diff[0]}); save it with the "
+                             f"config it was built from")
     path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"format": FORMAT_VERSION, "classes": list(classes), "config": config.to_dict(),
            "versions": versions(), **(meta or {})}
