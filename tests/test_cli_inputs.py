@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from tumorlens.cli import main
+from tumorlens.config import TumorlensError
 from tumorlens.synthetic import make_dataset
 
 
@@ -205,3 +206,42 @@ def test_a_config_file_that_gives_a_setting_twice_is_refused(data, tmp_path, cap
     err = _err(capsys)
     # the nested object is read first: its repeated key is the one named
     assert err == f"error: {cfg}: the setting(s) dense appear more than once; give each once"
+
+
+def test_split_and_scans_warn_about_label_conflicts_misfiled_folders_empty_and_missing_classes(tmp_path, capsys,
+                                                                                               caplog):
+    """A lab's export: the same image in two class folders, a class folder filed inside another, an empty class
+    folder, a class with no folder. Only `audit` said anything about the first; the others passed silently."""
+    from predict_helpers import phantom
+
+    data = tmp_path / "data"
+    for c, n in (("glioma", 6), ("meningioma", 6), ("notumor", 6)):
+        (data / c).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(phantom(c, i, 64)).save(data / c / f"{c}{i}.png")
+    (data / "meningioma" / "copy_of_glioma0.png").write_bytes((data / "glioma" / "glioma0.png").read_bytes())
+    (data / "glioma" / "meningioma").mkdir()
+    Image.fromarray(phantom("meningioma", 9, 64)).save(data / "glioma" / "meningioma" / "m9.png")
+    (data / "pituitary").mkdir()  # empty
+    with caplog.at_level("WARNING"):
+        assert main(["split", str(data), "--strategy", "stratified", "--out", str(tmp_path / "s.csv")]) == 0
+    err = capsys.readouterr().err
+    assert "1 group(s) of copies of one image lie in folders of different classes" in err
+    assert "glioma/meningioma: a folder named for the class meningioma inside the glioma folder" in caplog.text
+    assert "pituitary: class folder holds no files" in caplog.text
+    (data / "pituitary").rmdir()
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(["split", str(data), "--strategy", "stratified", "--out", str(tmp_path / "s2.csv")]) == 0
+    assert "no folder for the class(es) pituitary" in caplog.text
+
+
+def test_a_dicom_file_in_a_training_set_is_named_as_dicom_not_as_an_unknown_format(tmp_path):
+    from predict_helpers import dicom_bytes, phantom
+    from tumorlens.data import read_gray
+
+    p = tmp_path / "IM0001"
+    p.write_bytes(dicom_bytes(phantom(size=64).astype(np.uint16)))
+    with pytest.raises(TumorlensError, match="IM0001: a DICOM file; datasets for audit, split and training are "
+                                             "read as PNG/JPEG/BMP/TIFF images only"):
+        read_gray(p)

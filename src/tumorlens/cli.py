@@ -101,6 +101,14 @@ def cmd_split(a: argparse.Namespace) -> int:
                       res, a.strategy, a.test_size, a.val_size, a.seed, groups)
     write_split(rows, a.out)
     print(DISCLAIMER)
+    conflicts = res.summary()["label_conflict_groups"]
+    if conflicts:  # the model would learn the same picture under two labels; only `audit` said so
+        print(f"warning: {conflicts} group(s) of copies of one image lie in folders of different classes (label "
+              f"conflicts); `tumorlens audit {a.data_dir} --out DIR` lists them in DIR/duplicates.csv",
+              file=sys.stderr)
+    if groups is not None and a.strategy != "clean":
+        print(f"warning: --groups keeps groups off both sides of the test split only with --strategy clean; the "
+              f"{a.strategy} split uses them for the val part alone", file=sys.stderr)
     print(f"{a.strategy} split of {len(rows)} images (seed {a.seed})")
     empty = [side for side in ("train", "val", "test") if not any(r.split == side for r in rows)]
     if empty:

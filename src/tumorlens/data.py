@@ -127,14 +127,15 @@ MAGIC = {b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"\x89PNG": "PNG", b"\xff\xd8":
 
 
 def _magic(src) -> bytes:
-    """The first 8 bytes of a path or a seekable file object (its position restored), or b"" if unreadable."""
+    """The first 132 bytes of a path or a seekable file object (its position restored), or b"" if unreadable:
+    enough for the image formats' leading bytes and DICOM's "DICM" at byte 128."""
     try:
         if isinstance(src, (str, os.PathLike)):
             with open(src, "rb") as f:
-                return f.read(8)
+                return f.read(132)
         pos = src.tell()
         src.seek(0)
-        head = src.read(8)
+        head = src.read(132)
         src.seek(pos)
         return head
     except (OSError, AttributeError, ValueError):
@@ -147,6 +148,12 @@ def image_error(name: str, e: Exception, head: bytes = b"") -> Exception:
     if isinstance(e, TumorlensError):
         return e
     if isinstance(e, UnidentifiedImageError):
+        if head[128:132] == b"DICM" or str(name).lower().endswith((".dcm", ".dicom")):
+            # audit, split and train read the dataset's images with Pillow only ("not an image" misled a lab
+            # whose training set held DICOM exports)
+            return TumorlensError(f"{name}: a DICOM file; datasets for audit, split and training are read as "
+                                  f"PNG/JPEG/BMP/TIFF images only - export the slices as images (tumorlens predict "
+                                  f"reads DICOM)")
         fmt = next((f for m, f in MAGIC.items() if head.startswith(m)), None)
         if fmt:
             return TumorlensError(f"{name}: a {fmt} file that Pillow cannot decode (corrupt, or floating-point or "
@@ -385,8 +392,16 @@ def scan_dataset(root: str | os.PathLike) -> list[Entry]:
             label = canonical_class(cd.name)
             if label is None:
                 raise TumorlensError(f"{cd}: unknown class folder {cd.name!r} (expected {', '.join(CLASSES)})")
+            found_before = len(entries)
             for dirpath, dirnames, filenames in os.walk(cd):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+                for d in dirnames:
+                    other = canonical_class(d)
+                    if other is not None and other != label:
+                        # a mis-filed export: its images are labelled by the class folder they lie in
+                        log.warning("%s: a folder named for the class %s inside the %s folder; its images are "
+                                    "labelled %s", Path(dirpath, d).relative_to(root).as_posix(), other, cd.name,
+                                    label)
                 for fn in sorted(filenames):
                     if fn.startswith("."):
                         continue
@@ -398,6 +413,12 @@ def scan_dataset(root: str | os.PathLike) -> list[Entry]:
                         continue
                     rel = Path(dirpath, fn).relative_to(root).as_posix()
                     entries.append(Entry(rel, label, split))
+            if len(entries) == found_before:
+                log.warning("%s: class folder holds no files", cd.relative_to(root).as_posix() or cd.name)
+        missing = sorted(set(CLASSES) - {canonical_class(d.name) for d in class_dirs})
+        if missing:
+            log.warning("%s: no folder for the class(es) %s", base.relative_to(root).as_posix() if base != root
+                        else root, ", ".join(missing))
     if not entries:
         raise TumorlensError(f"{root}: no files found in the class folders")
     return entries
