@@ -386,6 +386,7 @@ def test_model_card_renders_metadata_and_never_invents_numbers(ckpt, tmp_path, c
     assert "inference: the logits of the slice and of its left-right mirror are averaged" in text
     assert "Mahalanobis distance on the average of every conv block's output" in text
     assert "Test set" not in text
+    assert "figures below" not in text  # there are no test figures below to point at (a user audit)
     assert "Finding tumours on T2, FLAIR or other sequences" in text
     assert "Tumours on T2-weighted slices" in text and "benchmarks/sequences.py score --model CKPT" in text
     ck = load_checkpoint(ckpt)

@@ -276,8 +276,8 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
         L.append("- split `clean`: made after a duplicate audit, so copies (and the groups given, e.g. patients) "
                  "do not straddle train and test (see the split table).")
     elif strategy:
-        L.append(f"- split `{strategy}`: copies and patients may straddle train and test, so the test figures "
-                 f"below can be inflated by memory of copies" + (" (the manifest was given as a file: "
+        L.append(f"- split `{strategy}`: copies and patients may straddle train and test, so test figures of "
+                 f"this model can be inflated by memory of copies" + (" (the manifest was given as a file: "
                  "see how it was made)" if strategy == "file" else "") + ".")
     L.append("")
     L += ["## Splits", ""]
@@ -347,12 +347,13 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
                  + f" (refuses {_pct(ref.get('ood_val_refusal_rate'))} of validation slices"
                  + (f" and {_pct(ref.get('ood_train_refusal_rate'))} of training slices" if pooled else "")
                  + ")."
-                 + (" Both the percentile (99.5 at first; 99.8 from the first gated model, which refused 1.1% of "
+                 + (" Both tumorlens's default percentile (99.5 at first; 99.8 from the first gated model, which refused 1.1% of "
                     "its clean test slices at 99.5; 99.5 again since the first skull-strip-trained model let an "
                     "abdominal MR slice through at 99.8; 99.8 again since the first model trained with T2-like "
                     "renderings refused a fifth of its test slices turned sideways at 99.5) and the scores it is "
                     "taken from (validation alone until the fine-gated model refused 2.2% of its clean test "
-                    "slices; validation is a single patient fold) were chosen with test or probe figures in view."
+                    "slices; validation is a single patient fold) were chosen on the project's own models, with "
+                    "their test or probe figures in view."
                     if pooled or ref.get("ood_quantile", 0.995) != 0.995 else ""))
         ex = ref.get("excluded") or {}
         if ex:
