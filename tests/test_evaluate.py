@@ -6,6 +6,7 @@ import base64
 import csv
 import html
 import json
+import os
 import re
 
 import numpy as np
@@ -255,3 +256,29 @@ def test_score_takes_labels_as_a_list_as_well_as_an_array(ckpt):
     as_array = score(pr, x, y, [f"i{i}" for i in range(len(y))]).metrics
     assert as_list["classes_absent_from_test"] == as_array["classes_absent_from_test"] == []
     assert as_list["accuracy"] == as_array["accuracy"]
+
+
+def test_a_stage_left_by_a_killed_run_is_removed_by_the_next_but_a_running_ones_stays(tmp_path):
+    """An evaluate killed with SIGKILL runs no exit handler: its hidden stage stayed in the report folder for
+    good (a user audit found them piling up). The next run removes stages whose process is gone."""
+    import subprocess
+    import sys
+
+    from tumorlens.fileio import StagedFolder
+
+    out = tmp_path / "report"
+    out.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    killed = out / ".tumorlens-killed"
+    killed.mkdir()
+    (killed / ".pid").write_text(dead.stdout.strip())  # a process that has ended
+    (killed / "metrics.json").write_text("{}")
+    old = out / ".tumorlens-old"  # a stage of a tumorlens before pid files
+    old.mkdir()
+    alive = out / ".tumorlens-alive"
+    alive.mkdir()
+    (alive / ".pid").write_text(str(os.getpid()))  # this process: still running
+    with StagedFolder(out, ["metrics.json"]) as st:
+        (st.stage / "metrics.json").write_text("{}")
+        st.publish()
+    assert sorted(p.name for p in out.iterdir()) == [".tumorlens-alive", "metrics.json"]

@@ -107,12 +107,31 @@ class StagedFolder:
     never mixes the files of two runs, e.g. a new metrics.json beside an old report.html. Files in `out` that
     are not named in `names` are never touched."""
 
+    PREFIX = ".tumorlens-"
+
     def __init__(self, out: str | os.PathLike, names: list[str]):
         self.out, self.names = prepare_folder(out), list(names)
+        self._remove_stale_stages()
         try:
-            self.stage = Path(tempfile.mkdtemp(prefix=".tumorlens-", dir=self.out))
+            self.stage = Path(tempfile.mkdtemp(prefix=self.PREFIX, dir=self.out))
+            (self.stage / ".pid").write_text(str(os.getpid()))
         except OSError as e:
             raise TumorlensError(f"{self.out}: cannot write ({e.strerror or e})") from None
+
+    def _remove_stale_stages(self) -> None:
+        """Stages of earlier runs that were killed (SIGKILL, a power cut: no exit handler ran), known by a
+        process id that no longer runs; a stage of a run still going is left alone."""
+        import shutil
+
+        for d in self.out.glob(self.PREFIX + "*"):
+            try:
+                pid: int | None = int((d / ".pid").read_text())
+            except (OSError, ValueError):
+                pid = None  # no pid file (a stage of an older tumorlens) or an unreadable one
+            if pid is not None and _running(pid):
+                continue  # that run is still going
+            if d.is_dir():
+                shutil.rmtree(d, ignore_errors=True)
 
     def __enter__(self) -> "StagedFolder":
         return self
@@ -133,6 +152,19 @@ class StagedFolder:
                     dst.unlink()  # an output of an earlier run that this run does not write
             except OSError as e:
                 raise TumorlensError(f"{dst}: cannot write ({e.strerror or e})") from None
+
+
+def _running(pid: int) -> bool:
+    """Whether a process with this id exists (one of another user's counts: it may be that run)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
 
 
 def prepare_folder(path: str | os.PathLike, option: str = "--out") -> Path:
