@@ -372,3 +372,15 @@ def test_training_leaves_the_callers_thread_count_as_it_was(data, tmp_path):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_weights_hash_is_equal_for_equal_training_though_the_file_hash_is_not(data, tmp_path):
+    """Two runs with the same seed train the same weights; their files differ by the timings they record, so
+    `tumorlens info` prints a hash of the weights alone to compare runs by (a user audit compared file hashes)."""
+    from tumorlens.checkpoint import weights_sha256
+    from tumorlens.data import file_sha256
+
+    cfg = TrainConfig(**{**TINY.__dict__, "epochs": 1})
+    a, b = train(cfg, *data, tmp_path / "a"), train(cfg, *data, tmp_path / "b")
+    assert weights_sha256(a) == weights_sha256(b)
+    assert file_sha256(a) != file_sha256(b)

@@ -91,6 +91,23 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, config: Tra
     return atomic_write_bytes(path, save(tensors, metadata={META_KEY: json.dumps(doc, sort_keys=True)}))
 
 
+def weights_sha256(path: str | os.PathLike) -> str:
+    """sha256 of the weights alone (tensor names, dtypes, shapes and bytes, in name order): the same for two
+    runs that trained the same weights, where the file's hash differs by the timings its metadata records."""
+    import hashlib
+
+    h = hashlib.sha256()
+    try:
+        tensors = load_file(str(path))
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own types for damaged files
+        raise TumorlensError(f"{path}: cannot read the weights ({e})") from None
+    for name in sorted(tensors):
+        t = tensors[name].contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The JSON document of a checkpoint, without loading its weights.
 

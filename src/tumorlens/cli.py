@@ -391,7 +391,7 @@ def cmd_info(a: argparse.Namespace) -> int:
 def _print_info(a: argparse.Namespace, path: Path, doc: dict) -> int:
     import json
 
-    from .checkpoint import file_sha256, manifest_rows
+    from .checkpoint import file_sha256, manifest_rows, weights_sha256
     from .config import TrainConfig
 
     cfg = doc["config"]
@@ -403,7 +403,8 @@ def _print_info(a: argparse.Namespace, path: Path, doc: dict) -> int:
                              f"written it") from None
     print(DISCLAIMER)
     print(f"checkpoint   {path}")
-    print(f"sha256       {file_sha256(path)}")
+    print(f"sha256       {file_sha256(path)} (the file: its metadata records training times)")
+    print(f"weights      {weights_sha256(path)} (sha256 of the weights alone: equal for equal training)")
     mc = cfg["model"]
     # absent in checkpoints from before the gate
     gate = (" -> fine tumour gate" if mc.get("fine_gate") else " -> tumour gate") if mc.get("gate") else ""
