@@ -384,3 +384,10 @@ def test_the_weights_hash_is_equal_for_equal_training_though_the_file_hash_is_no
     a, b = train(cfg, *data, tmp_path / "a"), train(cfg, *data, tmp_path / "b")
     assert weights_sha256(a) == weights_sha256(b)
     assert file_sha256(a) != file_sha256(b)
+
+
+def test_an_unknown_setting_names_the_closest_ones():
+    with pytest.raises(TumorlensError, match=r"unknown setting 'model.lstm_hiden'; did you mean model.lstm_hidden"):
+        TrainConfig().with_overrides(["model.lstm_hiden=64"])
+    with pytest.raises(TumorlensError, match=r"unknown setting 'zzz'; settings: augment, batch_size"):
+        TrainConfig().with_overrides(["zzz=1"])

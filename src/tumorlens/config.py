@@ -324,12 +324,22 @@ class TrainConfig:
             parts = key.strip().split(".")
             for p in parts[:-1]:
                 if p not in target or not isinstance(target[p], dict):
-                    raise TumorlensError(f"unknown setting {key!r}")
+                    raise TumorlensError(_unknown(key, d))
                 target = target[p]
             if parts[-1] not in target:
-                raise TumorlensError(f"unknown setting {key!r}")
+                raise TumorlensError(_unknown(key, d))
             target[parts[-1]] = _typed(key.strip(), raw, target[parts[-1]], value)
         return TrainConfig.from_dict(d)
+
+
+def _unknown(key: str, settings: dict[str, Any]) -> str:
+    """'unknown setting' with the closest names, or all of them: a typo should not need the source to fix."""
+    import difflib
+
+    names = sorted(flat_settings(settings))
+    close = difflib.get_close_matches(key.strip(), names, n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(close)}?" if close else f"settings: {', '.join(names)}"
+    return f"unknown setting {key!r}; {hint}"
 
 
 def _typed(key: str, raw: str, old: Any, value: Any) -> Any:
