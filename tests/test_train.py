@@ -380,10 +380,15 @@ def test_the_weights_hash_is_equal_for_equal_training_though_the_file_hash_is_no
     from tumorlens.checkpoint import weights_sha256
     from tumorlens.data import file_sha256
 
+    from tumorlens.checkpoint import load_checkpoint, save_checkpoint
+
     cfg = TrainConfig(**{**TINY.__dict__, "epochs": 1})
     a, b = train(cfg, *data, tmp_path / "a"), train(cfg, *data, tmp_path / "b")
     assert weights_sha256(a) == weights_sha256(b)
-    assert file_sha256(a) != file_sha256(b)
+    ck = load_checkpoint(a)  # the same weights with other recorded times: another file, the same weights hash
+    one = save_checkpoint(tmp_path / "one.safetensors", ck.model, cfg, {"train_seconds": 1.0})
+    two = save_checkpoint(tmp_path / "two.safetensors", ck.model, cfg, {"train_seconds": 2.0})
+    assert file_sha256(one) != file_sha256(two) and weights_sha256(one) == weights_sha256(two) == weights_sha256(a)
 
 
 def test_an_unknown_setting_names_the_closest_ones():
