@@ -229,6 +229,15 @@ def test_split_and_scans_warn_about_label_conflicts_misfiled_folders_empty_and_m
     assert "1 group(s) of copies of one image lie in folders of different classes" in err
     assert "glioma/meningioma: a folder named for the class meningioma inside the glioma folder" in caplog.text
     assert "pituitary: class folder holds no files" in caplog.text
+    Image.fromarray(phantom("glioma", 7, 64)).save(data / "loose.png")  # beside the class folders: no class
+    (data / "notumor" / "linked").symlink_to(data / "glioma", target_is_directory=True)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert main(["split", str(data), "--strategy", "stratified", "--out", str(tmp_path / "s1.csv")]) == 0
+    assert "ignored 1 image(s) outside the class folders (e.g. loose.png)" in caplog.text
+    assert "notumor/linked: a symbolic link to a folder, not followed" in caplog.text
+    (data / "loose.png").unlink()
+    (data / "notumor" / "linked").unlink()
     (data / "pituitary").rmdir()
     caplog.clear()
     with caplog.at_level("WARNING"):

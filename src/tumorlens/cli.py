@@ -437,7 +437,8 @@ def _print_info(a: argparse.Namespace, path: Path, doc: dict) -> int:
     split = doc.get("split", {})
     print(f"trained on   {data.get('name', '?')} ({data.get('n_images', '?')} images), split strategy "
           f"{split.get('strategy', '?')}, best epoch {doc.get('best_epoch', '?')}, "
-          f"{doc.get('train_seconds', '?')} s on {doc.get('threads', '?')} threads")
+          f"{doc.get('train_seconds', '?')} s on {doc.get('threads', '?')} "
+          f"thread{'' if doc.get('threads') == 1 else 's'}")
     if split.get("table"):
         print(_table(split["table"]))
     tm = doc.get("test_metrics")

@@ -386,6 +386,10 @@ def scan_dataset(root: str | os.PathLike) -> list[Entry]:
     entries: list[Entry] = []
     for base, split in bases:
         class_dirs = [d for d in sorted(base.iterdir()) if d.is_dir() and not d.name.startswith(".")]
+        loose = [f.name for f in sorted(base.iterdir()) if f.is_file() and f.suffix.lower() in IMAGE_EXTS]
+        if loose:  # an image beside the class folders has no label: said, not dropped silently
+            log.warning("%s: ignored %d image(s) outside the class folders (e.g. %s): an image's class is the "
+                        "folder it lies in", base, len(loose), loose[0])
         if not class_dirs:
             raise TumorlensError(f"{base}: no class folders (expected {', '.join(CLASSES)})")
         for cd in class_dirs:
@@ -396,6 +400,9 @@ def scan_dataset(root: str | os.PathLike) -> list[Entry]:
             for dirpath, dirnames, filenames in os.walk(cd):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
                 for d in dirnames:
+                    if os.path.islink(os.path.join(dirpath, d)):
+                        log.warning("%s: a symbolic link to a folder, not followed; its images are not read",
+                                    Path(dirpath, d).relative_to(root).as_posix())
                     other = canonical_class(d)
                     if other is not None and other != label:
                         # a mis-filed export: its images are labelled by the class folder they lie in
