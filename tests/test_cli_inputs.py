@@ -254,3 +254,23 @@ def test_a_dicom_file_in_a_training_set_is_named_as_dicom_not_as_an_unknown_form
     with pytest.raises(TumorlensError, match="IM0001: a DICOM file; datasets for audit, split and training are "
                                              "read as PNG/JPEG/BMP/TIFF images only"):
         read_gray(p)
+
+
+def test_training_warns_when_a_class_has_no_val_images(data, tmp_path, capsys):
+    split = tmp_path / "s.csv"
+    assert main(["split", str(data), "--strategy", "stratified", "--seed", "1", "--val-size", "0.4",
+                 "--out", str(split)]) == 0
+    rows = list(csv.DictReader(split.open()))
+    for r in rows:  # no pituitary image left in val
+        if r["label"] == "pituitary" and r["split"] == "val":
+            r["split"] = "train"
+    assert sum(r["split"] == "val" for r in rows) >= 10
+    with split.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    capsys.readouterr()
+    assert main(["train", str(data), "--split", str(split), "--out", str(tmp_path / "run"), "--set", "epochs=1",
+                 "--set", "threads=1", "--set", "batch_size=16", "--set", "model.channels=[8,8,8,8]",
+                 "--set", "model.lstm_hidden=8", "--set", "model.dense=8"]) == 0
+    assert "the val part has no pituitary images" in _err(capsys)

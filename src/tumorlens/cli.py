@@ -220,6 +220,12 @@ def cmd_train(a: argparse.Namespace) -> int:
         print(f"warning: the val part has {len(parts['val'].y)} images: no early stopping, and the temperature, "
               f"abstention threshold and feature-distance refusal are fitted on too few images or not at all",
               file=sys.stderr)
+    else:
+        in_val = set(parts["val"].y.tolist())
+        no_val = [c for i, c in enumerate(CLASSES) if i not in in_val]
+        if no_val:  # early stopping and calibration would never see the class
+            print(f"warning: the val part has no {', '.join(no_val)} images: early stopping, the temperature and "
+                  f"the abstention threshold are chosen without them", file=sys.stderr)
     if cfg.seg_weight > 0:
         print("mask guidance: " + (f"on, masks for {guidance['tumour_masks']} tumour images of the dataset "
                                    f"({guidance['source']}; the training part's are used)"
