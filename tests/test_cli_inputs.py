@@ -228,7 +228,7 @@ def test_split_and_scans_warn_about_label_conflicts_misfiled_folders_empty_and_m
     err = capsys.readouterr().err
     assert "1 group(s) of copies of one image lie in folders of different classes" in err
     assert "glioma/meningioma: a folder named for the class meningioma inside the glioma folder" in caplog.text
-    assert "pituitary: class folder holds no files" in caplog.text
+    assert caplog.text.count("pituitary: class folder holds no files") == 1  # said once, not per scan
     Image.fromarray(phantom("glioma", 7, 64)).save(data / "loose.png")  # beside the class folders: no class
     (data / "notumor" / "linked").symlink_to(data / "glioma", target_is_directory=True)
     caplog.clear()

@@ -42,10 +42,10 @@ def _load(data_dir: str, pre=None):
     from .config import Preprocess
     from .data import load_dataset, scan_dataset
 
-    n = len(scan_dataset(data_dir))
-    update, close = _progress(n, "decoding")
+    entries = scan_dataset(data_dir)
+    update, close = _progress(len(entries), "decoding")
     try:
-        ds = load_dataset(data_dir, pre or Preprocess(), progress=update)
+        ds = load_dataset(data_dir, pre or Preprocess(), progress=update, entries=entries)
     finally:
         close()
     if ds.skipped:

@@ -456,14 +456,15 @@ class Dataset:
 
 
 def load_dataset(root: str | os.PathLike, pre: Preprocess = Preprocess(), workers: int | None = None,
-                 use_cache: bool = True, progress=None) -> Dataset:
+                 use_cache: bool = True, progress=None, entries: list[Entry] | None = None) -> Dataset:
     """Decode every image of a class-folder dataset (cached, in parallel); unreadable files are skipped.
 
     Each skipped file is logged with its reason and counted; a dataset, or a class, with no readable
-    image is an error. `progress`, if given, is called with the number of files done so far.
+    image is an error. `progress`, if given, is called with the number of files done so far. `entries`:
+    the `scan_dataset(root)` the caller made already (its warnings are not said twice).
     """
     root = Path(root)
-    entries = scan_dataset(root)
+    entries = scan_dataset(root) if entries is None else entries
     jobs = [(str(root / e.path), pre, use_cache) for e in entries]
     workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
     results: list[tuple[str, Decoded | str]] = []
