@@ -8,6 +8,7 @@ import html
 import json
 import os
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -282,3 +283,12 @@ def test_a_stage_left_by_a_killed_run_is_removed_by_the_next_but_a_running_ones_
         (st.stage / "metrics.json").write_text("{}")
         st.publish()
     assert sorted(p.name for p in out.iterdir()) == [".tumorlens-alive", "metrics.json"]
+
+
+def test_the_terminal_names_the_model_that_was_scored(evaluated, ckpt, tmp_path, capsys):
+    data, out = evaluated
+    split = out.parent / "split.csv"
+    capsys.readouterr()
+    assert main(["evaluate", str(data), "--split", str(split), "--model", str(ckpt), "--out", str(tmp_path / "o")]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("model: "))
+    assert Path(line.split()[1].rstrip(",")).resolve() == Path(ckpt).resolve() and "sha256" in line

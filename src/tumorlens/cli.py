@@ -328,6 +328,10 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
         raise TumorlensError(f"{a.split}: the split has no test images (evaluate scores the test part)")
     ev = evaluate(a.data_dir, rows, a.out, model=a.model)
     _print_metrics(ev.metrics)
+    mod = ev.metrics.get("model") or {}
+    if mod.get("path"):  # without --model it is the bundled one: say which file was scored
+        print(f"model: {mod['path']}" + (" (the bundled model)" if not a.model else "")
+              + (f", sha256 {str(mod['sha256'])[:12]}..." if mod.get("sha256") else ""))
     print(f"wrote {Path(a.out) / 'report.html'} and the files beside it ({ev.metrics['seconds']:.1f} s)")
     return 0
 
