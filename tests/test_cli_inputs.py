@@ -46,7 +46,10 @@ def test_resume_with_another_split_is_refused(data, tmp_path, capsys, monkeypatc
         return real(*a, **{**k, "on_epoch": stop})
 
     monkeypatch.setattr(tr, "train", cut)
+    capsys.readouterr()
     assert main(["train", str(data), "--split", str(first), "--out", str(run)] + TRAIN) == 130  # interrupted
+    err = capsys.readouterr().err
+    assert err.count("interrupted") == 1 and "--resume" in err  # once, with the way on
     monkeypatch.setattr(tr, "train", real)
     assert (run / "state.pt").exists()
     other = tmp_path / "s7.csv"

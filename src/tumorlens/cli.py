@@ -261,8 +261,9 @@ def cmd_train(a: argparse.Namespace) -> int:
         raise
     except KeyboardInterrupt:
         bar.close()
-        if (out / STATE_FILE).exists():
+        if (out / STATE_FILE).exists():  # said once, with the way on (the generic handler would say it again)
             print(f"interrupted; continue with: tumorlens train ... --out {out} --resume", file=sys.stderr)
+            return 130
         raise
     bar.close()
     if not_mri is not None:
