@@ -377,10 +377,12 @@ def _print_metrics(m: dict) -> None:
     sel = m.get("selective") or {}
     at90, at_t = sel.get("at_90") or {}, sel.get("at_threshold") or {}
     if at90.get("coverage") is not None:
-        print(f"selective accuracy {_num(at90.get('accuracy'))} on the {100 * at90['coverage']:.1f}% most confident; "
-              + (f"at the model's abstention threshold {at_t['threshold']:.3f}: {100 * at_t['coverage']:.1f}% "
-                 f"answered, accuracy {_num(at_t.get('accuracy'))}" if at_t.get("coverage") is not None else
-                 "no abstention threshold stored"))
+        at_threshold = "no abstention threshold stored"
+        if at_t.get("coverage") is not None:
+            at_threshold = (f"at the model's abstention threshold {at_t['threshold']:.3f}: "
+                            f"{100 * at_t['coverage']:.1f}% answered, accuracy {_num(at_t.get('accuracy'))}")
+        print(f"selective accuracy {_num(at90.get('accuracy'))} on the {100 * at90['coverage']:.1f}% most "
+              f"confident; {at_threshold}")
     print(format_report(m["report"]))
 
 

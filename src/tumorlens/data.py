@@ -385,8 +385,9 @@ def scan_dataset(root: str | os.PathLike) -> list[Entry]:
                     " and ".join(f"{d.name}/" for d in split_dirs))
     entries: list[Entry] = []
     for base, split in bases:
-        class_dirs = [d for d in sorted(base.iterdir()) if d.is_dir() and not d.name.startswith(".")]
-        loose = [f.name for f in sorted(base.iterdir()) if f.is_file() and f.suffix.lower() in IMAGE_EXTS]
+        listing = sorted(base.iterdir())
+        class_dirs = [d for d in listing if d.is_dir() and not d.name.startswith(".")]
+        loose = [f.name for f in listing if f.is_file() and f.suffix.lower() in IMAGE_EXTS]
         if loose:  # an image beside the class folders has no label: said, not dropped silently
             log.warning("%s: ignored %d image(s) outside the class folders (e.g. %s): an image's class is the "
                         "folder it lies in", base, len(loose), loose[0])

@@ -182,14 +182,18 @@ def _walk(top: str) -> list[tuple[str, str]]:
     return [(path, kind) for _, path, kind in found]
 
 
+def _path_list(inputs: Iterable[str | os.PathLike] | str | os.PathLike) -> list[str]:
+    """Inputs as a list of path strings; one path given alone (a string or Path) is one input - a string
+    iterated would be its characters ("." the working folder, "/" the whole disk)."""
+    return [os.fspath(inputs)] if isinstance(inputs, (str, os.PathLike)) else [os.fspath(i) for i in inputs]
+
+
 def expand_inputs(inputs: Iterable[str] | str | os.PathLike) -> Iterator[tuple[str, str | None]]:
     """Files, folders (recursive, sorted) and globs -> (path, error or None) in a stable order. In folders,
     files that are not images by their name (`NOT_IMAGES`) are skipped, with one logged line per folder.
     A symbolic link to nothing is an error wherever it is found, never dropped: the user expects its file.
     One path given alone (a string or Path) is one input, not a sequence of characters."""
-    if isinstance(inputs, (str, os.PathLike)):
-        inputs = [inputs]
-    for item in (os.fspath(i) for i in inputs):
+    for item in _path_list(inputs):
         p = Path(item)
         if p.is_dir():
             found = _walk(str(p))
@@ -496,11 +500,8 @@ class Predictor:
         in folders or by globs are passed over with one logged line, so that a PACS export does not "fail";
         a file the user named (`named`, by default `inputs`) still gets its error record.
         """
-        # one path given as a string would be iterated character by character ("/" walking the whole disk)
-        inputs = [os.fspath(inputs)] if isinstance(inputs, (str, os.PathLike)) else [os.fspath(i) for i in inputs]
-        if isinstance(named, (str, os.PathLike)):
-            named = [named]
-        named = set(inputs if named is None else (os.fspath(n) for n in named))
+        inputs = _path_list(inputs)
+        named = set(inputs if named is None else _path_list(named))
         passed_over = 0
         for rec in self._predict_paths(inputs, explain, slice, batch, workers):
             if rec.no_image and rec.path not in named:
