@@ -19,8 +19,71 @@ _HIST_MIN_SIZE = 4096  # below this a partition is as fast as a histogram
 _HIST_MAX_VALUE = 65535
 
 
+# ranks near either end (the 0.5/1/99/99.5th percentiles that preprocessing and the refusal statistics take)
+# come from the few elements past a threshold read off a sample, not from the whole array (`_tail`)
+# Above _TAIL_MAX_SIZE (a full-resolution 8-bit slice) the histogram is faster: the long runs of equal
+# small values in its background let a threshold through thousands of elements (137 against 205 us on
+# 256 x 256, throwaway timing 2026-11-28, 1 thread)
+_TAIL_MIN_SIZE, _TAIL_MAX_SIZE = 2048, 32767
+_TAIL_SHARE = 0.03  # a rank within 3% of an end
+_SAMPLE_STEP = 17  # prime, so that the sample of a row-major image does not keep to a few columns
+
+
+def _tail(a: np.ndarray, ks: list[int], high: bool) -> dict[int, np.generic] | None:
+    """The k-th smallest of flat `a` for ranks `ks` all near one end (`high`: the top), or None when the
+    sample's threshold let too few elements through (the caller then takes the general path).
+
+    Every element past a threshold t is kept (ties with t included), so the k-th smallest of `a` is the
+    (k - base)-th of those kept - the same element np.partition would place at k, found in a small array.
+    """
+    n = a.size
+    need = n - min(ks) if high else max(ks) + 1  # elements the kept part must hold
+    step = _SAMPLE_STEP
+    s = a[::step]
+    m = min(s.size - 1, 3 * (need // step) + 8)  # sample rank from the end: about 3x the share wanted
+    r = s.size - 1 - m if high else m
+    t = np.partition(s, r)[r]
+    kept = a[a >= t] if high else a[a <= t]
+    if kept.size < need:
+        return None
+    base = n - kept.size if high else 0
+    js = [k - base for k in ks]
+    if kept.size > 8 * need + 64:  # a long run of ties at t (a black background): the ranks may all fall in it
+        below, above = int(np.count_nonzero(kept < t)), int(np.count_nonzero(kept > t))
+        if all(below <= j < kept.size - above for j in js):
+            return {k: t for k in ks}
+    p = np.partition(kept, js)
+    return {k: p[j] for k, j in zip(ks, js)}
+
+
+def _tail_stats(a: np.ndarray, ks: list[int]) -> dict[int, np.generic] | None:
+    """`_order_stats` by `_tail` when every rank is near an end, else None. 3x faster on a 96 x 96
+    thumbnail's 0.5th/99.5th percentiles (35 against 94 us, throwaway timing 2026-11-28, 1 thread)."""
+    n = a.size
+    edge = _TAIL_SHARE * n
+    lows = sorted({k for k in ks if k < edge})
+    highs = sorted({k for k in ks if k > n - 1 - edge})
+    if len(lows) + len(highs) != len(set(ks)):
+        return None
+    # np.partition puts NaN last, where a threshold cannot see it: the general path keeps that order
+    if highs and a.dtype.kind == "f" and np.isnan(a.max()):
+        return None
+    out: dict[int, np.generic] = {}
+    for part, high in ((lows, False), (highs, True)):
+        if part:
+            got = _tail(a, part, high)
+            if got is None:
+                return None
+            out.update(got)
+    return out
+
+
 def _order_stats(a: np.ndarray, ks: list[int]) -> dict[int, np.generic]:
     """The k-th smallest values of flat `a` (0-based) for each k, as elements of a's dtype."""
+    if _TAIL_MIN_SIZE <= a.size <= _TAIL_MAX_SIZE:
+        got = _tail_stats(a, ks)
+        if got is not None:
+            return got
     if a.size >= _HIST_MIN_SIZE and a.dtype in (np.float32, np.float64):
         lo, hi = a.min(), a.max()
         if lo >= 0 and hi <= _HIST_MAX_VALUE:
