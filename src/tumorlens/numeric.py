@@ -4,7 +4,8 @@ Preprocessing and the refusal statistics take a few percentiles of every input. 
 the whole array once per call and carries ~50 us of fixed overhead, which made it the largest single cost of
 prediction (about 1.5 ms of the 4.5 ms per 256-px slice, measured). Here all order statistics of one call come
 from a single partition, or, for integer-valued images (8- and 16-bit decodes, the common case), from a
-histogram. The interpolation repeats numpy's "linear" method (numpy/lib/_function_base_impl.py: `_quantile`,
+histogram, or, for ranks near either end of a thumbnail-sized array, from the few elements past a threshold
+read off a sample. The interpolation repeats numpy's "linear" method (numpy/lib/_function_base_impl.py: `_quantile`,
 `_lerp`) operation for operation, including its dtype rules (a Python-float `q` gives float32 arithmetic on a
 float32 array, a list of `q` gives float64), so the results equal `np.percentile`'s bit for bit: training
 caches made with `np.percentile` stay valid. tests/test_numeric.py checks the equality on random arrays.
