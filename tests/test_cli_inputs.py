@@ -277,3 +277,18 @@ def test_training_warns_when_a_class_has_no_val_images(data, tmp_path, capsys):
                  "--set", "threads=1", "--set", "batch_size=16", "--set", "model.channels=[8,8,8,8]",
                  "--set", "model.lstm_hidden=8", "--set", "model.dense=8"]) == 0
     assert "the val part has no pituitary images" in _err(capsys)
+
+
+def test_the_model_card_words_kaggle_specific_failure_modes_only_for_a_kaggle_model():
+    """A lab's model trained on its own scans got the Kaggle set's sources, CT folders and T2 figures stated as
+    facts about its training data (an audit of the card of a user-trained model)."""
+    from tumorlens.cli_predict import model_card
+
+    user = model_card({"data": {"name": "my-scans"}}, ["glioma", "notumor"], {"t2": 0.3}, "m", "x")
+    bundled = model_card({"data": {"name": "brain-tumor-mri-dataset"}}, ["glioma", "notumor"], {"t2": 0.3}, "m", "x")
+    for claim in ("The Kaggle classes come from different sources", "The Kaggle set holds CT slices",
+                  "Tumours on T2-weighted slices: the Kaggle tumour classes", "with a model trained on the Kaggle set"):
+        assert claim in bundled and claim not in user
+    assert "can partly learn the source instead of the anatomy" in user
+    assert "a tumour on the other sequence can be called" in user and "11 of 13 held-out T2" in user
+    assert "CT slices in the training data" in user

@@ -213,6 +213,9 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
     contrast = config.get("contrast", STORED_BEFORE["contrast"]) if augmented else 0.0
     strip = config.get("strip", STORED_BEFORE["strip"]) if augmented else 0.0
     t2 = config.get("t2", STORED_BEFORE["t2"]) if augmented else 0.0
+    # the Kaggle set's sources, CT slices and sequences, and the figures measured on it, describe a model trained
+    # on that set; a lab's model trained on its own images gets the general form of each warning
+    kaggle = (meta.get("data") or {}).get("name") == KAGGLE_DIR
     L: list[str] = ["# Model card: tumorlens brain-tumour MRI slice classifier", "",
                     f"> **{DISCLAIMER}**", ""]
     L += ["## Model", "",
@@ -248,11 +251,13 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
           "these are refused (see below), but refusal is not guaranteed.",
           "- Tumour types outside the four classes, paediatric scans, post-operative scans, whole-volume or "
           "patient-level diagnosis; the model sees one slice at a time.",
-          "- Finding tumours on T2, FLAIR or other sequences with a model trained on the Kaggle set: its tumour "
-          "slices are contrast-enhanced T1, and "
-          + ("a T2-like rendering in training narrows but does not close that gap" if t2
-             else "this model was trained without the T2-like rendering that narrows that gap")
-          + " (see the known failure modes).", ""]
+          ("- Finding tumours on T2, FLAIR or other sequences with a model trained on the Kaggle set: its tumour "
+           "slices are contrast-enhanced T1, and "
+           + ("a T2-like rendering in training narrows but does not close that gap" if t2
+              else "this model was trained without the T2-like rendering that narrows that gap")
+           + " (see the known failure modes)." if kaggle else
+           "- Finding tumours on sequences (T1, T2, FLAIR, contrast-enhanced or not) that the training data did "
+           "not hold for each class (see the known failure modes)."), ""]
     data = meta.get("data") or {}
     split = meta.get("split") or {}
     L += ["## Data and licences", "",
@@ -366,15 +371,22 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
     L += ["", "## Known failure modes", "",
           "- Single slices only: a tumour outside the slice shown cannot be seen; slices far from the tumour "
           "are called `notumor`.",
-          "- The Kaggle classes come from different sources (the no-tumour images from Br35H), so a model can "
-          "partly learn the source instead of the anatomy; cropping to the head reduces but does not remove this.",
+          ("- The Kaggle classes come from different sources (the no-tumour images from Br35H), so a model can "
+           "partly learn the source instead of the anatomy; cropping to the head reduces but does not remove this."
+           if kaggle else
+           "- Where the classes of the training data come from different sources, scanners or sequences, a model "
+           "can partly learn the source instead of the anatomy; cropping to the head reduces but does not remove "
+           "this. Test on images whose source does not predict their class (`python benchmarks/shortcut.py` "
+           "shows how it is done for the Kaggle set)."),
           "- Images unlike the training data (other scanners, sequences, resolutions, paediatric or "
           "post-operative anatomy) may be answered confidently and wrongly; refusal catches only some of them.",
           "- A grayscale photograph or an MRI-like image can pass the statistical checks; the feature-space "
           "check is the last line of defence, and it misses some: a textured photograph or blurred noise cut to "
           "an ellipse on black looks like a head to every shape statistic and can be answered.",
-          "- The Kaggle set holds CT slices (bright skull, grey brain), mostly in its no-tumour folders, and a "
-          "model trained on it learns them under those labels. " + (
+          ("- The Kaggle set holds CT slices (bright skull, grey brain), mostly in its no-tumour folders, and a "
+           "model trained on it learns them under those labels. " if kaggle else
+           "- CT slices in the training data (the Kaggle set, for one, holds some in its no-tumour folders) are "
+           "learnt under their folders' labels. ") + (
               "Its feature distance was fitted without them, so it refuses most CT slices given as image files, "
               "but one that passes gets a class (usually `notumor`)" if (ref.get("excluded") or {}) else
               "A CT slice given as an image file may get a class (usually `notumor`) instead of being refused")
@@ -392,12 +404,19 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
               "but does not remove this" if strip else
               "This model was trained without skull-stripped images") +
           "; measure a model with `python benchmarks/robustness.py --model CKPT --out FILE`.",
-          "- Tumours on T2-weighted slices: the Kaggle tumour classes are contrast-enhanced T1 slices and its "
-          "no-tumour class is mostly T2 and FLAIR, so a T2 tumour slice can be called `notumor`. With the set's 13 "
-          "T2 tumour slices held out of training, a model trained without a T2-like rendering of the tumour called "
-          "11 of them `notumor`, one trained with it on 30% of its images 2 (`benchmarks/sequences.md`). " + (
+          ("- Tumours on T2-weighted slices: the Kaggle tumour classes are contrast-enhanced T1 slices and its "
+           "no-tumour class is mostly T2 and FLAIR, so a T2 tumour slice can be called `notumor`. With the set's 13 "
+           "T2 tumour slices held out of training, a model trained without a T2-like rendering of the tumour called "
+           "11 of them `notumor`, one trained with it on 30% of its images 2 (`benchmarks/sequences.md`). "
+           if kaggle else
+           "- Tumours on a sequence that the training data holds for other classes only: where the tumour classes "
+           "are mostly one sequence and the no-tumour class another, a tumour on the other sequence can be called "
+           "`notumor` (on the Kaggle set, whose tumour classes are contrast-enhanced T1, a model trained without a "
+           "T2-like rendering of the tumour called 11 of 13 held-out T2 tumour slices `notumor`, one trained with "
+           "it on 30% of its images 2: `benchmarks/sequences.md`). ") + (
               f"This model was trained with it on {100 * t2:.0f}% of its images; 13 slices of one source are "
-              "a small test, so treat a `notumor` answer on a T2 slice with caution. The rendering has a cost: "
+              "a small test, so treat a `notumor` answer on a T2 slice with caution. The rendering had a cost on "
+              "the Kaggle set: "
               "tumours shown through an S-shaped display curve or histogram-equalised are missed more often "
               "than by the model before it" if t2 else
               "This model was trained without it (the model trained with it scored lower on the Kaggle set and "
