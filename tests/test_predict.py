@@ -420,11 +420,15 @@ def test_model_card_renders_metadata_and_never_invents_numbers(ckpt, tmp_path, c
     ck5 = save_checkpoint(tmp_path / "strip.safetensors", ck.model, replace(ck.config, augment=True, strip=0.5), meta)
     assert _main(["model-card", "--model", str(ck5), "--out", str(out)]) == 0
     assert "This model was trained with 50% of its images skull-stripped" in out.read_text()
-    # the out-of-scope line about other sequences follows the checkpoint's T2-like rendering
-    assert "trained without the T2-like rendering that narrows that gap" in text  # trained without augmentation
-    ck6 = save_checkpoint(tmp_path / "t2.safetensors", ck.model, replace(ck.config, augment=True, t2=0.3), meta)
-    assert _main(["model-card", "--model", str(ck6), "--out", str(out)]) == 0
-    assert "a T2-like rendering in training narrows but does not close that gap" in out.read_text()
+    # for a model trained on the Kaggle set, the out-of-scope line about other sequences follows the checkpoint's
+    # T2-like rendering (a model trained on other data gets the general line, asserted above)
+    from tumorlens.cli_predict import model_card
+
+    kaggle = {**meta, "data": {"name": "brain-tumor-mri-dataset"}}
+    assert "trained without the T2-like rendering that narrows that gap" in model_card(
+        kaggle, list(ck.classes), {"augment": False}, "m", "x")
+    assert "a T2-like rendering in training narrows but does not close that gap" in model_card(
+        kaggle, list(ck.classes), {"augment": True, "t2": 0.3}, "m", "x")
     assert "fitted without" not in text and "A CT slice given as an image file may get a class" in text
     meta4 = {**meta, "refusal": {**meta["refusal"], "excluded": {"what": "CT slices of the Kaggle set",
                                                                  "list": "kaggle_ct.csv", "train": 57, "val": 1}},
