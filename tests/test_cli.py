@@ -286,6 +286,23 @@ def test_the_evaluate_summary_prints_the_miss_rate_and_selective_accuracy(capsys
             "92.3% answered, accuracy n/a (not defined for this test set)") in out
 
 
+def test_the_evaluate_summary_says_the_scores_leave_refusal_out_and_prints_what_predict_answers(capsys):
+    from tumorlens.cli import _print_metrics
+    from tumorlens.metrics import classification_report
+
+    m = {"n": 1341, "accuracy": 0.94, "accuracy_ci": [0.93, 0.95],
+         "report": classification_report([0, 1], [0, 1], ["glioma", "notumor"]),
+         "deployed": {"n": 1341, "answered": 1221, "uncertain": 99, "rejected": 21, "rejected_by_feature_distance": 19,
+                      "rejected_by_image_checks": 2, "error": 0, "coverage": 1221 / 1341,
+                      "accuracy_answered": 0.9713, "tumours_answered": 860, "tumours_answered_notumor": 8}}
+    _print_metrics(m)
+    out = capsys.readouterr().out
+    assert "every test slice scored from the model's probabilities (refusal and abstention off" in out
+    assert ("as deployed (tumorlens predict on these files, refusal and abstention on): 1221 answered (91.1%), "
+            "accuracy 0.9713; 99 uncertain; 21 refused (19 by the feature distance, 2 by the image checks); tumour "
+            "slices answered notumor: 8 of 860") in out
+
+
 def test_info_shows_na_for_a_stored_test_macro_auc_that_is_null(ckpt, tmp_path, capsys):
     """A checkpoint evaluated on a one-class test part stores macro AUC as null; `info` crashed on it."""
     from tumorlens.checkpoint import save_checkpoint

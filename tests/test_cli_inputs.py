@@ -292,3 +292,15 @@ def test_the_model_card_words_kaggle_specific_failure_modes_only_for_a_kaggle_mo
     assert "can partly learn the source instead of the anatomy" in user
     assert "a tumour on the other sequence can be called" in user and "11 of 13 held-out T2" in user
     assert "CT slices in the training data" in user
+
+
+def test_the_model_card_says_selective_figures_leave_refusal_out_and_gives_what_predict_answers():
+    from tumorlens.cli_predict import _metrics_section
+
+    m = {"n": 1341, "selective": {"at_threshold": {"threshold": 0.771, "coverage": 0.923, "accuracy": 0.972}},
+         "deployed": {"n": 1341, "answered": 1221, "coverage": 0.911, "accuracy_answered": 0.971, "uncertain": 99,
+                      "rejected": 21, "tumours_answered": 863, "tumours_answered_notumor": 4}}
+    text = "\n".join(_metrics_section(m, "Test set"))
+    assert "at the abstention threshold 0.771, scoring every test slice with refusal off: 92.3 % above it" in text
+    assert ("as `tumorlens predict` answers the test files (refusal and abstention on): 1221/1341 (91.1 %) answered, "
+            "97.1 % of them correct; 99 `uncertain`, 21 refused; tumour slices answered `notumor`: 4 of 863") in text

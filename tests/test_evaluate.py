@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tumorlens.cli import main
-from tumorlens.config import DISCLAIMER
+from tumorlens.config import CLASSES, DISCLAIMER
 from tumorlens.data import preprocess_array, read_gray
 from tumorlens.predict import Predictor
 from tumorlens.synthetic import make_dataset
@@ -61,13 +61,43 @@ def test_predictions_are_the_predictors_on_the_same_files(evaluated, ckpt):
     data, out = evaluated
     with open(out / "predictions.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["path", "true", "pred", "p_glioma", "p_meningioma", "p_notumor", "p_pituitary"]
+    assert list(rows[0]) == ["path", "true", "pred", "p_glioma", "p_meningioma", "p_notumor", "p_pituitary",
+                             "status"]
     pr = Predictor(ckpt, backend="torch")
     x = np.stack([preprocess_array(read_gray(data / r["path"], draft=4 * pr.pre.size), pr.pre)[0] for r in rows])
     want = pr.probabilities(x)
     got = np.array([[float(r[f"p_{c}"]) for c in pr.classes] for r in rows])
     assert np.allclose(got, want, atol=1e-5)
     assert [r["pred"] for r in rows] == [pr.classes[k] for k in want.argmax(1)]
+    # the status column is what `tumorlens predict` answers for each file (refusal and abstention on)
+    recs = {r.path: r for r in Predictor(ckpt).predict_paths([str(data / r["path"]) for r in rows])}
+    assert [r["status"] for r in rows] == [recs[str(data / r["path"])].status for r in rows]
+
+
+def test_metrics_say_what_predict_answers_for_the_same_files(evaluated):
+    """The headline metrics score every slice with refusal and abstention off; "deployed" is the product's view
+    of the same files (a helper's audit: nothing said that refused and uncertain slices were counted)."""
+    data, out = evaluated
+    m = json.loads((out / "metrics.json").read_text())
+    with open(out / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    dep = m["deployed"]
+    statuses = [r["status"] for r in rows]
+    assert dep["n"] == m["n"] == len(rows)
+    assert (dep["answered"], dep["uncertain"], dep["rejected"], dep["error"]) == tuple(
+        statuses.count(s) for s in ("ok", "uncertain", "rejected", "error"))
+    assert dep["rejected_by_feature_distance"] + dep["rejected_by_image_checks"] == dep["rejected"]
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert dep["coverage"] == pytest.approx(len(ok) / len(rows))
+    if ok:
+        assert dep["accuracy_answered"] == pytest.approx(np.mean([r["pred"] == r["true"] for r in ok]))
+    tumours = [r for r in ok if r["true"] != "notumor"]
+    assert dep["tumours_answered"] == len(tumours)
+    assert dep["tumours_answered_notumor"] == sum(r["pred"] == "notumor" for r in tumours)
+    assert m["selective"]["at_threshold"]["n_answered"] == sum(
+        max(float(r[f"p_{c}"]) for c in CLASSES) >= m["selective"]["at_threshold"]["threshold"] for r in rows)
+    html = (out / "report.html").read_text()
+    assert "As deployed" in html and "every test slice, refusal off" in html
 
 
 def test_report_html_is_self_contained_and_says_research_use_only(evaluated):

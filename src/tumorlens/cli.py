@@ -360,6 +360,8 @@ def _print_metrics(m: dict) -> None:
 
     lo, hi = m.get("accuracy_ci") or (None, None)
     print(DISCLAIMER)
+    print(f"every test slice scored from the model's probabilities (refusal and abstention off; what `tumorlens "
+          f"predict` answers is the last line)")
     print(f"n = {m['n']}  accuracy {_num(m.get('accuracy'))} (95% CI {_num(lo)}-{_num(hi)})  balanced accuracy "
           f"{_num(m.get('balanced_accuracy'))}  macro-F1 {_num(m.get('macro_f1'))}  macro AUC "
           f"{_num((m.get('roc_auc') or {}).get('macro'), _macro_auc_why(m))}")
@@ -384,6 +386,15 @@ def _print_metrics(m: dict) -> None:
         print(f"selective accuracy {_num(at90.get('accuracy'))} on the {100 * at90['coverage']:.1f}% most "
               f"confident; {at_threshold}")
     print(format_report(m["report"]))
+    dep = m.get("deployed") or {}
+    if dep.get("n"):
+        print(f"as deployed (tumorlens predict on these files, refusal and abstention on): {dep['answered']} "
+              f"answered ({100 * dep['coverage']:.1f}%), accuracy {_num(dep.get('accuracy_answered'))}; "
+              f"{dep['uncertain']} uncertain; {dep['rejected']} refused ({dep['rejected_by_feature_distance']} by "
+              f"the feature distance, {dep['rejected_by_image_checks']} by the image checks)"
+              + (f"; {dep['error']} error(s)" if dep.get("error") else "")
+              + (f"; tumour slices answered notumor: {dep['tumours_answered_notumor']} of {dep['tumours_answered']}"
+                 if dep.get("tumours_answered") else ""))
 
 
 def cmd_info(a: argparse.Namespace) -> int:
@@ -540,7 +551,14 @@ def build_parser() -> argparse.ArgumentParser:
                         " still trained on with their labels, but left out of the abstention and refusal fits")
     s.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("evaluate", help="score a model on the test part of a split; writes report.html")
+    s = sub.add_parser("evaluate", help="score a model on the test part of a split; writes report.html",
+                       description="score a model on the test part of a split; writes report.html. The metrics "
+                                   "score every test slice "
+                                   "from the model's calibrated probabilities, with refusal and abstention off "
+                                   "(comparable with papers); the 'deployed' figures and predictions.csv's status "
+                                   "column say what `tumorlens predict` answers for the same files (ok, uncertain, "
+                                   "rejected). Files written into --out replace an earlier report's; other files "
+                                   "there are kept.")
     s.add_argument("data_dir")
     s.add_argument("--split", required=True)
     s.add_argument("--model", help="checkpoint (default: the bundled model)")

@@ -162,8 +162,15 @@ def _metrics_section(m: dict[str, Any], title: str) -> list[str]:
         out.append(f"- ECE before / after temperature scaling: {cal['ece_before']:.4f} / {cal['ece_after']:.4f}")
     sel = (m.get("selective") or {}).get("at_threshold")
     if isinstance(sel, dict) and isinstance(sel.get("accuracy"), (int, float)):
-        out.append(f"- at the abstention threshold {sel['threshold']:.3f}: {_pct(sel['coverage'])} answered, "
-                   f"{_pct(sel['accuracy'])} of them correct")
+        out.append(f"- at the abstention threshold {sel['threshold']:.3f}, scoring every test slice with refusal "
+                   f"off: {_pct(sel['coverage'])} above it, {_pct(sel['accuracy'])} of them correct")
+    dep = m.get("deployed")
+    if isinstance(dep, dict) and dep.get("n"):
+        out.append(f"- as `tumorlens predict` answers the test files (refusal and abstention on): "
+                   f"{dep['answered']}/{dep['n']} ({_pct(dep['coverage'])}) answered, "
+                   f"{_pct(dep['accuracy_answered'])} of them correct; {dep['uncertain']} `uncertain`, "
+                   f"{dep['rejected']} refused; tumour slices answered `notumor`: "
+                   f"{dep['tumours_answered_notumor']} of {dep['tumours_answered']}")
     ref = m.get("refused_test")
     ct = m.get("refused_test_ct")
     if isinstance(ref, dict) and ref.get("n"):
