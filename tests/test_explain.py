@@ -325,6 +325,22 @@ def test_overlay_png_is_written_atomically(tmp_path):
         overlay_png(p.image, heat[:50], tmp_path / "bad.png")
 
 
+def test_overlay_draws_the_scan_at_its_own_width_between_the_limits(tmp_path):
+    """A 1,536-px scan came out 561 px wide in its overlay (a fixed 110 dpi), against "original resolution" in
+    the docs (a helper's audit). The scan is a grey ramp (never white once windowed): the overlay's non-white
+    pixels on its middle row, left of the colour bar, are the scan's drawn width."""
+    from tumorlens.explain import OVERLAY_MAX_WIDTH, OVERLAY_MIN_WIDTH
+
+    for w, want in ((1200, 1200), (300, OVERLAY_MIN_WIDTH), (3000, OVERLAY_MAX_WIDTH)):
+        g = np.tile(np.linspace(0.3, 0.7, w, dtype=np.float32), (200, 1))
+        g[:5], g[5:10] = 0.0, 1.0  # the window (0.5th to 99.5th percentile) is 0..1: the ramp stays grey
+        out = overlay_png(g, np.zeros_like(g), tmp_path / f"o{w}.png")
+        rgb = np.asarray(Image.open(out).convert("RGB")).astype(int)
+        row = rgb[rgb.shape[0] // 2]
+        drawn = np.flatnonzero((row < 250).any(1)[: int(rgb.shape[1] * 0.84)])  # the colour bar starts at 0.86
+        assert abs(len(drawn) - want) <= 2, (w, len(drawn))
+
+
 # --------------------------------------------------------------------------------- localisation
 def test_trained_model_map_hits_the_planted_lesion(trained_model):
     """Held-out tumour phantoms: the maps' maxima fall on the lesion far more often than a random map's."""
@@ -470,6 +486,22 @@ def test_explain_overlay_titles_name_the_method_and_each_nifti_slice(trained, tm
     for k in slices:
         (title,) = [t for t in titles.values() if t.startswith(f"vol.nii.gz slice {k}: ")]
         assert "\nhirescam map for '" in title and (out / f"vol_slice{k:03d}.png").is_file()
+
+
+def test_explain_slice_explains_that_one_nifti_slice(trained, tmp_path, capsys):
+    """explain had no --slice (predict and the web API have): a map of a slice outside the automatic subset could
+    not be had from the CLI (a helper's audit)."""
+    from predict_helpers import nifti_bytes
+
+    vol = np.stack([make_phantom("glioma", np.random.default_rng(50 + k), 64).image.astype(np.float32)
+                    for k in range(10)], -1)
+    (tmp_path / "vol.nii.gz").write_bytes(nifti_bytes(vol, gz=True))
+    out = tmp_path / "o"
+    assert _run_cli(["explain", "--model", str(trained), str(tmp_path / "vol.nii.gz"), "--out", str(out),
+                     "--slice", "0", "--no-refuse"]) == 0
+    capsys.readouterr()
+    assert [json.loads(p.read_text())["slice"] for p in out.glob("*.json")] == [0]
+    assert (out / "vol_slice000.npy").is_file()
 
 
 def test_output_names_disambiguate_colliding_stems(tmp_path):

@@ -264,9 +264,11 @@ def test_cli_formats_and_exit_codes(ckpt, files, capsys):
     cap = capsys.readouterr()
     recs = json.loads(cap.out)
     assert [r["path"] for r in recs] == [ins[0], ins[1], ins[1]] and DISCLAIMER in cap.err
+    assert all(r["disclaimer"] == DISCLAIMER for r in recs)  # a saved file carries the notice too
     assert _main(["predict", "--model", str(ckpt), "--format", "jsonl", *ins, str(files / "missing.png")]) == 1
     lines = [json.loads(s) for s in capsys.readouterr().out.splitlines()]
     assert len(lines) == 4 and lines[-1]["status"] == "error"
+    assert all(r["disclaimer"] == DISCLAIMER for r in lines)
     assert _main(["predict", "--model", str(ckpt), "--format", "csv", *ins]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [r["frame"] for r in rows] == ["", "0", "1"] and "p_glioma" in rows[0]

@@ -26,7 +26,7 @@ from tumorlens.config import DISCLAIMER, TumorlensError  # noqa: E402
 from tumorlens.predict import Predictor  # noqa: E402
 from tumorlens.serve import create_app, encode_png, safe_name  # noqa: E402
 
-RECORD_KEYS = {"path", "status", "label", "probabilities", "confidence", "reason"}
+RECORD_KEYS = {"path", "status", "label", "probabilities", "confidence", "reason", "disclaimer"}
 PNG_KEYS = {"overlay_png", "image_png", "heatmap_png"}
 TEST_HOST = "testserver"  # the Host header TestClient sends; the app answers it only when told to
 TRUNCATED = "malformed multipart/form-data body (it ends inside a part or without its closing boundary)"
@@ -71,6 +71,7 @@ def test_records_match_the_predict_cli_json(client, ckpt, inputs, tmp_path, caps
     assert [d.get("frame") for d in api] == [None, None, 0, 1]
     for d in api:
         assert RECORD_KEYS <= set(d) <= RECORD_KEYS | {"frame", "slice"}
+        assert d["disclaimer"] == DISCLAIMER  # in the body too, not only in the X-Research-Use header
         assert d["status"] in ("ok", "uncertain", "rejected", "error")
         assert not PNG_KEYS & set(d)
 

@@ -2,8 +2,13 @@
 `from .cli_explain import add_parsers as _explain_parsers; _explain_parsers(sub)`.
 
 explain: for every input image (files, folders read recursively, globs) writes, into --out,
-  <name>.png   the scan at its original resolution with the heatmap overlaid, colour bar, title, disclaimer;
-  <name>.npy   the heatmap, float32, original resolution, values in [0, 1];
+  <name>.png   the scan with the heatmap overlaid, colour bar, title, disclaimer; the scan drawn at its own
+               resolution from 561 to 2,048 px wide (narrower ones enlarged, wider ones reduced:
+               explain.overlay_png);
+  <name>.npy   the heatmap, float32, values in [0, 1], on the slice's pixel grid as displayed: an image file's
+               own pixels (after its EXIF orientation); a DICOM with non-square pixels or a NIfTI slice on the
+               square-pixel grid it is shown on (NIfTI in radiological orientation: anterior up, the patient's
+               right on the left) - `heatmap_shape` in the record;
   <name>.json  the record: status, class probabilities, method, explained class, disclaimer.
 <name> is the file's stem; stems that occur more than once among the inputs get their parent folders
 (`a__scan`, `b__scan`) and, if still equal, their extension; a volume's slices get `_slice<k>` / `_frame<k>`
@@ -247,7 +252,7 @@ def cmd_explain(a: argparse.Namespace) -> int:
     seen_files = 0
     last = None
     try:
-        for rec in pred.predict_paths(files, explain=True, named=a.inputs):
+        for rec in pred.predict_paths(files, explain=True, slice=a.slice, named=a.inputs):
             if rec.path != last:
                 seen_files += 1
                 last = rec.path
@@ -349,6 +354,9 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--method", choices=METHODS, default=None,
                    help="heatmap method (default: explain.DEFAULT_METHOD; each JSON records the one used)")
     s.add_argument("--target-class", help="explain this class instead of the predicted one")
+    # as predict has it (and the web API's ?slice=): without it a map of a slice outside the automatic subset
+    # could not be had (a helper's audit)
+    s.add_argument("--slice", type=int, help="NIfTI: explain this axial slice only (0 = most inferior)")
     s.add_argument("--no-refuse", action="store_true",
                    help="explain inputs even if they do not look like brain MRI slices")
     s.set_defaults(func=cmd_explain)

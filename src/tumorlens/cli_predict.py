@@ -111,6 +111,10 @@ def cmd_predict(a: argparse.Namespace) -> int:
             d["overlay"] = str(p)
             d["heatmap_method"] = method
             d["heatmap_empty"] = empty
+        if a.format in ("json", "jsonl"):
+            # a saved JSON file is read by people too: each record carries the notice, as explain's records do
+            # (stderr alone left a saved file without it; a helper's audit). CSV and the table keep theirs apart.
+            d["disclaimer"] = DISCLAIMER
         if a.format == "jsonl":
             out.write(json.dumps(d) + "\n")
             out.flush()

@@ -428,12 +428,18 @@ def explain_slice(model: nn.Module, x: np.ndarray, box: tuple[int, int, int], or
 
 
 # ------------------------------------------------------------------------------------------ overlay
+OVERLAY_MIN_WIDTH, OVERLAY_MAX_WIDTH = 561, 2048  # pixels of the scan in an overlay figure (561: 5.1 in at 110 dpi)
+
+
 def overlay_png(gray_orig: np.ndarray, heat_orig: np.ndarray, path: str | os.PathLike, title: str = "",
                 mask: np.ndarray | None = None, alpha: float = 0.5, cmap: str = "jet") -> Path:
     """Write the scan (gray) with the heatmap overlaid, a colour bar, `title` and the disclaimer footer.
 
-    The heat's opacity grows with its value, so cold regions leave the anatomy visible. `mask`, if
-    given (same shape), is outlined in green (the reference segmentation). Written atomically.
+    The scan is drawn one image pixel to one output pixel for widths from OVERLAY_MIN_WIDTH to
+    OVERLAY_MAX_WIDTH; narrower scans are enlarged to the first (so that the title and the footer stay
+    legible) and wider ones reduced to the second (the .npy map keeps the full resolution). The heat's opacity
+    grows with its value, so cold regions leave the anatomy visible. `mask`, if given (same shape), is
+    outlined in green (the reference segmentation). Written atomically.
     """
     from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -458,7 +464,10 @@ def overlay_png(gray_orig: np.ndarray, heat_orig: np.ndarray, path: str | os.Pat
     img_w = 5.1  # inches; the image's height follows its aspect ratio, plus room for title and footer
     img_h = img_w * h / w
     fig_h = img_h + 0.95
-    fig = Figure(figsize=(6.4, fig_h), dpi=110)
+    # the resolution that draws the scan at its own width (the figure was 110 dpi whatever the scan: a 1,536-px
+    # scan came out 561 px wide, against "original resolution" in the docs; a helper's audit)
+    dpi = min(max(w, OVERLAY_MIN_WIDTH), OVERLAY_MAX_WIDTH) / img_w
+    fig = Figure(figsize=(6.4, fig_h), dpi=dpi)
     FigureCanvasAgg(fig)
     ax = fig.add_axes((0.03, 0.35 / fig_h, img_w / 6.4, img_h / fig_h))
     ax.imshow(g, cmap="gray", vmin=0, vmax=1, interpolation="antialiased")
@@ -473,5 +482,5 @@ def overlay_png(gray_orig: np.ndarray, heat_orig: np.ndarray, path: str | os.Pat
     cb.set_label("relative evidence for the explained class", fontsize=8)
     fig.text(0.5, 0.012, DISCLAIMER, ha="center", va="bottom", fontsize=7, color="0.35")
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
+    fig.savefig(buf, format="png", dpi=dpi)
     return atomic_write_bytes(path, buf.getvalue())

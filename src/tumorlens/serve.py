@@ -240,7 +240,7 @@ class _Service:
         out: list[dict[str, Any]] = []
         for i, (display, data, bad) in enumerate(uploads, 1):
             if bad:
-                out.append(Record(display, "error", reason=bad[1]).to_dict())
+                out.append({**Record(display, "error", reason=bad[1]).to_dict(), "disclaimer": DISCLAIMER})
                 continue
             hidden = _placeholder(display, i)
             with self.lock:
@@ -254,6 +254,9 @@ class _Service:
                     d.update(render_layers(r.image, r.heatmap))
                     # as the CLI's records say: which method made the map, and whether it found anything at all
                     d.update(heatmap_method=self.predictor.heatmap_method, heatmap_empty=heatmap_is_empty(r.heatmap))
+                # each record carries the notice, as the CLI's JSON records do: a saved response body had it only
+                # in a header (a helper's audit)
+                d["disclaimer"] = DISCLAIMER
                 out.append(d)
         return out
 
