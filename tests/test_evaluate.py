@@ -322,3 +322,12 @@ def test_the_terminal_names_the_model_that_was_scored(evaluated, ckpt, tmp_path,
     assert main(["evaluate", str(data), "--split", str(split), "--model", str(ckpt), "--out", str(tmp_path / "o")]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("model: "))
     assert Path(line.split()[1].rstrip(",")).resolve() == Path(ckpt).resolve() and "sha256" in line
+
+
+def test_the_report_confusion_table_shows_a_small_row_share_with_one_decimal():
+    """1 of 330 showed as "1 (0%)" (a helper's audit)."""
+    from tumorlens.report import metrics_html
+
+    page = metrics_html({"class_names": ["a", "b"], "confusion_matrix": [[329, 1], [0, 2]],
+                         "confusion_matrix_normalized": [[329 / 330, 1 / 330], [0.0, 1.0]]})
+    assert "1 (0.3%)" in page and "329 (99.7%)" in page and "(0%)" not in page
