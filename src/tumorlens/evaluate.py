@@ -168,8 +168,8 @@ def deployed(predictor: Predictor, data_dir: str | os.PathLike, paths: list[str]
     summary = {"n": len(files), "answered": len(ok), "uncertain": statuses.count("uncertain"),
                "rejected": len(rejected), "rejected_by_feature_distance": by_distance,
                "rejected_by_image_checks": len(rejected) - by_distance, "error": statuses.count("error"),
-               "coverage": len(ok) / len(files) if files else float("nan"),
-               "accuracy_answered": right / len(ok) if ok else float("nan"),
+               "coverage": len(ok) / len(files) if files else None,  # None, not NaN: metrics.json stays JSON
+               "accuracy_answered": right / len(ok) if ok else None,
                "tumours_answered": len(tumours_ok),
                "tumours_answered_notumor": sum(1 for i in tumours_ok if recs[i].label == neg)}
     for r in recs:
