@@ -35,6 +35,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = True)
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
+    if path.is_symlink():
+        # write through the link: replacing it would turn the link into a file and leave its target stale
+        path = path.resolve()
+    if path.exists() and not path.is_file():
+        # a device, FIFO or socket (/dev/null, /dev/stdout, a named pipe a reader waits on): written into as
+        # it is, not replaced by a regular file (os.replace swapped /dev/null for a file; a helper's audit)
+        return _write_special(path, data)
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -52,6 +59,16 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = True)
         if isinstance(e, OSError):
             raise type(e)(e.errno, f"cannot write ({e.strerror or e})", str(path)) from None
         raise
+    return path
+
+
+def _write_special(path: Path, data: bytes) -> Path:
+    """`data` written into an existing non-regular file (no atomic replace is possible, nor wanted)."""
+    try:
+        with open(path, "wb") as fh:
+            fh.write(data)
+    except OSError as e:
+        raise type(e)(e.errno, f"cannot write ({e.strerror or e})", str(path)) from None
     return path
 
 
@@ -92,8 +109,12 @@ def read_user_text(path: str | os.PathLike, what: str) -> str:
     """The text of an input file a user gave (`what` says which kind, for the error): UTF-8, with or without
     the byte-order mark that Excel's "CSV UTF-8" writes. Any other encoding (UTF-16, Latin-1, binary) or an
     unreadable file is a TumorlensError naming the file, not a UnicodeDecodeError traceback."""
+    p = Path(path)
     try:
-        return Path(path).read_bytes().decode("utf-8-sig")
+        if p.exists() and not p.is_file() and not p.is_dir():
+            # /dev/zero read until memory ran out, and a FIFO without a writer hung (a helper's audit)
+            raise TumorlensError(f"{path}: cannot read {what} (not a regular file: a device, pipe or socket)")
+        return p.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError:
         raise TumorlensError(f"{path}: not a UTF-8 text file") from None
     except OSError as e:
