@@ -229,9 +229,18 @@ def test_demo_runs_the_whole_pipeline_and_says_research_use_only(tmp_path, capsy
 
     monkeypatch.setattr(demo, "DEMO_CONFIG", demo.DEMO_CONFIG.with_overrides(["augment=false", "warmup_epochs=0", "batch_size=16"]))
     out = tmp_path / "demo"
+    # a run interrupted while it wrote the phantoms: one class folder, no manifest. The rerun trained on the
+    # partial set and said "demo finished" (a helper's audit); now it generates the set again
+    partial = out / "phantoms" / "Training" / "glioma"
+    partial.mkdir(parents=True)
+    (partial / "glioma_0.png").write_bytes(b"\x89PNG truncated")
     assert main(["demo", "--out", str(out), "--n-per-class", "32", "--epochs", "30"]) == 0
     cap = capsys.readouterr()
     assert DISCLAIMER in cap.err and DISCLAIMER in cap.out and "report.html" in cap.out
+    assert "is incomplete (an interrupted run): generating it again" in cap.err
+    assert (tmp_path / "demo" / "phantoms_manifest.csv").is_file()
+    assert sorted(p.name for p in (out / "phantoms" / "Training").iterdir()) == [
+        "glioma", "meningioma", "notumor", "pituitary"]
     for f in ("report/report.html", "report/metrics.json", "report/gradcam_gallery.png", "run/model.safetensors",
               "split.csv", "audit/duplicates.csv"):
         assert (out / f).is_file(), f

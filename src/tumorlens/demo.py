@@ -24,14 +24,28 @@ DEMO_CONFIG = TrainConfig(epochs=30, batch_size=32, lr=3e-3, patience=8,
                           model=ModelConfig(channels=(16, 32, 64, 128), lstm_hidden=64, dense=64))
 
 
+def _only_phantom_folders(data: Path) -> bool:
+    """Whether `data` holds nothing but the Training/ and Testing/ class folders that make_dataset writes (so it
+    is ours to remove)."""
+    return all(p.is_dir() and p.name in ("Training", "Testing") for p in data.iterdir())
+
+
 def run_demo(out: Path, n_per_class: int = 200, epochs: int = 30, seed: int = 0,
              log: Callable[[str], None] = log.info) -> Path:
     """Run the whole pipeline into `out`; returns `out`."""
     from .evaluate import evaluate
-    from .synthetic import make_dataset
+    from .synthetic import make_dataset, manifest_path, masks_root
 
     out.mkdir(parents=True, exist_ok=True)
     data = out / "phantoms"
+    if data.exists() and not manifest_path(data).is_file() and _only_phantom_folders(data):
+        # a run interrupted while generating: the manifest is written last, so without it the set is partial (a
+        # rerun trained on 235 images of 2 classes and said "demo finished"; a helper's audit)
+        import shutil
+
+        log(f"the phantom dataset in {data} is incomplete (an interrupted run): generating it again")
+        shutil.rmtree(data)
+        shutil.rmtree(masks_root(data), ignore_errors=True)
     if not data.exists():
         log(f"generating {4 * n_per_class} phantom slices (+ planted duplicates) in {data}")
         make_dataset(data, n_per_class=n_per_class, size=256, seed=seed, split=True,

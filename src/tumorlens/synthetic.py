@@ -442,8 +442,13 @@ def _encode(img: np.ndarray, ext: str, quality: int = 95) -> bytes:
 
 
 def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    """One phantom file, written atomically (a full disk left a truncated mask PNG behind); its error names it."""
+    from .fileio import atomic_write_bytes
+
+    try:
+        atomic_write_bytes(path, data, fsync=False)
+    except OSError as e:
+        raise TumorlensError(f"{path}: {e.strerror or e}") from None
 
 
 def _nonempty(p: Path) -> bool:
@@ -541,7 +546,8 @@ def make_dataset(out_dir: str | os.PathLike, n_per_class: int = 50, size: int = 
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(("path", "label", "mask_path", "duplicate_of", "kind"))
     w.writerows(rows)
-    mpath.write_text(buf.getvalue(), encoding="utf-8")
+    # written last, and atomically: its presence marks a complete dataset (demo regenerates one without it)
+    _write(mpath, buf.getvalue().encode("utf-8"))
     log.info("wrote %d phantom images (%d planted duplicates) to %s; masks in %s, manifest %s",
              len(rows), duplicates, out, mroot, mpath)
     return out
