@@ -600,6 +600,23 @@ def _add_disclaimer_to_help(sub: Any) -> None:
             parser.description = f"{text.rstrip('. ')}. {DISCLAIMER}" if text else DISCLAIMER
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (`kill PID`, a closed terminal), raised where the command is, so that it ends as Ctrl-C
+    does: a training saves its last epoch, evaluate removes its stage folder, worker pools are ended. By
+    default these signals ended the process at once, leaving a stage folder and, while a dataset was being
+    decoded, its worker processes running for good (a helper's audit)."""
+
+    def __init__(self, signum: int):
+        import signal
+
+        super().__init__(signum)
+        self.signum, self.name = signum, signal.Signals(signum).name
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated(signum)
+
+
 def guarded(run: Callable[[], int | None]) -> int:
     """Run a command: a TumorlensError, or a file-system error nothing else caught, becomes one `error: ...`
     line and exit code 2, Ctrl-C exit code 130, never a traceback. The CLI and the benchmark scripts share it."""
@@ -608,6 +625,9 @@ def guarded(run: Callable[[], int | None]) -> int:
     except TumorlensError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except Terminated as e:
+        print(f"terminated ({e.name})", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -633,4 +653,15 @@ def main(argv: list[str] | None = None) -> int:
         import warnings
 
         warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL(\.|$)")
-    return guarded(lambda: a.func(a))
+    import signal
+    import threading
+
+    signals = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    if threading.current_thread() is not threading.main_thread():  # handlers can be set in the main thread only
+        signals = []
+    before = {s: signal.signal(s, _raise_terminated) for s in signals}
+    try:
+        return guarded(lambda: a.func(a))
+    finally:
+        for s, handler in before.items():  # main() is also called in-process (tests, scripts)
+            signal.signal(s, handler)

@@ -13,7 +13,6 @@ import logging
 import os
 import re
 import struct
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -360,6 +359,29 @@ def _load_job(args: tuple[str, Preprocess, bool]) -> tuple[str, Decoded | str]:
     return load_cached(*args)
 
 
+def die_with_parent() -> None:
+    """Initializer of worker processes: on Linux, ask the kernel to end this worker (SIGTERM) when the process
+    that started it dies, however it dies (SIGKILL included), so that no worker outlives a killed command. A
+    no-op elsewhere."""
+    import signal
+    import sys
+
+    # a worker forked from the CLI inherits its SIGTERM handler (cli.Terminated); Pool.terminate() and the
+    # parent's death end workers with SIGTERM, which must end them quietly, not raise inside them
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG = 1 (linux/prctl.h)
+    except (OSError, AttributeError):  # no libc symbol: the workers still end with the pool
+        pass
+
+
 # ----------------------------------------------------------------------------------------- datasets
 @dataclass(frozen=True)
 class Entry:
@@ -470,8 +492,14 @@ def load_dataset(root: str | os.PathLike, pre: Preprocess = Preprocess(), worker
     workers = workers if workers is not None else min(os.cpu_count() or 1, 4)
     results: list[tuple[str, Decoded | str]] = []
     if workers > 1 and len(jobs) >= 256:
-        with ProcessPoolExecutor(workers) as ex:
-            for r in ex.map(_load_job, jobs, chunksize=64):
+        import multiprocessing as mp
+
+        # a Pool, whose exit terminates its workers: a ProcessPoolExecutor's exit waits for every queued job,
+        # so an interrupted or terminated command went on decoding the dataset (and `kill` left the workers
+        # running for good; a helper's audit). 'fork', as ProcessPoolExecutor used on Linux.
+        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else mp.get_context()
+        with ctx.Pool(workers, initializer=die_with_parent) as pool:
+            for r in pool.imap(_load_job, jobs, chunksize=64):
                 results.append(r)
                 if progress and len(results) % 256 == 0:
                     progress(len(results))

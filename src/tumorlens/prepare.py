@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .config import NoImageError, Preprocess, TumorlensError
-from .data import preprocess_array
+from .data import die_with_parent, preprocess_array
 
 
 @dataclass
@@ -101,6 +101,7 @@ def split_tasks(paths: list[str], workers: int, size: int = FILES_PER_TASK) -> l
 
 def _init_worker(pre: Preprocess, refuse: bool, slice: int | None, onnx: bytes | None = None,
                  mirror: bool = False, chunk: int = 16) -> None:
+    die_with_parent()
     session = None
     if onnx is not None:
         try:
