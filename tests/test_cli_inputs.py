@@ -115,9 +115,30 @@ def test_a_named_pipe_in_a_class_folder_is_skipped_not_read_forever(tmp_path, ca
     (tmp_path / "glioma").mkdir()
     Image.fromarray(np.zeros((16, 16), np.uint8)).save(tmp_path / "glioma" / "a.png")
     os.mkfifo(tmp_path / "glioma" / "pipe.png")
+    # a link to a pipe or a device hung the scan too (a helper's audit); a broken link stays, for the loader
+    os.symlink(tmp_path / "glioma" / "pipe.png", tmp_path / "glioma" / "link.png")
+    if os.path.exists("/dev/zero"):
+        os.symlink("/dev/zero", tmp_path / "glioma" / "zero.png")
+    os.symlink(tmp_path / "nowhere.png", tmp_path / "glioma" / "broken.png")
     with caplog.at_level("WARNING"):
         entries = scan_dataset(tmp_path)
-    assert [e.path for e in entries] == ["glioma/a.png"] and "pipe.png: not a regular file" in caplog.text
+    assert [e.path for e in entries] == ["glioma/a.png", "glioma/broken.png"]
+    assert "pipe.png: not a regular file" in caplog.text and "link.png: not a regular file" in caplog.text
+
+
+def test_an_unwritable_cache_is_said_once_not_once_per_image(tmp_path, monkeypatch, caplog):
+    import tumorlens.data as data
+    from tumorlens.data import load_dataset
+
+    for i in range(5):
+        (tmp_path / "d" / "glioma").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((32, 32), 40 * i, np.uint8)).save(tmp_path / "d" / "glioma" / f"{i}.png")
+    (tmp_path / "cache").write_text("a file, not a folder")
+    monkeypatch.setenv("TUMORLENS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(data, "_CACHE_WARNED", False)
+    with caplog.at_level("WARNING"):
+        load_dataset(tmp_path / "d", workers=1)
+    assert caplog.text.count("cannot write the cache") == 1
 
 
 def test_a_class_without_training_images_is_refused_and_a_small_val_part_is_warned_about(data, tmp_path, capsys):

@@ -351,8 +351,15 @@ def load_cached(path: str, pre: Preprocess, use_cache: bool = True) -> tuple[str
             np.savez(buf, image=d.image, dhash=d.dhash, dhash_mirror=d.dhash_mirror, shape=np.array(d.orig_shape))
             atomic_write_bytes(cp, buf.getvalue(), fsync=False)  # rebuildable: a damaged entry is re-decoded
         except OSError as e:  # a read-only cache must not stop the run
-            log.warning("cannot write cache %s: %s", cp, e)
+            global _CACHE_WARNED
+            if not _CACHE_WARNED:  # said once per process, not once per image (7,000 lines on the Kaggle set)
+                _CACHE_WARNED = True
+                log.warning("cannot write the cache (%s), so images are decoded again on every run; set "
+                            "TUMORLENS_CACHE_DIR to a writable folder: %s", cp, e)
     return sha, d
+
+
+_CACHE_WARNED = False
 
 
 def _load_job(args: tuple[str, Preprocess, bool]) -> tuple[str, Decoded | str]:
@@ -436,9 +443,10 @@ def scan_dataset(root: str | os.PathLike) -> list[Entry]:
                     if fn.startswith("."):
                         continue
                     full = os.path.join(dirpath, fn)
-                    if not os.path.isfile(full) and not os.path.islink(full):
-                        # a FIFO, socket or device: opening it could block forever (a broken link is kept: the
-                        # loader reports it)
+                    if os.path.exists(full) and not os.path.isfile(full):
+                        # a FIFO, socket or device, or a link to one (a link to /dev/zero hung the scan; a
+                        # helper's audit): opening it could block forever (a broken link is kept: the loader
+                        # reports it)
                         log.warning("skipped %s: not a regular file", Path(full).relative_to(root).as_posix())
                         continue
                     rel = Path(dirpath, fn).relative_to(root).as_posix()
