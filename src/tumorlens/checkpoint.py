@@ -181,6 +181,8 @@ def load_checkpoint(path: str | os.PathLike | None = None) -> Checkpoint:
         config = TrainConfig.from_dict(cfg_doc)
         classes = tuple(doc["classes"])
         model = build_model(config.model, config.preprocess.size)
+    except TumorlensError as e:  # a setting out of range (a hand-edited header): said with the file's name
+        raise TumorlensError(f"{path}: checkpoint settings are invalid ({e})") from None
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise TumorlensError(f"{path}: checkpoint does not match this tumorlens ({e})") from None
     try:
@@ -193,7 +195,8 @@ def load_checkpoint(path: str | os.PathLike | None = None) -> Checkpoint:
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise TumorlensError(f"{path}: checkpoint does not match this tumorlens ({e})") from None
+        detail = " ".join(str(e).split())  # torch's size-mismatch message spans lines
+        raise TumorlensError(f"{path}: checkpoint does not match this tumorlens ({detail})") from None
     if missing or unexpected:
         raise TumorlensError(f"{path}: checkpoint weights do not match the model "
                              f"(missing {len(missing)}, unexpected {len(unexpected)})")
@@ -207,6 +210,22 @@ def load_checkpoint(path: str | os.PathLike | None = None) -> Checkpoint:
     def number(v: Any) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool)
 
+    # the sections a Predictor reads are objects; a hand-edited header with "refusal": "x" gave tracebacks in
+    # predict, serve and model-card (a helper's audit), and a duplicated class name went through silently
+    for key in ("calibration", "abstention", "refusal", "split", "data", "metrics", "test_metrics"):
+        if meta.get(key) is not None and not isinstance(meta[key], dict):
+            raise TumorlensError(f"{path}: checkpoint metadata is damaged ({key!r} must be an object, got "
+                                 f"{type(meta[key]).__name__})")
+    if len(set(classes)) != len(classes) or not all(isinstance(c, str) and c for c in classes):
+        raise TumorlensError(f"{path}: checkpoint class names must be distinct non-empty names, got {list(classes)}")
+    ood = (meta.get("refusal") or {}).get("ood")
+    if ood is not None:
+        from .refusal import FeatureOOD
+
+        try:
+            FeatureOOD.from_meta(ood)  # the shapes and the threshold, checked once here (a NaN threshold
+        except TumorlensError as e:   # turned the feature-distance refusal off without a word)
+            raise TumorlensError(f"{path}: {e}") from None
     t = (meta.get("calibration") or {}).get("temperature", 1.0)
     if not number(t) or not 0.0 < t < float("inf"):
         raise TumorlensError(f"{path}: checkpoint calibration temperature must be a positive number, got {t!r}")

@@ -383,11 +383,22 @@ class FeatureOOD:
     @classmethod
     def from_meta(cls, d: dict[str, Any]) -> "FeatureOOD":
         try:
-            return cls(np.asarray(d["means"], dtype=np.float64), np.asarray(d["basis"], dtype=np.float64),
-                       np.asarray(d["lam"], dtype=np.float64), float(d["sigma2"]), float(d["threshold"]),
-                       last_only=d.get("features") == FEATURES_LAST_MAP)
-        except (KeyError, TypeError, ValueError) as e:
+            ood = cls(np.asarray(d["means"], dtype=np.float64), np.asarray(d["basis"], dtype=np.float64),
+                      np.asarray(d["lam"], dtype=np.float64), float(d["sigma2"]), float(d["threshold"]),
+                      last_only=d.get("features") == FEATURES_LAST_MAP)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise TumorlensError(f"checkpoint refusal metadata is damaged ({e})") from None
+        k_d, r_d = ood.means.shape, ood.basis.shape
+        if (len(k_d) != 2 or len(r_d) != 2 or r_d[1] != k_d[1] or ood.lam.shape != (r_d[0],)
+                or not all(np.isfinite(a).all() for a in (ood.means, ood.basis, ood.lam))
+                or not np.isfinite(ood.sigma2) or ood.sigma2 <= 0):
+            raise TumorlensError("checkpoint refusal metadata is damaged (feature-distance means, basis, variances "
+                                 "inconsistent or not finite)")
+        # NaN compares False with every score: the refusal was off without a word; inf is "never refuse"
+        if np.isnan(ood.threshold) or ood.threshold <= 0:
+            raise TumorlensError(f"checkpoint refusal metadata is damaged (feature-distance threshold "
+                                 f"{ood.threshold!r})")
+        return ood
 
 
 # ------------------------------------------------------------------------------ fitting (on val)
