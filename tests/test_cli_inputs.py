@@ -325,3 +325,26 @@ def test_the_model_card_says_selective_figures_leave_refusal_out_and_gives_what_
     assert "at the abstention threshold 0.771, scoring every test slice with refusal off: 92.3 % above it" in text
     assert ("as `tumorlens predict` answers the test files (refusal and abstention on): 1221/1341 (91.1 %) answered, "
             "97.1 % of them correct; 99 `uncertain`, 21 refused; tumour slices answered `notumor`: 4 of 863") in text
+
+
+def test_a_cache_entry_of_the_wrong_shape_or_with_nan_is_rebuilt_not_trusted(tmp_path, monkeypatch, caplog):
+    """Entries with a (7, 5) image gave a RuntimeError traceback in evaluate, audit and train; NaN ones an error
+    naming no file (a helper's audit)."""
+    import io
+
+    from tumorlens.config import Preprocess
+    from tumorlens.data import _cache_path, load_cached
+
+    monkeypatch.setenv("TUMORLENS_CACHE_DIR", str(tmp_path / "cache"))
+    img = tmp_path / "a.png"
+    Image.fromarray(np.tile(np.arange(64, dtype=np.uint8) * 4, (64, 1))).save(img)
+    pre = Preprocess()
+    sha, good = load_cached(str(img), pre)
+    for bad in (np.zeros((7, 5), np.float32), np.full((pre.size, pre.size), np.nan, np.float32)):
+        buf = io.BytesIO()
+        np.savez(buf, image=bad, dhash=good.dhash, dhash_mirror=good.dhash_mirror, shape=np.array(good.orig_shape))
+        _cache_path(sha, pre).write_bytes(buf.getvalue())
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            _, d = load_cached(str(img), pre)
+        assert np.array_equal(d.image, good.image) and "rebuilding damaged cache entry" in caplog.text

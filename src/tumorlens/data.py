@@ -328,6 +328,17 @@ def decode_file(path: str | os.PathLike, pre: Preprocess) -> Decoded:
     return Decoded(image, dhash256(gray), dhash256(gray[:, ::-1]), tuple(gray.shape))
 
 
+def _valid_entry(d: Decoded, pre: Preprocess) -> bool:
+    """Whether a cache entry has the form `decode_file` gives: a (size, size) float32 image in [0, 1], 32-byte
+    hashes. Entries of the wrong shape gave tracebacks, NaN ones a one-line error naming no file (a helper's
+    audit). Damage to the bytes of an entry fails np.load's CRC check; an entry rewritten with other valid
+    values (all zeros, as a blank image gives) cannot be told from a real one."""
+    img = d.image
+    return (img.shape == (pre.size, pre.size) and img.dtype == np.float32 and bool(np.isfinite(img).all())
+            and float(img.min()) >= 0.0 and float(img.max()) <= 1.0
+            and d.dhash.shape == (32,) and d.dhash_mirror.shape == (32,) and len(d.orig_shape) == 2)
+
+
 def load_cached(path: str, pre: Preprocess, use_cache: bool = True) -> tuple[str, Decoded | str]:
     """(sha256, Decoded) for one file, or (sha256, error message). Reads and fills the cache."""
     try:
@@ -338,7 +349,10 @@ def load_cached(path: str, pre: Preprocess, use_cache: bool = True) -> tuple[str
     if use_cache and cp.exists():
         try:
             with np.load(cp) as z:
-                return sha, Decoded(z["image"], z["dhash"], z["dhash_mirror"], tuple(int(v) for v in z["shape"]))
+                d = Decoded(z["image"], z["dhash"], z["dhash_mirror"], tuple(int(v) for v in z["shape"]))
+            if _valid_entry(d, pre):
+                return sha, d
+            log.warning("rebuilding damaged cache entry %s", cp)
         except Exception:  # a damaged cache entry is rebuilt, never trusted
             log.warning("rebuilding damaged cache entry %s", cp)
     try:
