@@ -348,3 +348,21 @@ def test_a_cache_entry_of_the_wrong_shape_or_with_nan_is_rebuilt_not_trusted(tmp
         with caplog.at_level("WARNING"):
             _, d = load_cached(str(img), pre)
         assert np.array_equal(d.image, good.image) and "rebuilding damaged cache entry" in caplog.text
+
+
+@pytest.mark.skipif(os.name == "nt", reason="file names are text on Windows")
+def test_a_file_name_that_is_not_utf8_is_skipped_with_a_warning_not_a_traceback(tmp_path, capsys, caplog):
+    """`d\\xfe.png` in a class folder ended split, train and audit with a UnicodeEncodeError traceback."""
+    data = tmp_path / "data"
+    for k, c in enumerate(("glioma", "meningioma", "notumor", "pituitary")):
+        (data / c).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((32, 32), 30 * i + 40 + 7 * k, np.uint8)).save(data / c / f"{i}.png")
+    bad = os.path.join(os.fsencode(data / "glioma"), b"d\xfe.png")
+    with open(bad, "wb") as f:
+        f.write((data / "glioma" / "0.png").read_bytes())
+    with caplog.at_level("WARNING"):
+        assert main(["split", str(data), "--strategy", "stratified", "--out", str(tmp_path / "s.csv")]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    assert "glioma/d\\xfe.png: its name is not valid UTF-8 text; rename the file" in caplog.text
+    assert "d\\xfe.png" not in (tmp_path / "s.csv").read_text(encoding="utf-8")

@@ -464,6 +464,15 @@ def scan_dataset(root: str | os.PathLike) -> list[Entry]:
                         log.warning("skipped %s: not a regular file", Path(full).relative_to(root).as_posix())
                         continue
                     rel = Path(dirpath, fn).relative_to(root).as_posix()
+                    try:
+                        rel.encode("utf-8")
+                    except UnicodeEncodeError:
+                        # bytes that are not UTF-8 in the name (or any non-ASCII name under an ASCII locale): split
+                        # and audit CSVs are UTF-8, and writing the name ended split, train and audit with a
+                        # traceback (a helper's audit)
+                        log.warning("skipped %s: its name is not valid UTF-8 text; rename the file",
+                                    os.fsencode(rel).decode("utf-8", "backslashreplace"))  # the bytes, as \xfe
+                        continue
                     entries.append(Entry(rel, label, split))
             if len(entries) == found_before:
                 log.warning("%s: class folder holds no files", cd.relative_to(root).as_posix() or cd.name)
