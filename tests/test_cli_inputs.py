@@ -366,3 +366,17 @@ def test_a_file_name_that_is_not_utf8_is_skipped_with_a_warning_not_a_traceback(
     assert "Traceback" not in capsys.readouterr().err
     assert "glioma/d\\xfe.png: its name is not valid UTF-8 text; rename the file" in caplog.text
     assert "d\\xfe.png" not in (tmp_path / "s.csv").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("argv", [["explain", "IMG", "--out", "FILE"], ["predict", "IMG", "--explain", "FILE"],
+                                  ["demo", "--out", "FILE"]])
+def test_an_output_folder_that_is_an_existing_file_is_one_line_naming_it(tmp_path, capsys, argv):
+    """explain, demo and predict --explain said a bare "File exists" (the I/O audit)."""
+    (tmp_path / "f").write_text("a file")
+    img = tmp_path / "a.png"
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(img)
+    argv = [str(img) if v == "IMG" else str(tmp_path / "f") if v == "FILE" else v for v in argv]
+    assert main(argv) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert err == [f"error: {tmp_path / 'f'}: {argv[argv.index(str(tmp_path / 'f')) - 1]} must be a folder, and a "
+                   f"file of that name exists"]

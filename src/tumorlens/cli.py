@@ -499,9 +499,10 @@ def _print_info(a: argparse.Namespace, path: Path, doc: dict) -> int:
 
 def cmd_demo(a: argparse.Namespace) -> int:
     from .demo import run_demo
+    from .fileio import prepare_folder
 
     t0 = time.perf_counter()
-    Path(a.out).mkdir(parents=True, exist_ok=True)  # a bad --out stays the one-line error, before anything else
+    prepare_folder(a.out)  # a bad --out is a one-line error naming it, before anything else
     print(f"tumorlens demo: {DISCLAIMER}", file=sys.stderr)
     out = run_demo(Path(a.out), n_per_class=a.n_per_class, epochs=a.epochs,
                    log=lambda msg: print(msg, file=sys.stderr))

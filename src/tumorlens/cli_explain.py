@@ -235,8 +235,9 @@ def cmd_explain(a: argparse.Namespace) -> int:
         target = pred.classes.index(t)
     pred.explain_method = method
     pred.explain_target = target
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
+    from .fileio import prepare_folder
+
+    out = prepare_folder(a.out)  # an existing file of that name gave a bare "File exists"
 
     files, failed, done, n_empty = [], 0, 0, 0
     # an overlay we wrote is a PNG beside its record (.json); the .json and .npy are skipped by name anyway

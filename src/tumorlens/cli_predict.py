@@ -77,7 +77,9 @@ def cmd_predict(a: argparse.Namespace) -> int:
         except ImportError as e:
             raise TumorlensError(f"--explain is not available in this installation ({e})") from None
         method = predictor.heatmap_method  # for the titles and records: the method the maps are made with
-        explain_dir.mkdir(parents=True, exist_ok=True)
+        from .fileio import prepare_folder
+
+        prepare_folder(explain_dir, "--explain")  # an existing file of that name: one line naming it
     inputs = a.inputs
     if explain_dir is not None:
         # overlays from an earlier run must not come back as inputs when DIR lies in an input folder; the
