@@ -76,7 +76,7 @@ def test_an_out_folder_that_is_a_file_is_a_one_line_error(tmp_path, capsys):
     f = tmp_path / "taken"
     f.write_text("not a folder")
     assert main(["demo", "--out", str(f)]) == 2
-    assert capsys.readouterr().err == f"error: {f}: File exists\n"
+    assert capsys.readouterr().err == f"error: {f}: --out must be a folder, and a file of that name exists\n"
 
 
 def test_a_benchmark_script_with_a_missing_model_says_so_in_one_line(tmp_path):
