@@ -380,3 +380,18 @@ def test_an_output_folder_that_is_an_existing_file_is_one_line_naming_it(tmp_pat
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert err == [f"error: {tmp_path / 'f'}: {argv[argv.index(str(tmp_path / 'f')) - 1]} must be a folder, and a "
                    f"file of that name exists"]
+
+
+def test_many_unreadable_files_in_a_dataset_are_named_up_to_a_limit_then_counted(tmp_path, caplog):
+    import tumorlens.data as data
+    from tumorlens.data import load_dataset
+
+    (tmp_path / "glioma").mkdir()
+    Image.fromarray(np.full((32, 32), 90, np.uint8)).save(tmp_path / "glioma" / "a.png")
+    for i in range(data.MAX_SKIP_LINES + 15):
+        (tmp_path / "glioma" / f"note{i}.png").write_text("not an image")
+    with caplog.at_level("WARNING"):
+        ds = load_dataset(tmp_path, workers=1, use_cache=False)
+    assert len(ds.skipped) == data.MAX_SKIP_LINES + 15
+    assert caplog.text.count("WARNING  tumorlens.data:data.py") <= data.MAX_SKIP_LINES + 3
+    assert "skipped 15 more unreadable file(s)" in caplog.text

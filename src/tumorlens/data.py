@@ -509,6 +509,11 @@ class Dataset:
         return {e.path: i for i, e in enumerate(self.entries)}
 
 
+# unreadable files named one per line; the rest are counted in one line (10,000 notes in a class folder gave
+# 10,000 lines; a helper's audit)
+MAX_SKIP_LINES = 20
+
+
 def load_dataset(root: str | os.PathLike, pre: Preprocess = Preprocess(), workers: int | None = None,
                  use_cache: bool = True, progress=None, entries: list[Entry] | None = None) -> Dataset:
     """Decode every image of a class-folder dataset (cached, in parallel); unreadable files are skipped.
@@ -545,13 +550,17 @@ def load_dataset(root: str | os.PathLike, pre: Preprocess = Preprocess(), worker
     for e, (sha, r) in zip(entries, results):
         if isinstance(r, str):
             skipped.append((e.path, r))
-            log.warning("skipped %s", r)
+            if len(skipped) <= MAX_SKIP_LINES:
+                log.warning("skipped %s", r)
             continue
         keep.append(e)
         imgs.append(r.image)
         shas.append(sha)
         dh.append(r.dhash)
         dhm.append(r.dhash_mirror)
+    if len(skipped) > MAX_SKIP_LINES:
+        log.warning("skipped %d more unreadable file(s), not listed one by one (Dataset.skipped holds them all)",
+                    len(skipped) - MAX_SKIP_LINES)
     if not keep:
         raise TumorlensError(f"{root}: no readable image ({len(skipped)} file(s) skipped)")
     present = {e.label for e in entries}
