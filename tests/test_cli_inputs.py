@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -395,3 +396,12 @@ def test_many_unreadable_files_in_a_dataset_are_named_up_to_a_limit_then_counted
     assert len(ds.skipped) == data.MAX_SKIP_LINES + 15
     assert caplog.text.count("WARNING  tumorlens.data:data.py") <= data.MAX_SKIP_LINES + 3
     assert "skipped 15 more unreadable file(s)" in caplog.text
+
+
+def test_predict_with_stdout_closed_is_one_error_not_a_traceback(tmp_path, monkeypatch, capsys):
+    img = tmp_path / "a.png"
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(img)
+    monkeypatch.setattr(sys, "stdout", None)  # what Python sets when fd 1 is closed at start (`>&-`)
+    assert main(["predict", str(img)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: standard output is closed: the answers would be lost; redirect it to a file")
