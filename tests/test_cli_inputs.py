@@ -405,3 +405,13 @@ def test_predict_with_stdout_closed_is_one_error_not_a_traceback(tmp_path, monke
     assert main(["predict", str(img)]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "error: standard output is closed: the answers would be lost; redirect it to a file")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this platform")
+def test_a_named_pipe_given_to_predict_is_called_what_it_is(tmp_path):
+    """It was "no such file or folder" (the I/O audit)."""
+    from tumorlens.predict import expand_inputs
+
+    os.mkfifo(tmp_path / "pipe.png")
+    assert list(expand_inputs([str(tmp_path / "pipe.png")])) == [
+        (str(tmp_path / "pipe.png"), f"{tmp_path / 'pipe.png'}: not a regular file (a device, pipe or socket)")]

@@ -215,6 +215,8 @@ def expand_inputs(inputs: Iterable[str] | str | os.PathLike) -> Iterator[tuple[s
             if not matches:
                 yield item, f"{item}: no file matches this pattern"
             yield from ((m, f"{m}: broken symbolic link" if k == "broken" else None) for m, k in matches)
+        elif p.exists():  # a FIFO, socket or device (or a link to one): reading it could block forever
+            yield item, f"{item}: not a regular file (a device, pipe or socket)"
         else:
             yield item, f"{item}: no such file or folder"
 
