@@ -37,3 +37,15 @@ def test_writing_to_a_named_pipe_feeds_its_reader_and_leaves_a_pipe(tmp_path):
 def test_a_device_given_as_a_text_input_is_one_error_not_a_read_until_memory_runs_out():
     with pytest.raises(TumorlensError, match=r"^/dev/zero: cannot read split file \(not a regular file"):
         read_user_text("/dev/zero", "split file")
+
+
+def test_a_write_error_inside_a_staged_folder_names_the_output_not_the_stage(tmp_path):
+    import errno
+
+    from tumorlens.fileio import StagedFolder
+
+    with pytest.raises(OSError) as e:
+        with StagedFolder(tmp_path / "report", ["a.txt"]) as stage:
+            raise OSError(errno.ENOSPC, "cannot write (No space left on device)", str(stage.stage / "a.txt"))
+    assert e.value.filename == str(tmp_path / "report" / "a.txt") and ".tumorlens-" not in str(e.value)
+    assert not [p for p in (tmp_path / "report").iterdir()]  # the stage is gone

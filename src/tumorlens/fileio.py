@@ -157,10 +157,15 @@ class StagedFolder:
     def __enter__(self) -> "StagedFolder":
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         import shutil
 
         shutil.rmtree(self.stage, ignore_errors=True)
+        # a write error names the file in `out` the user asked for, not the hidden stage (a full disk during
+        # evaluate named `.tumorlens-xxxx/report.html`; a helper's audit)
+        if isinstance(exc, OSError) and exc.filename and Path(exc.filename).is_relative_to(self.stage):
+            shown = self.out / Path(exc.filename).relative_to(self.stage)
+            raise type(exc)(exc.errno, exc.strerror, str(shown)) from None
 
     def publish(self) -> None:
         """Move the staged files into `out` (the last name last: list the file that marks a complete run last)."""
