@@ -33,7 +33,7 @@ def test_sigterm_while_a_dataset_is_decoded_ends_the_workers_too(tmp_path):
     so a caller waiting for the pipe hung; a helper's audit)."""
     from tumorlens.synthetic import make_dataset
 
-    data = make_dataset(tmp_path / "data", n_per_class=80, size=384)  # 320 images: the pool starts at 256
+    data = make_dataset(tmp_path / "data", n_per_class=120, size=384)  # 480 images: the pool starts at 256
     env = {**os.environ, "TUMORLENS_CACHE_DIR": str(tmp_path / "cache")}  # a cold cache: workers decode
     p = subprocess.Popen([sys.executable, "-m", "tumorlens", "audit", str(data), "--out", str(tmp_path / "a")],
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -57,4 +57,6 @@ def test_sigterm_while_a_dataset_is_decoded_ends_the_workers_too(tmp_path):
     while any(_alive(k) for k in kids) and time.time() < deadline:
         time.sleep(0.05)
     assert not [k for k in kids if _alive(k)]
+    if p.returncode == 0:  # on a busy machine the audit can finish between seeing its workers and the signal
+        pytest.skip("the audit finished before SIGTERM arrived")
     assert p.returncode == 143 and err.decode().strip().splitlines()[-1] == "terminated (SIGTERM)"
