@@ -339,6 +339,9 @@ def _valid_entry(d: Decoded, pre: Preprocess) -> bool:
             and d.dhash.shape == (32,) and d.dhash_mirror.shape == (32,) and len(d.orig_shape) == 2)
 
 
+_CACHE_WARNED = False  # a cache that cannot be written is said once per process
+
+
 def load_cached(path: str, pre: Preprocess, use_cache: bool = True) -> tuple[str, Decoded | str]:
     """(sha256, Decoded) for one file, or (sha256, error message). Reads and fills the cache."""
     try:
@@ -350,9 +353,9 @@ def load_cached(path: str, pre: Preprocess, use_cache: bool = True) -> tuple[str
         try:
             with np.load(cp) as z:
                 d = Decoded(z["image"], z["dhash"], z["dhash_mirror"], tuple(int(v) for v in z["shape"]))
-            if _valid_entry(d, pre):
-                return sha, d
-            log.warning("rebuilding damaged cache entry %s", cp)
+            if not _valid_entry(d, pre):
+                raise ValueError("not the form decode_file gives")
+            return sha, d
         except Exception:  # a damaged cache entry is rebuilt, never trusted
             log.warning("rebuilding damaged cache entry %s", cp)
     try:
@@ -371,9 +374,6 @@ def load_cached(path: str, pre: Preprocess, use_cache: bool = True) -> tuple[str
                 log.warning("cannot write the cache (%s), so images are decoded again on every run; set "
                             "TUMORLENS_CACHE_DIR to a writable folder: %s", cp, e)
     return sha, d
-
-
-_CACHE_WARNED = False
 
 
 def _load_job(args: tuple[str, Preprocess, bool]) -> tuple[str, Decoded | str]:
@@ -457,7 +457,7 @@ def scan_dataset(root: str | os.PathLike) -> list[Entry]:
                     if fn.startswith("."):
                         continue
                     full = os.path.join(dirpath, fn)
-                    if os.path.exists(full) and not os.path.isfile(full):
+                    if not os.path.isfile(full) and os.path.exists(full):  # (one stat for a regular file)
                         # a FIFO, socket or device, or a link to one (a link to /dev/zero hung the scan; a
                         # helper's audit): opening it could block forever (a broken link is kept: the loader
                         # reports it)

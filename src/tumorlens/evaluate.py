@@ -149,6 +149,7 @@ def deployed(predictor: Predictor, data_dir: str | os.PathLike, paths: list[str]
     answers and the tumours they call `notumor`. The metrics of `score` leave refusal and abstention out; this
     is the same model through the one path that users meet (a helper's audit found the difference unstated:
     92.3% of the test slices above the threshold, but 91.1% answered once 17 of them were refused)."""
+    from .metrics import NEGATIVE_CLASS
     from .predict import DISTANCE_REASON
 
     root = Path(data_dir)
@@ -163,7 +164,7 @@ def deployed(predictor: Predictor, data_dir: str | os.PathLike, paths: list[str]
     right = sum(1 for i in ok if recs[i].label == names[int(y[i])])
     rejected = [recs[i] for i, s in enumerate(statuses) if s == "rejected"]
     by_distance = sum(1 for r in rejected if (r.reason or "").startswith(DISTANCE_REASON))
-    neg = "notumor" if "notumor" in names else None
+    neg = NEGATIVE_CLASS if NEGATIVE_CLASS in names else None
     tumours_ok = [i for i in ok if neg is not None and names[int(y[i])] != neg]
     summary = {"n": len(files), "answered": len(ok), "uncertain": statuses.count("uncertain"),
                "rejected": len(rejected), "rejected_by_feature_distance": by_distance,

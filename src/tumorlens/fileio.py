@@ -33,15 +33,16 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = True)
     failed ("cannot write (Permission denied)", "is a folder"), so the CLI's one-line error names the user's
     path and callers that tolerate OSError (the cache) still do."""
     path = Path(path)
-    if path.is_dir():
+    kind = _kind(path)
+    if kind == "folder":
         raise IsADirectoryError(errno.EISDIR, "is a folder", str(path))
-    if path.is_symlink():
-        # write through the link: replacing it would turn the link into a file and leave its target stale
-        path = path.resolve()
-    if path.exists() and not path.is_file():
+    if kind == "special":
         # a device, FIFO or socket (/dev/null, /dev/stdout, a named pipe a reader waits on): written into as
         # it is, not replaced by a regular file (os.replace swapped /dev/null for a file; a helper's audit)
         return _write_special(path, data)
+    if path.is_symlink():
+        # write through the link: replacing it would turn the link into a file and leave its target stale
+        path = path.resolve()
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,6 +61,18 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, fsync: bool = True)
             raise type(e)(e.errno, f"cannot write ({e.strerror or e})", str(path)) from None
         raise
     return path
+
+
+def _kind(path: Path) -> str | None:
+    """'folder', 'file', 'special' (a device, FIFO or socket) or None (nothing there), links followed, in one
+    stat."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError):
+        return None
+    return "folder" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else "special"
 
 
 def _write_special(path: Path, data: bytes) -> Path:
@@ -111,7 +124,7 @@ def read_user_text(path: str | os.PathLike, what: str) -> str:
     unreadable file is a TumorlensError naming the file, not a UnicodeDecodeError traceback."""
     p = Path(path)
     try:
-        if p.exists() and not p.is_file() and not p.is_dir():
+        if _kind(p) == "special":
             # /dev/zero read until memory ran out, and a FIFO without a writer hung (a helper's audit)
             raise TumorlensError(f"{path}: cannot read {what} (not a regular file: a device, pipe or socket)")
         return p.read_bytes().decode("utf-8-sig")

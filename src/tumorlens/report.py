@@ -165,7 +165,8 @@ def metrics_html(metrics: dict[str, Any]) -> str:
             cells = []
             for j in range(len(names)):
                 frac = cmn[i][j] if cmn else None
-                cells.append(f"{cm[i][j]}" + (f" ({frac:.1%})" if isinstance(frac, (int, float)) else ""))  # .0% showed 1 of 330 as "1 (0%)"
+                # one decimal: .0% showed 1 of 330 as "1 (0%)"
+                cells.append(f"{cm[i][j]}" + (f" ({frac:.1%})" if isinstance(frac, (int, float)) else ""))
             rows.append([name] + cells)
         out.append(table_html(rows, header=["true \\ predicted"] + list(names),
                               caption="Confusion matrix: counts (row share)"))

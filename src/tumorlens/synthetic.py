@@ -49,6 +49,7 @@ import numpy as np
 from PIL import Image
 
 from .config import CLASSES, TumorlensError
+from .fileio import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -443,8 +444,6 @@ def _encode(img: np.ndarray, ext: str, quality: int = 95) -> bytes:
 
 def _write(path: Path, data: bytes) -> None:
     """One phantom file, written atomically (a full disk left a truncated mask PNG behind); its error names it."""
-    from .fileio import atomic_write_bytes
-
     try:
         atomic_write_bytes(path, data, fsync=False)
     except OSError as e:
