@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -404,7 +405,23 @@ def test_predict_with_stdout_closed_is_one_error_not_a_traceback(tmp_path, monke
     monkeypatch.setattr(sys, "stdout", None)  # what Python sets when fd 1 is closed at start (`>&-`)
     assert main(["predict", str(img)]) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "error: standard output is closed: the answers would be lost; redirect it to a file")
+        "error: standard output is closed: what `tumorlens predict` prints would be lost; redirect it to a file")
+
+
+def test_info_with_stdout_closed_says_so_instead_of_exiting_0_with_nothing_said(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdout", None)
+    assert main(["info"]) == 2
+    assert "standard output is closed" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this platform")
+def test_a_full_stdout_is_named_in_the_error(tmp_path):
+    """`tumorlens info > /dev/full` said "No space left on device" without saying where."""
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([sys.executable, "-m", "tumorlens", "info"], stdout=full, stderr=subprocess.PIPE,
+                           text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == "error: standard output: No space left on device"
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes on this platform")

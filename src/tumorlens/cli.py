@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -194,6 +195,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     if a.split and a.groups:
         raise TumorlensError(f"{a.groups}: --groups shapes a split that train makes (--strategy); with --split "
                              f"{a.split} the split is given, so drop --groups")
+    # first, before the warnings and notes of reading the data (stdout holds only the checkpoint's path)
+    print(DISCLAIMER, file=sys.stderr)
     ds = _load(a.data_dir, cfg.preprocess)
     if a.split:
         rows = read_split(a.split)
@@ -230,7 +233,6 @@ def cmd_train(a: argparse.Namespace) -> int:
         print("mask guidance: " + (f"on, masks for {guidance['tumour_masks']} tumour images of the dataset "
                                    f"({guidance['source']}; the training part's are used)"
                                    if guidance["used"] else f"off ({guidance['reason']})"), file=sys.stderr)
-    print(DISCLAIMER, file=sys.stderr)  # stdout holds only the checkpoint's path
     print(f"training on {len(parts['train'].y)} images, validating on {len(parts['val'].y)} "
           f"({Path(a.data_dir).name}); run folder {out}", file=sys.stderr)
     print(_table(split_table(rows)), file=sys.stderr)
@@ -622,7 +624,10 @@ def guarded(run: Callable[[], int | None]) -> int:
     """Run a command: a TumorlensError, or a file-system error nothing else caught, becomes one `error: ...`
     line and exit code 2, Ctrl-C exit code 130, never a traceback. The CLI and the benchmark scripts share it."""
     try:
-        return int(run() or 0)
+        rc = int(run() or 0)
+        if sys.stdout is not None:  # here, not at exit, where a full disk was "Exception ignored ... exit 120"
+            sys.stdout.flush()
+        return rc
     except TumorlensError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -633,14 +638,51 @@ def guarded(run: Callable[[], int | None]) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `tumorlens ... | head`: the reader left; not an error of ours
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _detach_stdout()
         return 0
     except OSError as e:  # the last net for the file system: an --out that is a file, no permission, disk full
         where = f"{e.filename}: " if e.filename else ""
+        if e.filename == STDOUT:  # the interpreter's own flush at exit would fail a second time
+            _detach_stdout()
         print(f"error: {where}{e.strerror or e}", file=sys.stderr)
         return 2
+
+
+STDOUT = "standard output"
+
+
+class _NamedStdout:
+    """sys.stdout while a command runs, whose write errors name it: `tumorlens info > /dev/full` said "No space
+    left on device" and not where (a failed write leaves nothing behind to tell by afterwards)."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, STDOUT) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, STDOUT) from None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _detach_stdout() -> None:
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -660,9 +702,19 @@ def main(argv: list[str] | None = None) -> int:
     signals = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
     if threading.current_thread() is not threading.main_thread():  # handlers can be set in the main thread only
         signals = []
+    # started with stdout closed (`>&-`): what the command prints had nowhere to go (`info` exited 0 having said
+    # nothing; an I/O audit). A server prints only its address there, and may run detached.
+    if sys.stdout is None and a.command != "serve":
+        print(f"error: standard output is closed: what `tumorlens {a.command}` prints would be lost; redirect it "
+              f"to a file", file=sys.stderr)
+        return 2
     before = {s: signal.signal(s, _raise_terminated) for s in signals}
+    stdout = sys.stdout
+    if stdout is not None:
+        sys.stdout = _NamedStdout(stdout)
     try:
         return guarded(lambda: a.func(a))
     finally:
+        sys.stdout = stdout
         for s, handler in before.items():  # main() is also called in-process (tests, scripts)
             signal.signal(s, handler)

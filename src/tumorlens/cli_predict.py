@@ -67,8 +67,6 @@ def cmd_predict(a: argparse.Namespace) -> int:
 
     if a.workers is not None and a.workers < 0:
         raise TumorlensError(f"--workers must be 0 or more, not {a.workers}")
-    if sys.stdout is None:  # started with stdout closed (`>&-`): the answers had nowhere to go, and a traceback
-        raise TumorlensError("standard output is closed: the answers would be lost; redirect it to a file")
     predictor = Predictor(a.model, backend=a.backend)
     explain_dir = Path(a.explain) if a.explain else None
     overlay = None
