@@ -455,12 +455,24 @@ def overlay_png(gray_orig: np.ndarray, heat_orig: np.ndarray, path: str | os.Pat
         raise TumorlensError(f"overlay needs a 2-D image and a heatmap of the same shape, got {g.shape} "
                              f"and {heat.shape}")
     g = np.nan_to_num(g)
+    heat = np.nan_to_num(heat)
+    h, w = g.shape
+    if w > OVERLAY_MAX_WIDTH:
+        # reduced here (area-weighted), to the width it is drawn at: left to matplotlib, a 4000 x 3000 scan was
+        # colour-mapped into a float64 copy of 12 M pixels and resampled twice, ~5 s per overlay
+        size = (max(1, round(h * OVERLAY_MAX_WIDTH / w)), OVERLAY_MAX_WIDTH)
+        g, heat = resize(g, size), resize(heat, size)
+        if mask is not None:
+            mask = resize(np.asarray(mask, dtype=np.float32), size) >= 0.5
+        h, w = g.shape
     lo, hi = (float(v) for v in np.percentile(g, [0.5, 99.5]))
     g = np.clip((g - lo) / (hi - lo), 0, 1) if hi > lo else np.zeros_like(g)
-    heat = np.clip(np.nan_to_num(heat), 0, 1)
-    rgba = colormaps[cmap](heat)
-    rgba[..., 3] = alpha * np.sqrt(heat)
-    h, w = g.shape
+    heat = np.clip(heat, 0, 1)
+    # 8-bit RGBA from the colour map's 256 entries, indexed as matplotlib indexes them (min(int(256 x), 255)):
+    # the same colours as colormaps[cmap](heat), without its float64 (H, W, 4) array
+    lut = np.round(colormaps[cmap](np.arange(256) / 255.0) * 255).astype(np.uint8)  # (256, 4)
+    rgba = lut[np.minimum((heat * 256).astype(np.int32), 255)]
+    rgba[..., 3] = np.round(255 * alpha * np.sqrt(heat)).astype(np.uint8)
     img_w = 5.1  # inches; the image's height follows its aspect ratio, plus room for title and footer
     img_h = img_w * h / w
     fig_h = img_h + 0.95
