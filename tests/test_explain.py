@@ -432,6 +432,29 @@ def test_explain_cli_method_and_target_class(trained, tmp_path, capsys):
     capsys.readouterr()
 
 
+def test_an_explain_rerun_interrupted_mid_image_leaves_no_record_of_the_earlier_method(trained, tmp_path,
+                                                                                        monkeypatch):
+    """Rerun into the same folder with another --method and stopped after the new map, before the new record:
+    the old record (method gated) sat beside the new map (an I/O audit)."""
+    import tumorlens.fileio as fileio
+
+    img = _write_png(tmp_path / "x.png", make_phantom("glioma", np.random.default_rng(3), 128).image)
+    out = tmp_path / "o"
+    assert _run_cli(["explain", "--model", str(trained), str(img), "--out", str(out), "--method", "gated"]) == 0
+    assert json.loads((out / "x.json").read_text())["method"] == "gated"
+    write = fileio.atomic_write_bytes
+
+    def stop_at_the_record(path, data):
+        if str(path).endswith(".json"):
+            raise KeyboardInterrupt
+        return write(path, data)
+
+    monkeypatch.setattr(fileio, "atomic_write_bytes", stop_at_the_record)
+    with pytest.raises(KeyboardInterrupt):
+        _run_cli(["explain", "--model", str(trained), str(img), "--out", str(out), "--method", "layercam"])
+    assert not (out / "x.json").exists() and (out / "x.npy").is_file()
+
+
 def test_an_empty_heatmap_is_one_whose_maximum_is_at_most_one_millionth():
     from tumorlens.explain import heatmap_is_empty
 

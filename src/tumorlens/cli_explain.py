@@ -273,6 +273,10 @@ def cmd_explain(a: argparse.Namespace) -> int:
             if empty:
                 warn_empty_map(rec, method, explained)
                 n_empty += 1
+            # the record is the image's last file and names the overlay, map and method beside it: an earlier
+            # run's record of the same name goes first, so that a run interrupted between the three files (with
+            # another --method, say) leaves no record describing a map it did not make (an I/O audit)
+            (out / f"{name}.json").unlink(missing_ok=True)
             png = overlay_png(rec.image, heat, out / f"{name}.png", overlay_title(rec, method, explained, empty))
             buf = io.BytesIO()
             np.save(buf, heat)
