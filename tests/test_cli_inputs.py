@@ -432,3 +432,17 @@ def test_a_named_pipe_given_to_predict_is_called_what_it_is(tmp_path):
     os.mkfifo(tmp_path / "pipe.png")
     assert list(expand_inputs([str(tmp_path / "pipe.png")])) == [
         (str(tmp_path / "pipe.png"), f"{tmp_path / 'pipe.png'}: not a regular file (a device, pipe or socket)")]
+
+
+def test_library_noise_stays_off_stderr_beside_the_one_line_errors(tmp_path):
+    """A JPEG named .nii added nibabel's "data code ... not recognized" twice, and a 10000 x 10000 PNG Pillow's
+    DecompressionBombWarning with its file path and source line (the web-app audit)."""
+    jpeg = tmp_path / "scan.nii"
+    Image.fromarray(np.full((64, 64), 90, np.uint8)).save(jpeg, format="JPEG")
+    big = tmp_path / "big.png"
+    Image.new("L", (10000, 10000)).save(big)
+    r = subprocess.run([sys.executable, "-m", "tumorlens", "predict", "--format", "csv", str(jpeg), str(big)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1
+    assert "data code" not in r.stderr and "Warning" not in r.stderr and "warn(" not in r.stderr, r.stderr
+    assert "scan.nii: corrupt or unreadable NIfTI file" in r.stdout and "big.png: image claims" in r.stdout

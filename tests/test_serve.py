@@ -140,6 +140,40 @@ def test_png_writer_round_trips():
         assert np.array_equal(np.asarray(Image.open(io.BytesIO(encode_png(a)))), a)
 
 
+def test_every_png_of_an_answer_carries_the_disclaimer(answering, inputs):
+    """The layers were bare pixels: an image saved from the page or taken from the API said nothing."""
+    assert Image.open(io.BytesIO(encode_png(np.zeros((4, 4), np.uint8)))).text["Disclaimer"] == DISCLAIMER
+    (rec,) = answering.post("/api/predict?explain=true", files=_files({"b.png": inputs["b.png"]})).json()
+    for key in PNG_KEYS:
+        assert Image.open(io.BytesIO(base64.b64decode(rec[key]))).text["Disclaimer"] == DISCLAIMER, key
+
+
+def test_refusals_and_unknown_pages_carry_the_disclaimer(client):
+    for r in (client.get("/no-such-page"), client.get("/api/predict"), client.post("/api/predict")):
+        assert r.status_code in (404, 405, 415) and r.json()["disclaimer"] == DISCLAIMER, r.status_code
+
+
+def test_an_upload_that_stalls_is_dropped_with_408(client, inputs, monkeypatch):
+    """Clients that stopped sending halfway held their buffers for as long as they kept the connection."""
+    import time
+
+    import tumorlens.serve_http as serve_http
+
+    monkeypatch.setattr(serve_http, "BODY_IDLE_S", 0.3)
+    boundary = "xyz"
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"b.png\"\r\n\r\n"
+            ).encode()
+
+    def stalling():
+        yield head + inputs["b.png"][:100]
+        time.sleep(1.5)
+        yield inputs["b.png"][100:]
+
+    r = client.post("/api/predict", content=stalling(),
+                    headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    assert r.status_code == 408 and "stalled" in r.json()["detail"]
+
+
 def test_rejected_and_broken_files_are_records_not_refusals(answering, inputs):
     noise = encode(np.random.default_rng(0).integers(0, 256, (128, 128), dtype=np.uint8), "PNG")
     r = answering.post("/api/predict?explain=true",
@@ -216,10 +250,10 @@ def test_a_body_cut_short_is_400_never_an_answer_for_the_parts_before_the_cut(cl
     in_headers = body[:len(body) - len(inputs["b.png"]) - 40]  # cut inside the last part's headers
     for cut in (no_end, half, in_headers):
         r = client.post("/api/predict", content=cut, headers=headers)
-        assert (r.status_code, r.json()) == (400, {"detail": TRUNCATED})
+        assert (r.status_code, r.json()) == (400, {"detail": TRUNCATED, "disclaimer": DISCLAIMER})
     one, _ = _multipart({"a.png": inputs["b.png"]})
     r = client.post("/api/predict", content=one[:len(one) // 2], headers=headers)  # a single file cut short
-    assert (r.status_code, r.json()) == (400, {"detail": TRUNCATED})
+    assert (r.status_code, r.json()) == (400, {"detail": TRUNCATED, "disclaimer": DISCLAIMER})
     # the closing boundary without its final line break, or followed by an epilogue, is complete
     for whole in (body[:-2], body + b"epilogue"):
         assert client.post("/api/predict", content=whole, headers=headers).status_code == 200
@@ -387,6 +421,10 @@ def test_serve_cli_warns_off_loopback(monkeypatch, capsys, ckpt):
     a = p.parse_args(["serve", "--model", str(ckpt), "--allow-host", "scanner.lan", "--allow-host", "10.0.0.2"])
     assert a.func(a) == 0
     assert calls[-1][1]["allow_hosts"] == ["scanner.lan", "10.0.0.2"]
+    for bad in ("nan", "inf", "0", "-3"):  # nan and inf had passed `<= 0` and ended in a traceback
+        a = p.parse_args(["serve", "--model", str(ckpt), "--max-upload-mb", bad])
+        with pytest.raises(TumorlensError, match="--max-upload-mb must be a positive number"):
+            a.func(a)
     assert serve.is_loopback("::1") and serve.is_loopback("localhost") and not serve.is_loopback("192.168.1.5")
 
 
@@ -426,11 +464,13 @@ def test_slice_with_only_2d_uploads_is_logged_and_noted_in_a_header(answering, i
     ("slice=1&slice=2", "slice: given 2 times; give it once"),
     ("explain=true&explain=false", "explain: given 2 times; give it once"),
     ("slice=-1", "slice: must be 0 or more, got -1"),
-    ("Explain=true", "Explain: unknown query parameter; this endpoint takes explain and slice"),
+    ("Explain=true", "'Explain': unknown query parameter; this endpoint takes explain and slice"),
+    # a name is the client's text: quoted and cut as values are (it was echoed raw, newlines and 50 KB included)
+    ("a%0Ab" + "k" * 60 + "=1", "'a\\nb" + "k" * 37 + "': unknown query parameter; this endpoint takes explain and slice"),
 ])
 def test_bad_or_repeated_query_parameters_are_a_one_line_422(client, inputs, query, detail):
     r = client.post(f"/api/predict?{query}", files=_files({"b.png": inputs["b.png"]}))
-    assert (r.status_code, r.json()) == (422, {"detail": detail})
+    assert (r.status_code, r.json()) == (422, {"detail": detail, "disclaimer": DISCLAIMER})
 
 
 def test_an_upper_case_nii_gz_upload_is_read_as_nifti(client):

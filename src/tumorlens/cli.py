@@ -696,6 +696,9 @@ def main(argv: list[str] | None = None) -> int:
         import warnings
 
         warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL(\.|$)")
+        # and its DecompressionBombWarning (a RuntimeWarning, with Pillow's file path and source line) for a
+        # large image, which our own pixel limit (data.MAX_PIXELS) decides on with a one-line error
+        warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"PIL(\.|$)")
     import signal
     import threading
 

@@ -15,8 +15,8 @@ from .config import DISCLAIMER, TumorlensError
 def cmd_serve(a: argparse.Namespace) -> int:
     from .serve import is_loopback, run_server
 
-    if a.max_upload_mb <= 0:
-        raise TumorlensError(f"--max-upload-mb must be positive, got {a.max_upload_mb}")
+    if not 0 < a.max_upload_mb < float("inf"):  # NaN fails this too (it had passed `<= 0`: a traceback)
+        raise TumorlensError(f"--max-upload-mb must be a positive number, got {a.max_upload_mb}")
     if not 0 < a.port < 65536:
         raise TumorlensError(f"--port must be 1-65535, got {a.port}")
     if not is_loopback(a.host):

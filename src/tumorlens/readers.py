@@ -306,10 +306,11 @@ def _gunzip_nifti(raw: bytes, name: str, cap: int | None = None) -> bytes:
 
 @contextlib.contextmanager
 def _quiet_nibabel() -> Iterator[None]:
-    """Python warnings off, and nibabel's own logger at ERROR, for the duration."""
+    """Python warnings off, and nibabel's own logger at CRITICAL (its ERROR notes, such as "data code 4365 not
+    recognized" for a file that is no NIfTI, are in our one-line error already), for the duration."""
     nib_log = logging.getLogger("nibabel.global")
     level = nib_log.level
-    nib_log.setLevel(logging.ERROR)
+    nib_log.setLevel(logging.CRITICAL)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -30,8 +30,10 @@ Privacy and safety
   that is not multipart/form-data -> 415; a single file that is not a supported image (PNG, JPEG, BMP, TIFF,
   ... that Pillow opens, DICOM, NIfTI) -> 415, an empty one -> 422 (among several files, such a file gets an
   ``error`` record and the rest are answered); no ``files`` field -> 422; a bad, repeated or unknown query
-  parameter -> 422; a malformed body, one cut short included -> 400. Every refusal is ``{"detail": "..."}``,
-  one line. A file of a supported format that fails to decode gives an ``error`` record, as in the CLI.
+  parameter -> 422; a malformed body, one cut short included -> 400; an upload that sends nothing for
+  ``BODY_IDLE_S`` seconds -> 408, connection closed. Every refusal is ``{"detail": "...", "disclaimer": "..."}``,
+  the detail one line. A file of a supported format that fails to decode gives an ``error`` record, as in the
+  CLI. Every PNG in an answer carries the disclaimer in a tEXt chunk.
 * Host check: requests whose ``Host`` header names anything but localhost, 127.0.0.1, [::1], the address the
   server listens on and the names it was given (``--allow-host``) get 400, so that a web page on another
   site cannot reach the server by DNS rebinding.
@@ -60,6 +62,7 @@ import numpy as np
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import __version__
 from .config import DISCLAIMER, TumorlensError
@@ -160,7 +163,8 @@ def encode_png(a: np.ndarray, level: int = PNG_LEVEL) -> bytes:
     """uint8 (H, W) gray, (H, W, 3) RGB or (H, W, 4) RGBA -> PNG bytes, written directly with zlib.
 
     Every row uses the PNG 'Up' filter (vectorised), which suits smooth heatmaps; at zlib level 1 this is
-    about twice as fast as Pillow's encoder for the same size. No metadata is written.
+    about twice as fast as Pillow's encoder for the same size. The one metadata chunk is the disclaimer (tEXt,
+    keyword "Disclaimer"), so that an image saved from the page or taken from the API still says it.
     """
     a = np.ascontiguousarray(a, dtype=np.uint8)
     h, w = a.shape[:2]
@@ -176,6 +180,7 @@ def encode_png(a: np.ndarray, level: int = PNG_LEVEL) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, colour_type, 0, 0, 0))
+            + chunk(b"tEXt", b"Disclaimer\x00" + DISCLAIMER.encode("latin-1", "replace"))
             + chunk(b"IDAT", zlib.compress(raw.tobytes(), level)) + chunk(b"IEND", b""))
 
 
@@ -314,8 +319,8 @@ def create_app(predictor_or_ckpt_path: Any = None, max_upload_mb: float = 20, ma
 
     predictor = (predictor_or_ckpt_path if isinstance(predictor_or_ckpt_path, Predictor)
                  else Predictor(predictor_or_ckpt_path))
-    if max_upload_mb <= 0:
-        raise TumorlensError(f"max upload size must be positive, got {max_upload_mb} MB")
+    if not 0 < max_upload_mb < float("inf"):
+        raise TumorlensError(f"max upload size must be a positive number, got {max_upload_mb} MB")
     limit = int(max_upload_mb * MB)
     service = _Service(predictor)
     limiter = anyio.CapacityLimiter(WORKERS)
@@ -330,7 +335,13 @@ def create_app(predictor_or_ckpt_path: Any = None, max_upload_mb: float = 20, ma
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return JSONResponse({"detail": validation_detail(exc.errors())}, status_code=422)
+        return JSONResponse({"detail": validation_detail(exc.errors()), "disclaimer": DISCLAIMER}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _refused(request: Request, exc: StarletteHTTPException) -> Response:
+        # FastAPI's own handler, plus the disclaimer: every body a person may read says it (404s and 405s too)
+        return JSONResponse({"detail": exc.detail, "disclaimer": DISCLAIMER}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
 
     @app.middleware("http")
     async def _headers(request: Request, call_next):
@@ -383,7 +394,8 @@ def create_app(predictor_or_ckpt_path: Any = None, max_upload_mb: float = 20, ma
     async def predict(request: Request, explain: bool = False, slice: int | None = None) -> JSONResponse:
         unknown = sorted(set(request.query_params) - set(QUERY_PARAMETERS))
         if unknown:  # a typo such as ?Explain=true would otherwise drop the heatmaps without a word
-            raise HTTPException(422, f"{unknown[0]}: unknown query parameter; this endpoint takes "
+            # quoted and cut as values are (validation_detail): a name is the client's text, newlines included
+            raise HTTPException(422, f"{unknown[0][:40]!r}: unknown query parameter; this endpoint takes "
                                      f"{' and '.join(QUERY_PARAMETERS)}")
         for key in QUERY_PARAMETERS:
             n = len(request.query_params.getlist(key))
@@ -394,7 +406,9 @@ def create_app(predictor_or_ckpt_path: Any = None, max_upload_mb: float = 20, ma
         try:
             parts = await read_multipart(request, limit, max_files)
         except BodyError as e:
-            raise HTTPException(e.status, e.detail) from None
+            # a stalled upload may still be arriving: the connection is closed rather than kept for another request
+            raise HTTPException(e.status, e.detail, headers={"Connection": "close"} if e.status == 408 else None) \
+                from None
         uploads: list[tuple[str, bytearray, tuple[int, str] | None]] = []  # name, data, (status, why) if bad
         for field, fname, data in parts:
             if field != "files":
