@@ -354,13 +354,24 @@ def test_complex_nifti_is_an_error_not_a_warning_and_an_answer():
         read_frames(nib.Nifti1Image(np.ones((16, 16, 3), np.complex64), np.eye(4)).to_bytes(), name="c.nii")
 
 
-def test_a_multipage_tiff_is_read_from_its_first_page_with_a_warning(tmp_path, caplog):
+def test_a_multipage_tiff_gives_one_frame_per_page_and_training_reads_its_first_with_a_warning(tmp_path, caplog):
+    """Prediction read the first page only, and the web app did not say so (its audit); a stack is now answered
+    page by page, as a multi-frame DICOM is. Training still reads one image per file."""
+    from tumorlens.data import read_gray
+
     pages = [Image.fromarray(np.full((32, 32), v, np.uint8)) for v in (10, 200, 90)]
     pages[0].save(tmp_path / "m.tif", save_all=True, append_images=pages[1:])
+    for src, name in ((tmp_path / "m.tif", None), ((tmp_path / "m.tif").read_bytes(), "m.tif")):
+        frames = read_frames(src, name=name)
+        assert [f.where for f in frames] == [{"frame": 0}, {"frame": 1}, {"frame": 2}]
+        assert [float(f.gray.mean()) for f in frames] == [10.0, 200.0, 90.0]
+        assert all("pages" not in f.info and f.info["format"] == "TIFF" for f in frames)
     with caplog.at_level("WARNING"):
-        (fr,) = read_frames(tmp_path / "m.tif")
-    assert float(fr.gray.mean()) == 10.0
+        assert float(read_gray(tmp_path / "m.tif").mean()) == 10.0
     assert "m.tif: TIFF file with 3 pages; only the first is read" in caplog.text
+    pages[0].save(tmp_path / "one.tif")
+    (single,) = read_frames(tmp_path / "one.tif")
+    assert single.where == {} and "pages" not in single.info
 
 
 def test_4d_nifti_and_bundled_files(tmp_path):

@@ -148,6 +148,15 @@ def test_every_png_of_an_answer_carries_the_disclaimer(answering, inputs):
         assert Image.open(io.BytesIO(base64.b64decode(rec[key]))).text["Disclaimer"] == DISCLAIMER, key
 
 
+def test_a_multipage_tiff_upload_is_answered_page_by_page(answering, inputs):
+    """Only its first page was answered, with nothing said (the web-app audit)."""
+    pages = [Image.open(io.BytesIO(inputs["b.png"])), Image.open(io.BytesIO(inputs["b.png"])).transpose(0)]
+    buf = io.BytesIO()
+    pages[0].save(buf, format="TIFF", save_all=True, append_images=pages[1:])
+    recs = answering.post("/api/predict", files=_files({"stack.tif": buf.getvalue()})).json()
+    assert [(r["path"], r["frame"]) for r in recs] == [("stack.tif", 0), ("stack.tif", 1)]
+
+
 def test_refusals_and_unknown_pages_carry_the_disclaimer(client):
     for r in (client.get("/no-such-page"), client.get("/api/predict"), client.post("/api/predict")):
         assert r.status_code in (404, 405, 415) and r.json()["disclaimer"] == DISCLAIMER, r.status_code

@@ -83,10 +83,11 @@ def read_gray(path: str | os.PathLike, draft: int | None = None) -> np.ndarray:
     return decode_image(path, str(path), draft)
 
 
-def decode_image(src, name: str, draft: int | None = None, inspect=None) -> np.ndarray:
+def decode_image(src, name: str, draft: int | None = None, inspect=None, page: int | None = None) -> np.ndarray:
     """Pillow decode of a path or file object with the size checks, draft mode and gray conversion that
     every image input shares (training, the CLI, the web app). `inspect(im, mode, size)`, if given, sees
-    the loaded image with its mode and size as stored (before draft) while it is still open."""
+    the loaded image with its mode and size as stored (before draft) while it is still open. `page`: the page
+    of a multi-page file to read (prediction reads each, `readers`); None reads the first and says so."""
     try:
         with Image.open(src) as im:
             w, h = im.size
@@ -101,9 +102,15 @@ def decode_image(src, name: str, draft: int | None = None, inspect=None) -> np.n
             if draft and im.format == "JPEG":
                 im.draft("L" if mode in ("L", "RGB") else mode, (draft, draft))
             pages = getattr(im, "n_frames", 1)
-            if pages > 1:
-                # a multi-page TIFF or an animated GIF: the first page is read (a multi-frame DICOM, by contrast,
-                # gives one record per frame); said once per file, so a stack of slices is not mistaken for one
+            if page is not None:
+                if not 0 <= page < pages:
+                    raise TumorlensError(f"{name}: has {pages} page(s), no page {page}")
+                if page:
+                    im.seek(page)
+                    mode = im.mode
+            elif pages > 1:
+                # a multi-page TIFF or an animated GIF in a training set: the first page is read; said once per
+                # file, so a stack of slices is not mistaken for one
                 log.warning("%s: %s file with %d pages; only the first is read", name, im.format, pages)
                 im.seek(0)
             im.load()

@@ -4,7 +4,8 @@ Formats, told apart by content first and by name second:
 
 * **2-D images** (PNG, JPEG, BMP, TIFF, anything Pillow opens): decoded exactly as `data.read_gray` does
   (same pixel limit, same errors, same JPEG *draft* decoding), so a file gives the model the same input
-  here as in training. Multi-page files give their first page, as in training.
+  here as in training. A multi-page file (TIFF stack, animated GIF) gives one frame per page, as a
+  multi-frame DICOM does (training reads the first page of such a file, and says so).
 * **DICOM** (`.dcm`, or any name, recognised by `DICM` at byte 128; `.dcm` files without that preamble are
   read too): Modality LUT / RescaleSlope+Intercept, then the VOI LUT or WindowCenter/Width when present,
   else a robust window from the 0.5th to the 99.5th percentile; MONOCHROME1 is inverted so that bright means
@@ -137,21 +138,40 @@ def _nifti_kind(head: bytes, name: str) -> str | None:
 
 
 # ----------------------------------------------------------------------------------- 2-D images
-def _read_image(src: str | os.PathLike | bytes, name: str, draft: int | None) -> Frame:
-    """Pillow decode through `data.decode_image` (the same checks and conversion), plus colour information."""
+def _read_pages(src: str | os.PathLike | bytes, name: str, draft: int | None) -> list[Frame]:
+    """Every page of a 2-D image file, one frame each (`where` {'frame': i} when there are several): a
+    multi-page TIFF (a stack of slices exported from a viewer) or an animated GIF is answered page by page, as a
+    multi-frame DICOM is; only its first page had been read, and the web app had not said so."""
+    first = _read_image(src, name, draft, 0)
+    pages = int(first.info.pop("pages", 1))
+    if pages <= 1:
+        return [first]
+    first.where = {"frame": 0}
+    frames = [first]
+    for i in range(1, pages):
+        f = _read_image(src, name, draft, i)
+        f.info.pop("pages", None)
+        f.where = {"frame": i}
+        frames.append(f)
+    return frames
+
+
+def _read_image(src: str | os.PathLike | bytes, name: str, draft: int | None, page: int = 0) -> Frame:
+    """Pillow decode of one page through `data.decode_image` (the same checks and conversion), plus colour
+    information and, in info['pages'], how many pages the file has."""
     fp = io.BytesIO(src) if isinstance(src, (bytes, bytearray, memoryview)) else src
     info: dict[str, Any] = {}
     colour = dict(_GREY)
 
     def inspect(im: Image.Image, mode: str, size: tuple[int, int]) -> None:
         info.update({"format": im.format or "image", "mode": mode, "size": list(size),
-                     "colour": mode in _COLOUR_MODES})
+                     "colour": mode in _COLOUR_MODES, "pages": int(getattr(im, "n_frames", 1))})
         if info["colour"] and not (draft and im.format == "JPEG" and mode == "RGB"):
             thumb = im.copy()
             thumb.thumbnail((COLOUR_SAMPLE * 2, COLOUR_SAMPLE * 2))
             colour.update(colour_stats(np.asarray(thumb.convert("RGB"))))
 
-    gray = decode_image(fp, name, draft, inspect)
+    gray = decode_image(fp, name, draft, inspect, page)
     if draft and info["format"] == "JPEG" and info["mode"] == "RGB":
         # the draft decode went straight to luma; the chroma comes from a 1/8-scale decode (fast)
         if not isinstance(fp, (str, os.PathLike)):
@@ -464,7 +484,7 @@ def read_frames(src: str | os.PathLike | bytes, name: str | None = None, slice: 
     if low.endswith((".dcm", ".dicom")):
         return _dicom(src, name, force=True)
     try:
-        return [_read_image(src, name, draft)]
+        return _read_pages(src, name, draft)
     except TumorlensError as e:
         # a DICOM without the 128-byte preamble and without an extension: try once, keep the image error
         if "not an image file" in str(e) and not Path(low).suffix:
