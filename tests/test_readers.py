@@ -374,6 +374,16 @@ def test_a_multipage_tiff_gives_one_frame_per_page_and_training_reads_its_first_
     assert single.where == {} and "pages" not in single.info
 
 
+def test_a_tiff_of_too_many_pages_is_one_error_before_it_fills_the_memory(tmp_path, monkeypatch):
+    import tumorlens.readers as readers
+
+    monkeypatch.setattr(readers, "MAX_VOXELS", 5000)  # four 32 x 32 pages fit, a fifth would pass it
+    pages = [Image.fromarray(np.full((32, 32), v, np.uint8)) for v in range(0, 250, 25)]
+    pages[0].save(tmp_path / "m.tif", save_all=True, append_images=pages[1:])
+    with pytest.raises(TumorlensError, match=r"m.tif: 10 pages of about 1,024 pixels each, over the limit"):
+        read_frames(tmp_path / "m.tif")
+
+
 def test_4d_nifti_and_bundled_files(tmp_path):
     with pytest.raises(TumorlensError, match="4d.nii: NIfTI image is 4-D"):
         read_frames(nifti_bytes(np.zeros((16, 16, 4, 3))), name="4d.nii")

@@ -148,8 +148,15 @@ def _read_pages(src: str | os.PathLike | bytes, name: str, draft: int | None) ->
         return [first]
     first.where = {"frame": 0}
     frames = [first]
+    total = first.gray.size
     for i in range(1, pages):
+        # the limit of a DICOM series or NIfTI volume, for all pages together: each page is within the image
+        # limits, but a file of thousands of them would fill the memory (pages may differ in size: counted)
+        if total + (total // i) > MAX_VOXELS:
+            raise TumorlensError(f"{name}: {pages} pages of about {total // i:,} pixels each, over the limit of "
+                                 f"{MAX_VOXELS:,} pixels for one file")
         f = _read_image(src, name, draft, i)
+        total += f.gray.size
         f.info.pop("pages", None)
         f.where = {"frame": i}
         frames.append(f)
