@@ -283,6 +283,8 @@ def test_turn_outside_zero_to_one_is_refused():
     ("preprocess.size=60", "preprocess.size must be a multiple of 8"),
     ("model.head=gru", "model.head must be lstm or pool"),
     ("model.dropout=1.5", r"model.dropout must be in \[0, 1\)"),
+    ("threads=100000", "threads must be <= 256, got 100000"),  # torch segfaulted (an audit)
+    ("weight_decay=1e5", r"weight_decay must be below 1 / lr = 333.333, got 100000.0"),  # saved a model of inf
 ])
 def test_a_setting_of_the_wrong_type_or_range_is_refused_before_training(pair, message):
     with pytest.raises(TumorlensError, match=message):
@@ -345,6 +347,28 @@ def test_a_diverging_run_stops_with_one_line_naming_lr_and_keeps_its_last_finite
                             f"delete {run / 'state.pt'} or choose another --out")
     st = torch.load(run / "state.pt", weights_only=True)  # the state of epoch 1, intact and finite
     assert st["epoch"] == 0 and all(torch.isfinite(v).all() for v in st["model"].values() if v.is_floating_point())
+    assert not (run / "model.safetensors").exists()
+
+
+def test_a_run_whose_validation_loss_turns_nan_stops_and_keeps_its_last_sound_epoch(data, tmp_path, monkeypatch):
+    """With a finite training loss, weights gone to inf had shown "val loss nan" epoch after epoch and ended in
+    a saved model that answered nothing (or an error naming no file or setting)."""
+    import tumorlens.train as train_mod
+
+    real = train_mod._evaluate
+    calls = []
+
+    def evaluate(model, d):
+        calls.append(1)
+        return (float("nan"), 0.25) if len(calls) >= 2 else real(model, d)
+
+    monkeypatch.setattr(train_mod, "_evaluate", evaluate)
+    run = tmp_path / "r"
+    with pytest.raises(TumorlensError) as e:
+        train(TINY, *data, run)
+    assert str(e.value).startswith(f"{run}: training diverged at epoch 2 (train loss ")
+    assert "val loss nan; the weights are no longer finite); lower lr (now 0.003) or weight_decay" in str(e.value)
+    assert torch.load(run / "state.pt", weights_only=True)["epoch"] == 0
     assert not (run / "model.safetensors").exists()
 
 

@@ -233,6 +233,12 @@ class TrainConfig:
                                ("warmup_epochs", self.warmup_epochs >= 0, ">= 0"),
                                ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
                                ("patience", self.patience >= 1, ">= 1"), ("threads", self.threads >= 0, ">= 0"),
+                               # torch segfaulted at set_num_threads(100000) and crawled at 5000 (an audit)
+                               ("threads", self.threads <= 256, "<= 256"),
+                               # AdamW shrinks each weight by lr x weight_decay a step: at 1 or more it flips the
+                               # weights' sign and they blow up (weight_decay=1e5 saved a model of inf, exit 0)
+                               ("weight_decay", self.lr * self.weight_decay < 1,
+                                f"below 1 / lr = {1 / self.lr:g}" if self.lr > 0 else "below 1 / lr"),
                                ("seed", 0 <= self.seed < 2 ** 32, "in [0, 2^32)"),
                                ("batch_size", self.batch_size <= 4096, "<= 4096"),
                                ("epochs", self.epochs <= 10000, "<= 10000"),

@@ -363,6 +363,15 @@ def _train(train_data: SplitData, val_data: SplitData, cfg: TrainConfig, out_dir
                "lr": opt.param_groups[0]["lr"]}
         if use_val:
             row["val_loss"], row["val_acc"] = _evaluate(judged, val_data)
+        # a finite loss can still leave weights of inf or nan (weight decay run away, an overflow in BatchNorm's
+        # statistics): that epoch is not saved, so the state file keeps the last sound one
+        if not (math.isfinite(row["train_loss"]) and math.isfinite(row.get("val_loss", 0.0))
+                and all(bool(torch.isfinite(t).all()) for t in judged.state_dict().values() if t.is_floating_point())):
+            raise TumorlensError(f"{out}: training diverged at epoch {epoch + 1} (train loss {row['train_loss']:.3g}"
+                                 + (f", val loss {row['val_loss']:.3g}" if use_val else "") + "; the weights are "
+                                 f"no longer finite); lower lr (now {cfg.lr:g}) or weight_decay (now "
+                                 f"{cfg.weight_decay:g}) and start over"
+                                 + (f": delete {state_path} or choose another --out" if state_path.exists() else ""))
         train_seconds += time.perf_counter() - t0
         row["seconds"] = round(time.perf_counter() - t0, 2)
         history.append(row)
