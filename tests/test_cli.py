@@ -204,6 +204,25 @@ def test_train_leaves_images_listed_as_not_mri_out_of_the_refusal_fit(tmp_path, 
     n_train, n_val = sum(r.split == "train" for r in rows), sum(r.split == "val" for r in rows)
     assert (ref["n_train"], ref["n_val"]) == (n_train - 3, n_val - 1)
     assert ref["excluded"] == {"what": "images listed as not MRI", "list": "not_mri.csv", "train": 3, "val": 1}
+    # stopped during the fit without the listed images: the run must stay resumable, not look finished (the fit
+    # came after the checkpoint was written, and an interrupted one left a checkpoint fitted on all; an audit)
+    import tumorlens.refusal as refusal
+
+    real = refusal.answer_rules
+
+    def stopped_in_the_fit_without_them(ck, x_train, *a, **k):
+        if len(x_train) == n_train - 3:
+            raise KeyboardInterrupt
+        return real(ck, x_train, *a, **k)
+
+    run2 = tmp_path / "run2"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(refusal, "answer_rules", stopped_in_the_fit_without_them)
+        assert main(args[:5] + [str(run2)] + args[6:]) == 130  # args with --out run2
+    assert not (run2 / "model.safetensors").exists() and (run2 / "state.pt").exists()
+    assert main(args[:5] + [str(run2)] + args[6:] + ["--resume"]) == 0
+    assert read_metadata(run2 / "model.safetensors")["refusal"]["excluded"]["train"] == 3
+    capsys.readouterr()
     (tmp_path / "bad.csv").write_text("file\nx.png\n")
     assert main(["train", str(data), "--split", str(split), "--out", str(tmp_path / "r2"), "--not-mri",
                  str(tmp_path / "bad.csv")]) == 2
@@ -336,3 +355,25 @@ def test_a_single_file_output_that_ends_with_a_slash_is_refused_not_written_as_a
     assert main(["split", str(tmp_path), "--strategy", "stratified", "--out", target]) == 2
     assert "--out names a folder" in capsys.readouterr().err
     assert not (tmp_path / "reports").exists()
+
+
+def test_a_training_terminated_after_an_epoch_exits_143_and_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    """SIGTERM after the first epoch gave 130 and "interrupted" (during the first, 143: an audit)."""
+    import signal
+
+    import tumorlens.train as train_mod
+    from tumorlens.cli import Terminated
+    from tumorlens.synthetic import make_dataset
+
+    data = make_dataset(tmp_path / "data", n_per_class=10, size=64, seed=5)
+
+    def kill_after_the_epoch(history, path):
+        raise Terminated(signal.SIGTERM)
+
+    monkeypatch.setattr(train_mod, "_write_history", kill_after_the_epoch)  # the epoch's state is saved first
+    run = tmp_path / "run"
+    assert main(["train", str(data), "--strategy", "stratified", "--out", str(run), "--set", "epochs=2",
+                 "--set", "threads=1", "--set", "batch_size=16"]) == 128 + signal.SIGTERM
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"terminated (SIGTERM); continue with: tumorlens train ... --out {run} --resume")
+    assert (run / "state.pt").exists()

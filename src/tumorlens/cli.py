@@ -255,21 +255,26 @@ def cmd_train(a: argparse.Namespace) -> int:
                      "skipped": len(ds.skipped)},
             "split": {"strategy": "file" if a.split else a.strategy, "manifest": split_manifest(rows),
                       "table": split_table(rows)}, "mask_guidance": guidance}
+    fit_without = _fit_without(ds, parts, not_mri, Path(a.not_mri).name) if not_mri is not None else None
     try:
         ckpt = train(cfg, parts["train"], parts["val"], out, resume=a.resume, meta=meta,
-                     on_batch=on_batch, on_epoch=on_epoch)
+                     on_batch=on_batch, on_epoch=on_epoch, fit_without=fit_without)
     except TumorlensError:  # e.g. a run that diverged: the one-line error on a line of its own
         bar.close()
         raise
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         bar.close()
         if (out / STATE_FILE).exists():  # said once, with the way on (the generic handler would say it again)
-            print(f"interrupted; continue with: tumorlens train ... --out {out} --resume", file=sys.stderr)
-            return 130
+            how = f"terminated ({e.name})" if isinstance(e, Terminated) else "interrupted"
+            print(f"{how}; continue with: tumorlens train ... --out {out} --resume", file=sys.stderr)
+            # 128 + the signal, as for any command (Ctrl-C: 130; SIGTERM: 143 - it was 130 after the first epoch)
+            return 128 + e.signum if isinstance(e, Terminated) else 130
         raise
     bar.close()
-    if not_mri is not None:
-        _refit_without(ckpt, ds, parts, not_mri, Path(a.not_mri).name)
+    if fit_without is not None:
+        left = fit_without["excluded"]
+        print(f"abstention and refusal fitted without the {left['train']} train and {left['val']} val images "
+              f"listed in {left['list']}", file=sys.stderr)
     print(f"wrote {ckpt}")
     return 0
 
@@ -298,9 +303,9 @@ def _read_not_mri(path: str) -> set[str]:
     return listed
 
 
-def _refit_without(ckpt: Path, ds: Any, parts: dict[str, Any], listed: set[str], name: str) -> None:
-    """Refit the abstention and refusal of a trained checkpoint without the listed images (by sha256 or path)."""
-    from .refusal import finalize_checkpoint
+def _fit_without(ds: Any, parts: dict[str, Any], listed: set[str], name: str) -> dict[str, Any] | None:
+    """`train`'s fit_without for the images of a --not-mri list (by sha256 or path), or None (said why) when
+    none of them is in the train or val part or too few images would be left."""
     from .train import listed_in
 
     keep = {s: ~listed_in(ds, parts[s], listed) for s in ("train", "val")}
@@ -308,16 +313,12 @@ def _refit_without(ckpt: Path, ds: Any, parts: dict[str, Any], listed: set[str],
     if not any(left.values()):
         print(f"{name}: none of its images is in the train or val part; abstention and refusal fitted on all",
               file=sys.stderr)
-        return
+        return None
     if min(int(k.sum()) for k in keep.values()) < 10:
-        print(f"{name}: fewer than 10 train or val images would be left; abstention and refusal not refitted",
+        print(f"{name}: fewer than 10 train or val images would be left; abstention and refusal fitted on all",
               file=sys.stderr)
-        return
-    finalize_checkpoint(ckpt, parts["train"].x[keep["train"], 0].numpy(), parts["val"].x[keep["val"], 0].numpy(),
-                        parts["val"].y[keep["val"]].numpy(), y_train=parts["train"].y[keep["train"]].numpy(),
-                        excluded={"what": "images listed as not MRI", "list": name, **left})
-    print(f"abstention and refusal fitted without the {left['train']} train and {left['val']} val images listed "
-          f"in {name}", file=sys.stderr)
+        return None
+    return {**keep, "excluded": {"what": "images listed as not MRI", "list": name, **left}}
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:

@@ -225,22 +225,25 @@ def check_run_dir(out: Path, resume: bool) -> None:
 def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir: str | os.PathLike,
           resume: bool = False, meta: dict[str, Any] | None = None,
           on_batch: Callable[[int, int, float, float], None] | None = None,
-          on_epoch: Callable[[dict], None] | None = None) -> Path:
+          on_epoch: Callable[[dict], None] | None = None, fit_without: dict[str, Any] | None = None) -> Path:
     """Train, keep the best model by validation accuracy (ties: lower loss), write the run directory.
 
     Returns the path of the best checkpoint. `on_batch(epoch, batch, loss, acc)` and `on_epoch(row)` let
     the caller draw progress. Raises KeyboardInterrupt through, with the last finished epoch saved.
+    `fit_without`: {'train': keep mask, 'val': keep mask, 'excluded': note} - images (CT slices of a set sold as
+    MRI, `--not-mri`) that the abstention and refusal fits leave out. Fitted here, before the checkpoint is
+    written once: fitted afterwards, an interrupted refit had left a checkpoint that looked finished.
     """
     threads = torch.get_num_threads()
     try:
-        return _train(train_data, val_data, cfg, out_dir, resume, meta, on_batch, on_epoch)
+        return _train(train_data, val_data, cfg, out_dir, resume, meta, on_batch, on_epoch, fit_without)
     finally:
         torch.set_num_threads(threads)  # the caller's setting is back, however the run ended
 
 
 def _train(train_data: SplitData, val_data: SplitData, cfg: TrainConfig, out_dir: str | os.PathLike,
            resume: bool, meta: dict[str, Any] | None, on_batch: Callable[[int, int, float, float], None] | None,
-           on_epoch: Callable[[dict], None] | None) -> Path:
+           on_epoch: Callable[[dict], None] | None, fit_without: dict[str, Any] | None = None) -> Path:
     for side, data in (("train", train_data), ("val", val_data)):
         check_split_data(data, side, cfg.preprocess.size, cfg.model.num_classes)
     out = Path(out_dir)
@@ -405,8 +408,13 @@ def _train(train_data: SplitData, val_data: SplitData, cfg: TrainConfig, out_dir
         if len(train_data.y) >= 10 and len(val_data.y) >= 10:
             from .refusal import answer_rules
 
-            meta.update(answer_rules(Checkpoint(model, cfg, CLASSES, meta), train_data.x[:, 0].numpy(),
-                                     val_data.x[:, 0].numpy(), val_data.y.numpy(), y_train=train_data.y.numpy()))
+            kt = torch.as_tensor(fit_without["train"]) if fit_without else slice(None)
+            kv = torch.as_tensor(fit_without["val"]) if fit_without else slice(None)
+            meta.update(answer_rules(Checkpoint(model, cfg, CLASSES, meta), train_data.x[kt, 0].numpy(),
+                                     val_data.x[kv, 0].numpy(), val_data.y[kv].numpy(),
+                                     y_train=train_data.y[kt].numpy()))
+            if fit_without:
+                meta["refusal"]["excluded"] = dict(fit_without["excluded"])
         else:
             log.info("too few images for the abstention and refusal fits (%d train, %d val; 10 each needed): "
                      "this model answers every input that passes the image checks", len(train_data.y),
