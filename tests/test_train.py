@@ -420,3 +420,38 @@ def test_an_unknown_setting_names_the_closest_ones():
         TrainConfig().with_overrides(["model.lstm_hiden=64"])
     with pytest.raises(TumorlensError, match=r"unknown setting 'zzz'; settings: augment, batch_size"):
         TrainConfig().with_overrides(["zzz=1"])
+
+
+def test_resume_refuses_other_images_or_a_run_that_lost_its_masks(data, masked_data, tmp_path):
+    """A run resumed without its tumour masks, or on another split once the run folder's split.csv was gone,
+    went on silently to weights that match neither recipe (an audit)."""
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(TINY, *data, run, on_epoch=stop_after_first)
+    tr, va = data
+    fewer = SplitData(tr.x[1:], tr.y[1:], tr.paths[1:])
+    with pytest.raises(TumorlensError, match="--resume needs the train and val images of the interrupted run"):
+        train(TINY, fewer, va, run, resume=True)
+    guided = TINY.with_overrides(["seg_weight=1.0", "model.gate=true"])
+    run2 = tmp_path / "run2"
+    with pytest.raises(KeyboardInterrupt):
+        train(guided, *masked_data, run2, on_epoch=stop_after_first)
+    mtr, mva = masked_data
+    with pytest.raises(TumorlensError, match=r"it trained guided by \d+ tumour masks, now without masks"):
+        train(guided, SplitData(mtr.x, mtr.y, mtr.paths), mva, run2, resume=True)
+    train(guided, *masked_data, run2, resume=True)  # the same data resumes
+    assert (run2 / "model.safetensors").is_file()
+
+
+def test_a_second_training_into_a_busy_run_folder_is_refused(data, tmp_path):
+    """Both of two trainings into one --out said "wrote model.safetensors", the second over the first."""
+    fcntl = pytest.importorskip("fcntl")
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with open(run / ".lock", "w") as held:  # what a running training holds
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(TumorlensError, match="another training is writing to this run folder"):
+            train(TINY, *data, run)
+    train(TINY, *data, run)
+    assert (run / "model.safetensors").is_file() and not (run / ".lock").exists()

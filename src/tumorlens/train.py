@@ -6,6 +6,7 @@ needs to continue exactly as the uninterrupted one would have.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -15,7 +16,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -172,6 +173,60 @@ def listed_in(ds: Dataset, data: SplitData, names: set[str]) -> np.ndarray:
     return np.array([ds.sha256[idx[p]] in names or p in names for p in data.paths], dtype=bool)
 
 
+def _data_identity(train_data: SplitData, val_data: SplitData, guided: bool) -> dict[str, Any]:
+    """What a resumed run must train on as the interrupted one did: its parts (paths and labels, hashed) and
+    whether tumour masks guide it. A run resumed without its masks, or on another split when the run folder's
+    split.csv was gone, had gone on silently to weights that match neither recipe (an audit)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for d in (train_data, val_data):
+        h.update("\n".join(d.paths).encode("utf-8", "surrogateescape") + b"\0")
+        h.update(d.y.numpy().astype(np.int64).tobytes())
+    known = int(train_data.known.sum()) if guided and train_data.known is not None else 0
+    return {"parts": h.hexdigest(), "mask_guided": bool(guided), "masks_known": known}
+
+
+def _check_same_data(st: dict[str, Any], now: dict[str, Any], out: Path) -> None:
+    was = st.get("data")
+    if not isinstance(was, dict):  # a state file written before the check: nothing to compare
+        return
+    if was.get("parts") != now["parts"]:
+        raise TumorlensError(f"{out}: --resume needs the train and val images of the interrupted run; these differ "
+                             f"(another split, or the dataset changed)")
+    if (was.get("mask_guided"), was.get("masks_known")) != (now["mask_guided"], now["masks_known"]):
+        def say(d: dict[str, Any]) -> str:
+            return f"guided by {d.get('masks_known')} tumour masks" if d.get("mask_guided") else "without masks"
+        raise TumorlensError(f"{out}: --resume needs the tumour masks of the interrupted run: it trained "
+                             f"{say(was)}, now {say(now)} (check the dataset's mask folder)")
+
+
+@contextlib.contextmanager
+def _run_lock(out: Path) -> Iterator[None]:
+    """Hold the run folder for one training at a time: two trainings into one --out both said "wrote
+    model.safetensors", the second over the first (an audit). An advisory lock (flock) on a hidden file, which
+    goes when the run ends; where there is no fcntl (Windows) runs are not locked."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    lock = out / ".lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise TumorlensError(f"{out}: another training is writing to this run folder; wait for it to end or "
+                                 f"choose another --out") from None
+        try:
+            yield
+        finally:
+            lock.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+
+
 def _damaged(state_path: Path, why: str) -> TumorlensError:
     return TumorlensError(f"{state_path}: damaged resume state ({why}); delete it to start the run over")
 
@@ -248,6 +303,13 @@ def _train(train_data: SplitData, val_data: SplitData, cfg: TrainConfig, out_dir
         check_split_data(data, side, cfg.preprocess.size, cfg.model.num_classes)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    with _run_lock(out):
+        return _train_in(train_data, val_data, cfg, out, resume, meta, on_batch, on_epoch, fit_without)
+
+
+def _train_in(train_data: SplitData, val_data: SplitData, cfg: TrainConfig, out: Path, resume: bool,
+              meta: dict[str, Any] | None, on_batch: Callable[[int, int, float, float], None] | None,
+              on_epoch: Callable[[dict], None] | None, fit_without: dict[str, Any] | None) -> Path:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     state_path = out / STATE_FILE
@@ -284,11 +346,13 @@ def _train(train_data: SplitData, val_data: SplitData, cfg: TrainConfig, out_dir
     best = {"acc": -1.0, "loss": math.inf, "epoch": -1, "state": None}
     start_epoch, bad = 0, 0
     train_seconds = 0.0
+    identity = _data_identity(train_data, val_data, guided)
     if resume:  # check_run_dir made sure the state file is there
         st = _load_state(state_path)
         if st["config"] != json.dumps(cfg.to_dict(), sort_keys=True):
             raise TumorlensError(f"{out}: --resume needs the same configuration as the interrupted run; "
                                  f"differs: {_config_changes(st['config'], cfg, state_path)}")
+        _check_same_data(st, identity, out)
         try:
             model.load_state_dict(st["model"])
             opt.load_state_dict(st["opt"])
@@ -389,7 +453,7 @@ def _train(train_data: SplitData, val_data: SplitData, cfg: TrainConfig, out_dir
         _atomic_torch_save({"model": model.state_dict(), "opt": opt.state_dict(), "history": history,
                             "ema": ema.state_dict() if ema is not None else None,
                             "best": best, "bad": bad, "epoch": epoch, "train_seconds": train_seconds,
-                            "config": json.dumps(cfg.to_dict(), sort_keys=True)}, state_path)
+                            "config": json.dumps(cfg.to_dict(), sort_keys=True), "data": identity}, state_path)
         _write_history(history, out / "history.csv")
         if on_epoch:
             on_epoch(row)
