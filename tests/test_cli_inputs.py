@@ -352,6 +352,24 @@ def test_a_cache_entry_of_the_wrong_shape_or_with_nan_is_rebuilt_not_trusted(tmp
         assert np.array_equal(d.image, good.image) and "rebuilding damaged cache entry" in caplog.text
 
 
+@pytest.mark.skipif(os.name == "nt", reason="no control characters in Windows file names")
+def test_a_file_name_with_a_carriage_return_is_skipped_so_the_split_reads_back(tmp_path, caplog):
+    """`cr\\rx.png` was written unquoted into split.csv, which then failed to read ("split must be train, val or
+    test, got None") and left a training unable to resume (an audit)."""
+    from tumorlens.split import read_split
+
+    data = tmp_path / "data"
+    for k, c in enumerate(("glioma", "meningioma", "notumor", "pituitary")):
+        (data / c).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.full((32, 32), 30 * i + 40 + 7 * k, np.uint8)).save(data / c / f"{i}.png")
+    (data / "notumor" / "cr\rx.png").write_bytes((data / "notumor" / "0.png").read_bytes())
+    with caplog.at_level("WARNING"):
+        assert main(["split", str(data), "--strategy", "stratified", "--out", str(tmp_path / "s.csv")]) == 0
+    assert "notumor/cr\\rx.png: its name holds a control character; rename the file" in caplog.text
+    assert len(read_split(tmp_path / "s.csv")) == 12
+
+
 @pytest.mark.skipif(os.name == "nt", reason="file names are text on Windows")
 def test_a_file_name_that_is_not_utf8_is_skipped_with_a_warning_not_a_traceback(tmp_path, capsys, caplog):
     """`d\\xfe.png` in a class folder ended split, train and audit with a UnicodeEncodeError traceback."""

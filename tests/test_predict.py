@@ -777,6 +777,22 @@ def test_a_checkpoint_without_a_config_is_a_one_line_error_in_info(ckpt, tmp_pat
         assert err.count("\n") == 1 and f"{empty}: checkpoint metadata lacks the model configuration" in err, argv
 
 
+def test_a_hand_edited_calibration_is_one_error_in_model_card_as_in_info(ckpt, tmp_path, capsys):
+    """A null temperature or a threshold of the wrong type gave model-card a traceback (an audit)."""
+    from tumorlens.checkpoint import read_metadata
+    from tumorlens.cli import main
+
+    doc = read_metadata(ckpt)
+    for key, field, value in (("calibration", "temperature", None), ("abstention", "threshold", "high")):
+        edited = {**doc, key: {**doc.get(key, {}), field: value}}
+        bad = _checkpoint_copy(ckpt, tmp_path, f"{key}.safetensors", metadata=json.dumps(edited))
+        card = tmp_path / f"{key}.md"
+        assert main(["model-card", "--model", str(bad), "--out", str(card)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith(f"error: {bad}: checkpoint ") and field in err, err
+        assert not card.exists()
+
+
 def test_a_dangling_symlink_in_a_folder_is_an_error_not_dropped(tmp_path):
     from tumorlens.predict import expand_inputs
 

@@ -160,6 +160,17 @@ def test_a_split_saved_as_excel_csv_utf8_with_a_byte_order_mark_reads_like_plain
     assert read_groups_csv(tmp_path / "g.csv") == {"glioma/a.png": "p1"}
 
 
+def test_a_groups_csv_giving_one_image_two_groups_is_refused_naming_the_line(tmp_path):
+    """The last group won silently, which can put one patient on both sides (an audit); the same group twice is
+    harmless."""
+    (tmp_path / "g.csv").write_text("path,group\nglioma/a.png,p1\nglioma/b.png,p2\nglioma/a.png,p1\n")
+    assert read_groups_csv(tmp_path / "g.csv") == {"glioma/a.png": "p1", "glioma/b.png": "p2"}
+    (tmp_path / "g.csv").write_text("path,group\nglioma/a.png,p1\nglioma/b.png,p2\nglioma/a.png,p3\n")
+    with pytest.raises(TumorlensError, match=r"g.csv:4: glioma/a.png is listed again with another group \('p3', "
+                                             r"earlier 'p1'\)"):
+        read_groups_csv(tmp_path / "g.csv")
+
+
 @pytest.mark.parametrize("second, first_side", [("test", "test"), ("test", "train"), ("val", "train")])
 def test_a_path_listed_twice_is_refused_naming_both_lines(tmp_path, second, first_side):
     p = tmp_path / "s.csv"

@@ -460,7 +460,7 @@ KAGGLE_DIR = "brain-tumor-mri-dataset"  # the Kaggle set's folder name, as recor
 
 
 def cmd_model_card(a: argparse.Namespace) -> int:
-    from .checkpoint import BUNDLED, file_sha256, read_metadata
+    from .checkpoint import BUNDLED, file_sha256, load_checkpoint, read_metadata
 
     from .fileio import atomic_write_text, file_target
 
@@ -468,9 +468,14 @@ def cmd_model_card(a: argparse.Namespace) -> int:
     out = Path(file_target(a.out, "--out", inputs=(path,)))
     if not path.exists():
         raise TumorlensError(f"{path}: checkpoint not found")
+    load_checkpoint(path)  # the header checks a Predictor's load makes, with their one-line errors
     doc = read_metadata(path)
     meta = {k: v for k, v in doc.items() if k not in ("config", "classes")}
-    text = model_card(meta, list(doc.get("classes", [])), doc.get("config", {}), str(path), file_sha256(path))
+    try:
+        text = model_card(meta, list(doc.get("classes", [])), doc.get("config", {}), str(path), file_sha256(path))
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:  # as `info` says it (a traceback)
+        raise TumorlensError(f"{path}: checkpoint metadata is damaged or hand-edited "
+                             f"({type(e).__name__}: {e})") from None
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, text)
     print(f"wrote {out}  ({DISCLAIMER})")

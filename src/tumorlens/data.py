@@ -480,6 +480,12 @@ def scan_dataset(root: str | os.PathLike) -> list[Entry]:
                         log.warning("skipped %s: its name is not valid UTF-8 text; rename the file",
                                     os.fsencode(rel).decode("utf-8", "backslashreplace"))  # the bytes, as \xfe
                         continue
+                    if any(ord(c) < 32 or ord(c) == 127 for c in rel):
+                        # a carriage return or other control character: the split CSV (lines end in \n) wrote it
+                        # unquoted and could not read itself back, and the run could not resume (an audit)
+                        log.warning("skipped %s: its name holds a control character; rename the file",
+                                    ascii(rel)[1:-1])
+                        continue
                     entries.append(Entry(rel, label, split))
             if len(entries) == found_before:
                 log.warning("%s: class folder holds no files", cd.relative_to(root).as_posix() or cd.name)

@@ -52,7 +52,16 @@ def read_groups_csv(path: str | os.PathLike) -> dict[str, str]:
         raise TumorlensError(f"{path}: not a readable CSV ({e})") from None
     if not rows or not {"path", "group"} <= set(rows[0]):
         raise TumorlensError(f"{path}: groups CSV needs the columns path,group")
-    return {r["path"]: r["group"] for r in rows if r["group"]}
+    out: dict[str, str] = {}
+    for line, r in enumerate(rows, start=2):
+        if not r["group"]:
+            continue
+        was = out.setdefault(r["path"], r["group"])
+        if was != r["group"]:
+            # the last one had won silently, which can put one patient on both sides of the split (an audit)
+            raise TumorlensError(f"{path}:{line}: {r['path']} is listed again with another group ({r['group']!r}, "
+                                 f"earlier {was!r}); an image belongs to one group")
+    return out
 
 
 def choose_groups(group_of: list[str], labels: np.ndarray, frac: float, rng: np.random.Generator,
