@@ -1,6 +1,8 @@
 """`tumorlens info`: what a checkpoint is, its split manifest written out, and one-line errors."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -265,6 +267,10 @@ def test_demo_runs_the_whole_pipeline_and_says_research_use_only(tmp_path, capsy
               "split.csv", "audit/duplicates.csv"):
         assert (out / f).is_file(), f
     assert DISCLAIMER in (out / "report" / "report.html").read_text()
+    assert json.loads((out / "summary.json").read_text())["disclaimer"] == DISCLAIMER  # it had none
+    # the abstention's note that the tiny demo model misses 99.5% on its answered cases is no WARNING (it read
+    # as a failure of the demo)
+    assert "WARNING" not in cap.err and "below the" not in cap.err
 
 
 def test_every_subcommand_help_shows_the_research_use_disclaimer(capsys):

@@ -532,11 +532,13 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("split", help="write a train/val/test split.csv")
     s.add_argument("data_dir")
     s.add_argument("--strategy", choices=["official", "stratified", "clean"], required=True)
-    s.add_argument("--test-size", type=float, default=0.2)
-    s.add_argument("--val-size", type=float, default=0.1)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--test-size", type=float, default=0.2,
+                   help="share of the images in the test part (default 0.2; official: the Testing folders)")
+    s.add_argument("--val-size", type=float, default=0.1,
+                   help="share of the images in the val part, taken from the training side (default 0.1)")
+    s.add_argument("--seed", type=int, default=0, help="seed of the random assignment (default 0)")
     s.add_argument("--groups", help="CSV path,group: images of one group stay on one side (clean)")
-    s.add_argument("--out", required=True)
+    s.add_argument("--out", required=True, help="the split CSV to write (path,label,split,group,sha256)")
     s.set_defaults(func=cmd_split)
 
     s = sub.add_parser("train", help="train the CNN-LSTM (resumable)")
@@ -545,7 +547,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--split", help="split.csv from `tumorlens split`")
     g.add_argument("--strategy", choices=["official", "stratified", "clean"])
     s.add_argument("--groups", help="with --strategy clean: CSV path,group")
-    s.add_argument("--split-seed", type=int, default=0)
+    s.add_argument("--split-seed", type=int, default=0, help="with --strategy: seed of the split (default 0)")
     s.add_argument("--config", help="JSON file with training settings")
     s.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
     s.add_argument("--out", required=True, help="run folder")
@@ -564,9 +566,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "rejected). Files written into --out replace an earlier report's; other files "
                                    "there are kept.")
     s.add_argument("data_dir")
-    s.add_argument("--split", required=True)
+    s.add_argument("--split", required=True,
+                   help="split CSV whose test part is scored (for the bundled model: `tumorlens info --split-out`)")
     s.add_argument("--model", help="checkpoint (default: the bundled model)")
-    s.add_argument("--out", required=True)
+    s.add_argument("--out", required=True, help="report folder (report.html, metrics.json, predictions.csv, PNGs)")
     s.set_defaults(func=cmd_evaluate)
 
     s = sub.add_parser("info", help="describe a checkpoint; optionally write its split manifest")
@@ -575,9 +578,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_info)
 
     s = sub.add_parser("demo", help="whole pipeline on generated phantoms: data, split, train, evaluate, report")
-    s.add_argument("--out", default="tumorlens-demo")
-    s.add_argument("--n-per-class", type=int, default=200)
-    s.add_argument("--epochs", type=int, default=30)
+    s.add_argument("--out", default="tumorlens-demo", help="output folder (default: tumorlens-demo)")
+    s.add_argument("--n-per-class", type=int, default=200, help="phantom slices per class (default 200)")
+    s.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
     s.set_defaults(func=cmd_demo)
 
     from .cli_explain import add_parsers as _explain_parsers

@@ -357,7 +357,8 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--model", help="checkpoint (.safetensors); default: the bundled model")
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--method", choices=METHODS, default=None,
-                   help="heatmap method (default: explain.DEFAULT_METHOD; each JSON records the one used)")
+                   help="heatmap method (default: `gated` for a model with the tumour gate, else `fused`; each JSON "
+                        "records the one used)")
     s.add_argument("--target-class", help="explain this class instead of the predicted one")
     # as predict has it (and the web API's ?slice=): without it a map of a slice outside the automatic subset
     # could not be had (a helper's audit)

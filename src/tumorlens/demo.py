@@ -12,7 +12,7 @@ from typing import Callable
 
 from .audit import find_duplicates
 from .fileio import atomic_write_text
-from .config import ModelConfig, TrainConfig, TumorlensError
+from .config import DISCLAIMER, ModelConfig, TrainConfig, TumorlensError
 from .data import load_dataset
 from .split import make_split, split_table, write_split
 from .train import CKPT_FILE, STATE_FILE, select, split_manifest, train
@@ -85,5 +85,6 @@ def run_demo(out: Path, n_per_class: int = 200, epochs: int = 30, seed: int = 0,
     if m["accuracy"] < 0.5:
         raise TumorlensError(f"demo model scored only {m['accuracy']:.2f}: something is wrong")
     atomic_write_text(out / "summary.json", json.dumps({"accuracy": m["accuracy"], "macro_f1": m["macro_f1"],
-                                                         "macro_auc": m["roc_auc"]["macro"]}, indent=2) + "\n")
+                                                         "macro_auc": m["roc_auc"]["macro"],
+                                                         "disclaimer": DISCLAIMER}, indent=2) + "\n")
     return out

@@ -471,8 +471,11 @@ def fit_abstention(predictor_or_ckpt: Any, val_x: Any, val_y: Any, target_covera
     answered = conf >= t
     achieved = float(correct[answered].mean()) if answered.any() else float("nan")
     if achieved < target_accuracy:
-        log.warning("abstention: %.1f%% accuracy on the answered validation cases at %.0f%% coverage, below "
-                    "the %.1f%% target", 100 * achieved, 100 * answered.mean(), 100 * target_accuracy)
+        # a note, not a warning: the threshold then keeps the coverage floor, as designed, and the figures are
+        # in the checkpoint; a WARNING in every short or demo training read as a failure (a README walk-through)
+        log.info("abstention: %.1f%% accuracy on the answered validation cases at %.0f%% coverage (the threshold "
+                 "aims at %.1f%%, and keeps at least %.0f%% answered)", 100 * achieved, 100 * answered.mean(),
+                 100 * target_accuracy, 100 * target_coverage)
     return {"threshold": float(t), "coverage": float(answered.mean()), "accuracy": achieved,
             "coverage_at_target_accuracy": c_acc, "target_accuracy": target_accuracy,
             "coverage_bounds": [target_coverage, max_coverage], "n": int(len(y)), "fitted_on": "val",
