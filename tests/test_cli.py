@@ -383,3 +383,49 @@ def test_a_training_terminated_after_an_epoch_exits_143_and_says_how_to_resume(t
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"terminated (SIGTERM); continue with: tumorlens train ... --out {run} --resume")
     assert (run / "state.pt").exists()
+
+
+def test_settings_that_cannot_work_are_refused_before_the_dataset_is_decoded(tmp_path, capsys, monkeypatch):
+    """A changed setting on --resume and split's --test-size 0 were said only after the (long) decoding."""
+    import tumorlens.cli as cli
+    from tumorlens.synthetic import make_dataset
+
+    data = make_dataset(tmp_path / "data", n_per_class=10, size=64, seed=5)
+    run = tmp_path / "run"
+    args = ["train", str(data), "--strategy", "stratified", "--out", str(run), "--set", "epochs=2",
+            "--set", "threads=1", "--set", "batch_size=16"]
+    import tumorlens.train as train_mod
+
+    real = train_mod._write_history
+
+    def stop(history, path):
+        real(history, path)
+        raise KeyboardInterrupt
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(train_mod, "_write_history", stop)
+        assert main(args) == 130
+
+    def no_decoding(*a, **k):
+        raise AssertionError("the dataset was decoded")
+
+    monkeypatch.setattr(cli, "_load", no_decoding)
+    capsys.readouterr()
+    assert main(args + ["--set", "lr=0.01", "--resume"]) == 2
+    assert "--resume needs the same configuration as the interrupted run; differs: lr 0.003 -> 0.01" in \
+        capsys.readouterr().err
+    assert main(["split", str(data), "--strategy", "stratified", "--test-size", "0", "--out",
+                 str(tmp_path / "s.csv")]) == 2
+    assert "need 0 < test-size < 1" in capsys.readouterr().err
+
+
+def test_epoch_lines_of_a_run_without_a_val_part_say_so_instead_of_nan(tmp_path, capsys):
+    from tumorlens.synthetic import make_dataset
+
+    data = make_dataset(tmp_path / "data", n_per_class=8, size=64, seed=5)
+    split = tmp_path / "s.csv"
+    assert main(["split", str(data), "--strategy", "stratified", "--val-size", "0", "--out", str(split)]) == 0
+    assert main(["train", str(data), "--split", str(split), "--out", str(tmp_path / "run"), "--set", "epochs=1",
+                 "--set", "threads=1", "--set", "batch_size=16"]) == 0
+    err = capsys.readouterr().err
+    assert "no val part" in err and "nan" not in err

@@ -88,11 +88,12 @@ def cmd_audit(a: argparse.Namespace) -> int:
 def cmd_split(a: argparse.Namespace) -> int:
     from .audit import find_duplicates
     from .fileio import file_target, prepare_folder
-    from .split import check_seed, make_split, read_groups_csv, split_table, write_split
+    from .split import check_seed, check_sizes, make_split, read_groups_csv, split_table, write_split
 
     file_target(a.out, "--out", inputs=(a.groups,), not_inside=(a.data_dir,))  # before the (long) decoding
     prepare_folder(Path(a.out).parent, "--out's parent")
     check_seed(a.seed)
+    check_sizes(a.test_size, a.val_size)  # was said after the decoding
     groups = read_groups_csv(a.groups) if a.groups else None
     ds = _load(a.data_dir)
     if groups is not None:
@@ -188,7 +189,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     cfg = _resolve_config(a)
     out = Path(a.out)
     outside_of(a.out, "--out", (a.data_dir,))
-    check_run_dir(out, a.resume)
+    check_run_dir(out, a.resume, cfg)
     not_mri = _read_not_mri(a.not_mri) if getattr(a, "not_mri", None) else None
     if not a.split:
         check_seed(a.split_seed, "split-seed")
@@ -247,8 +248,9 @@ def cmd_train(a: argparse.Namespace) -> int:
         bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}")
 
     def on_epoch(r):
-        bar.write(f"epoch {r['epoch']:3d}  train loss {r['train_loss']:.4f} acc {r['train_acc']:.4f}  "
-                  f"val loss {r.get('val_loss', float('nan')):.4f} acc {r.get('val_acc', float('nan')):.4f}  "
+        val = (f"val loss {r['val_loss']:.4f} acc {r['val_acc']:.4f}" if "val_loss" in r
+               else "no val part")  # was "val loss nan acc nan" on every line
+        bar.write(f"epoch {r['epoch']:3d}  train loss {r['train_loss']:.4f} acc {r['train_acc']:.4f}  {val}  "
                   f"{r['seconds']:.1f}s", file=sys.stderr)
 
     meta = {"data": {"name": Path(a.data_dir).resolve().name, "n_images": len(ds.entries),

@@ -126,6 +126,13 @@ def check_seed(seed: int, option: str = "seed") -> int:
     return seed
 
 
+def check_sizes(test_size: float, val_size: float) -> None:
+    """The part sizes `make_split` takes; the CLI checks them before decoding a dataset."""
+    if not 0 < test_size < 1 or not 0 <= val_size < 1 or test_size + val_size >= 1:
+        raise TumorlensError(f"need 0 < test-size < 1, 0 <= val-size < 1 and test-size + val-size < 1, got "
+                             f"{test_size:g} and {val_size:g}")
+
+
 def make_split(paths: list[str], labels: list[str], folder_split: list[str | None], sha256: list[str],
                audit: AuditResult, strategy: str, test_size: float = 0.2, val_size: float = 0.1,
                seed: int = 0, groups: dict[str, str] | None = None) -> list[SplitRow]:
@@ -133,8 +140,7 @@ def make_split(paths: list[str], labels: list[str], folder_split: list[str | Non
     if strategy not in STRATEGIES:
         raise TumorlensError(f"unknown split strategy {strategy!r} (choose from {', '.join(STRATEGIES)})")
     check_seed(seed)
-    if not 0 < test_size < 1 or not 0 <= val_size < 1 or test_size + val_size >= 1:
-        raise TumorlensError("need 0 < test-size < 1, 0 <= val-size < 1 and test-size + val-size < 1")
+    check_sizes(test_size, val_size)
     n = len(paths)
     y = np.array([CLASSES.index(l) for l in labels])
     # groups: the audit's duplicate clusters, merged with the CSV keys (transitively)

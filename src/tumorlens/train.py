@@ -248,6 +248,12 @@ def _load_state(state_path: Path) -> dict[str, Any]:
     return st
 
 
+def _check_same_config(st: dict[str, Any], cfg: TrainConfig, out: Path, state_path: Path) -> None:
+    if st["config"] != json.dumps(cfg.to_dict(), sort_keys=True):
+        raise TumorlensError(f"{out}: --resume needs the same configuration as the interrupted run; "
+                             f"differs: {_config_changes(st['config'], cfg, state_path)}")
+
+
 def _config_changes(stored: str, cfg: TrainConfig, state_path: Path) -> str:
     """'lr 0.003 -> 0.01, epochs 40 -> 20': the settings in which `cfg` differs from a stored state's config."""
     try:
@@ -260,9 +266,10 @@ def _config_changes(stored: str, cfg: TrainConfig, state_path: Path) -> str:
     return ", ".join(diff) or "the stored configuration's text"
 
 
-def check_run_dir(out: Path, resume: bool) -> None:
+def check_run_dir(out: Path, resume: bool, cfg: TrainConfig | None = None) -> None:
     """Refuse a run folder that would lose work: a finished run, or an unfinished one without --resume; and a
-    --resume whose state file is damaged. The CLI calls it before loading any data, so the error comes at once."""
+    --resume whose state file is damaged or (given `cfg`) whose settings differ. The CLI calls it before
+    loading any data, so the error comes at once."""
     state_path = out / STATE_FILE
     if out.exists() and not out.is_dir():
         raise TumorlensError(f"{out}: is a file, not a run folder; choose another --out")
@@ -274,7 +281,9 @@ def check_run_dir(out: Path, resume: bool) -> None:
     if resume and not state_path.exists():
         raise TumorlensError(f"{out}: nothing to resume (no {STATE_FILE})")
     if resume:
-        _load_state(state_path)  # a damaged state is said now too, not after the data are loaded
+        st = _load_state(state_path)  # a damaged state is said now too, not after the data are loaded
+        if cfg is not None:
+            _check_same_config(st, cfg, out, state_path)
 
 
 def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir: str | os.PathLike,
@@ -349,9 +358,7 @@ def _train_in(train_data: SplitData, val_data: SplitData, cfg: TrainConfig, out:
     identity = _data_identity(train_data, val_data, guided)
     if resume:  # check_run_dir made sure the state file is there
         st = _load_state(state_path)
-        if st["config"] != json.dumps(cfg.to_dict(), sort_keys=True):
-            raise TumorlensError(f"{out}: --resume needs the same configuration as the interrupted run; "
-                                 f"differs: {_config_changes(st['config'], cfg, state_path)}")
+        _check_same_config(st, cfg, out, state_path)
         _check_same_data(st, identity, out)
         try:
             model.load_state_dict(st["model"])
