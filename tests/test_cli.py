@@ -429,3 +429,16 @@ def test_epoch_lines_of_a_run_without_a_val_part_say_so_instead_of_nan(tmp_path,
                  "--set", "threads=1", "--set", "batch_size=16"]) == 0
     err = capsys.readouterr().err
     assert "no val part" in err and "nan" not in err
+
+
+def test_an_unreadable_file_in_a_dataset_is_named_once(tmp_path, capsys, caplog):
+    """It was named in a warning and again in a "skipped" block (an audit)."""
+    from tumorlens.synthetic import make_dataset
+
+    data = make_dataset(tmp_path / "data", n_per_class=6, size=64, seed=5)
+    (data / "glioma" / "broken_scan.png").write_bytes(b"\x89PNG\r\n\x1a\n cut")
+    with caplog.at_level("WARNING"):
+        assert main(["split", str(data), "--strategy", "stratified", "--out", str(tmp_path / "s.csv")]) == 0
+    err = capsys.readouterr().err
+    assert caplog.text.count("broken_scan.png") == 1  # the warning (on stderr in a real run)
+    assert "1 of 25 files skipped as unreadable" in caplog.text and "broken_scan.png" not in err, err

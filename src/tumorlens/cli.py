@@ -49,12 +49,7 @@ def _load(data_dir: str, pre=None):
         ds = load_dataset(data_dir, pre or Preprocess(), progress=update, entries=entries)
     finally:
         close()
-    if ds.skipped:
-        print(f"skipped {len(ds.skipped)} unreadable file(s):", file=sys.stderr)
-        for _, reason in ds.skipped[:20]:
-            print(f"  {reason}", file=sys.stderr)
-        if len(ds.skipped) > 20:
-            print(f"  ... and {len(ds.skipped) - 20} more", file=sys.stderr)
+    # skipped files are named, and counted, in load_dataset's warnings (a list here named each a second time)
     return ds
 
 
