@@ -254,6 +254,14 @@ def test_split_and_scans_warn_about_label_conflicts_misfiled_folders_empty_and_m
     err = capsys.readouterr().err
     assert "1 group(s) of copies of one image lie in folders of different classes" in err
     assert "glioma/meningioma: a folder named for the class meningioma inside the glioma folder" in caplog.text
+    # train --strategy makes its split as `split` does, and now says so too (it said nothing; an audit)
+    (data / "pituitary" / "p.png").write_bytes((data / "notumor" / "notumor0.png").read_bytes())
+    (data / "pituitary" / "q.png").write_bytes((data / "notumor" / "notumor1.png").read_bytes())
+    assert main(["train", str(data), "--strategy", "stratified", "--out", str(tmp_path / "run"), "--set",
+                 "epochs=1", "--set", "threads=1", "--set", "batch_size=8"]) == 0
+    assert "group(s) of copies of one image lie in folders of different classes" in capsys.readouterr().err
+    for f in ("p.png", "q.png"):
+        (data / "pituitary" / f).unlink()
     assert caplog.text.count("pituitary: class folder holds no files") == 1  # said once, not per scan
     Image.fromarray(phantom("glioma", 7, 64)).save(data / "loose.png")  # beside the class folders: no class
     (data / "notumor" / "linked").symlink_to(data / "glioma", target_is_directory=True)

@@ -80,6 +80,14 @@ def cmd_audit(a: argparse.Namespace) -> int:
     return 0
 
 
+def _warn_label_conflicts(res: Any, data_dir: str) -> None:
+    conflicts = res.summary()["label_conflict_groups"]
+    if conflicts:  # the model would learn the same picture under two labels; only `audit` said so
+        print(f"warning: {conflicts} group(s) of copies of one image lie in folders of different classes (label "
+              f"conflicts); `tumorlens audit {data_dir} --out DIR` lists them in DIR/duplicates.csv",
+              file=sys.stderr)
+
+
 def cmd_split(a: argparse.Namespace) -> int:
     from .audit import find_duplicates
     from .fileio import file_target, prepare_folder
@@ -98,11 +106,7 @@ def cmd_split(a: argparse.Namespace) -> int:
                       res, a.strategy, a.test_size, a.val_size, a.seed, groups)
     write_split(rows, a.out)
     print(DISCLAIMER)
-    conflicts = res.summary()["label_conflict_groups"]
-    if conflicts:  # the model would learn the same picture under two labels; only `audit` said so
-        print(f"warning: {conflicts} group(s) of copies of one image lie in folders of different classes (label "
-              f"conflicts); `tumorlens audit {a.data_dir} --out DIR` lists them in DIR/duplicates.csv",
-              file=sys.stderr)
+    _warn_label_conflicts(res, a.data_dir)
     if groups is not None and a.strategy != "clean":
         print(f"warning: --groups keeps groups off both sides of the test split only with --strategy clean; the "
               f"{a.strategy} split uses them for the val part alone", file=sys.stderr)
@@ -198,8 +202,10 @@ def cmd_train(a: argparse.Namespace) -> int:
         rows = read_split(a.split)
     else:
         groups = _matching_groups(read_groups_csv(a.groups), a.groups, ds) if a.groups else None
+        res = find_duplicates(ds)
         rows = make_split(ds.paths, [e.label for e in ds.entries], [e.split for e in ds.entries], ds.sha256,
-                          find_duplicates(ds), a.strategy, seed=a.split_seed, groups=groups)
+                          res, a.strategy, seed=a.split_seed, groups=groups)
+        _warn_label_conflicts(res, a.data_dir)  # as `split` says it (train --strategy said nothing; an audit)
     out.mkdir(parents=True, exist_ok=True)
     if a.resume and (out / "split.csv").exists():
         _same_split_as_before(rows, out / "split.csv")
