@@ -442,3 +442,22 @@ def test_an_unreadable_file_in_a_dataset_is_named_once(tmp_path, capsys, caplog)
     err = capsys.readouterr().err
     assert caplog.text.count("broken_scan.png") == 1  # the warning (on stderr in a real run)
     assert "1 of 25 files skipped as unreadable" in caplog.text and "broken_scan.png" not in err, err
+
+
+def test_info_shows_the_split_table_in_splits_column_order(capsys):
+    """The stored table came back with its keys sorted: test, test_fraction, train, val (an audit)."""
+    assert main(["info"]) == 0
+    head = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("class "))
+    assert head.split() == ["class", "train", "val", "test", "test_fraction"]
+
+
+def test_train_into_a_folder_under_a_file_says_which_file_before_decoding(tmp_path, capsys, monkeypatch):
+    import tumorlens.cli as cli
+
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setattr(cli, "_load", lambda *a, **k: pytest.fail("the dataset was decoded"))
+    (tmp_path / "data").mkdir()
+    assert main(["train", str(tmp_path / "data"), "--strategy", "stratified", "--out",
+                 str(tmp_path / "afile" / "run")]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: {tmp_path / 'afile' / 'run'}: cannot create the run folder: "
+                                               f"{tmp_path / 'afile'} is a file; choose another --out")

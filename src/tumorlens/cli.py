@@ -470,7 +470,9 @@ def _print_info(a: argparse.Namespace, path: Path, doc: dict) -> int:
           f"{doc.get('train_seconds', '?')} s on {doc.get('threads', '?')} "
           f"thread{'' if doc.get('threads') == 1 else 's'}")
     if split.get("table"):
-        print(_table(split["table"]))
+        # the stored rows come back with their keys sorted (JSON): shown in `split`'s column order
+        order = ("class", "train", "val", "test", "test_fraction")
+        print(_table([{**{k: r[k] for k in order if k in r}, **r} for r in split["table"]]))
     tm = doc.get("test_metrics")
     if tm:
         lo, hi = tm["accuracy_ci"]

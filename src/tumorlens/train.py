@@ -273,6 +273,11 @@ def check_run_dir(out: Path, resume: bool, cfg: TrainConfig | None = None) -> No
     state_path = out / STATE_FILE
     if out.exists() and not out.is_dir():
         raise TumorlensError(f"{out}: is a file, not a run folder; choose another --out")
+    for parent in out.parents:  # said before the data are decoded, and plainly (it was "Not a directory")
+        if parent.exists():
+            if not parent.is_dir():
+                raise TumorlensError(f"{out}: cannot create the run folder: {parent} is a file; choose another --out")
+            break
     if (out / CKPT_FILE).exists() and not state_path.exists():
         raise TumorlensError(f"{out}: already holds a finished run"
                              + ("; there is nothing to resume" if resume else "") + "; choose another --out")
