@@ -181,6 +181,19 @@ def test_an_upload_that_stalls_is_dropped_with_408(client, inputs, monkeypatch):
     r = client.post("/api/predict", content=stalling(),
                     headers={"content-type": f"multipart/form-data; boundary={boundary}"})
     assert r.status_code == 408 and "stalled" in r.json()["detail"]
+    # a client that keeps sending a little, each time under the idle limit, is held to the total limit
+    monkeypatch.setattr(serve_http, "BODY_IDLE_S", 5.0)
+    monkeypatch.setattr(serve_http, "BODY_TOTAL_S", 0.6)
+
+    def trickling():
+        yield head
+        for b in inputs["b.png"][:8]:
+            time.sleep(0.2)
+            yield bytes([b])
+
+    r = client.post("/api/predict", content=trickling(),
+                    headers={"content-type": f"multipart/form-data; boundary={boundary}"})
+    assert r.status_code == 408 and "took longer than 0.6 s" in r.json()["detail"]
 
 
 def test_rejected_and_broken_files_are_records_not_refusals(answering, inputs):

@@ -17,6 +17,9 @@ MB = 1024 * 1024
 # an upload that sends nothing for this long is dropped (408): twenty clients that stopped halfway through 19 MiB
 # uploads held 400 MB of the server's memory for as long as they kept their connections open (a helper's audit)
 BODY_IDLE_S = 30.0
+# and one that takes longer than this in all (a client sending a byte now and then, under the idle limit); 20 MiB
+# at 1 Mbit/s takes under 3 minutes
+BODY_TOTAL_S = 600.0
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")  # Host header names always answered
 
 
@@ -111,15 +114,18 @@ async def read_multipart(request: Request, limit: int, max_files: int) -> list[t
 
     received = 0
     chunks = request.stream().__aiter__()
+    deadline = anyio.current_time() + BODY_TOTAL_S
     try:
         while True:
+            left = deadline - anyio.current_time()
             try:
-                with anyio.fail_after(BODY_IDLE_S):
+                with anyio.fail_after(max(0.0, min(BODY_IDLE_S, left))):
                     chunk = await chunks.__anext__()
             except StopAsyncIteration:
                 break
             except TimeoutError:
-                raise BodyError(408, f"the upload stalled: nothing received for {BODY_IDLE_S:g} s") from None
+                raise BodyError(408, f"the upload stalled: nothing received for {BODY_IDLE_S:g} s" if left > BODY_IDLE_S
+                                else f"the upload took longer than {BODY_TOTAL_S:g} s") from None
             received += len(chunk)
             if received > limit:
                 raise BodyError(413, too_large(limit))
