@@ -354,6 +354,12 @@ def explain_batch(model: nn.Module, x: torch.Tensor | np.ndarray, targets: Any =
         x = x.unsqueeze(1)
     if x.ndim != 4 or x.shape[1] != 1:
         raise TumorlensError(f"expected a batch of shape (B, 1, S, S), got {tuple(x.shape)}")
+    if x.numel():
+        lo, hi = float(x.min()), float(x.max())
+        # as Predictor.check_inputs: a 0..255 batch explained another class, a NaN one gave an empty map
+        if not (np.isfinite(lo) and np.isfinite(hi)) or lo < -1e-3 or hi > 1 + 1e-3:
+            raise TumorlensError(f"explain_batch expects preprocessed slices in [0, 1], got values from {lo:.4g} "
+                                 f"to {hi:.4g}")
     size = x.shape[-1]
     method = method or default_method(model)
     layers = method_layers(model, method, layer)

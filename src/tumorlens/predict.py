@@ -9,6 +9,7 @@ import glob
 import logging
 import os
 import re
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -296,6 +297,7 @@ class Predictor:
             raise ValueError(f"backend must be auto, torch or onnx, not {backend!r}")
         self.backend = backend
         self._ort: Any = None  # runtime.OrtModel once built; False once it failed or mismatched
+        self._ort_lock = threading.Lock()
         self._ort_threads: int | None = None  # None: torch's thread count
 
     # ---------------------------------------------------------------------------------- arrays
@@ -310,7 +312,14 @@ class Predictor:
         return torch.cat(zs).numpy(), torch.cat(fs).numpy()
 
     def _ort_model(self, x: np.ndarray) -> Any:
-        """The ONNX Runtime copy, built and checked against PyTorch on `x` the first time (None: use PyTorch)."""
+        """The ONNX Runtime copy, built and checked against PyTorch on `x` the first time (None: use PyTorch).
+        Built once, under a lock: two threads' first calls had both exported, and one export failed."""
+        if self._ort is not None:
+            return self._ort or None
+        with self._ort_lock:
+            return self._build_ort(x)
+
+    def _build_ort(self, x: np.ndarray) -> Any:
         if self._ort is None:
             from .runtime import PARITY_ATOL, try_build
 
@@ -328,11 +337,36 @@ class Predictor:
             self._ort = ort if ort is not None else False
         return self._ort or None
 
+    def check_inputs(self, x: Any) -> np.ndarray:
+        """Preprocessed inputs as the model takes them - (N, S, S) float32 in [0, 1], S the checkpoint's size -
+        or one TumorlensError saying what is wrong. A 0..255 array had flipped a glioma to 'notumor' at 0.985
+        without a word, and a wrong shape failed deep inside torch or ONNX Runtime, differently by batch size
+        (a library audit). `preprocess` / `predict_gray` take raw slices of any scale."""
+        size = self.pre.size
+        if not isinstance(x, np.ndarray):
+            raise TumorlensError(f"expected a numpy array of preprocessed slices (N, {size}, {size}), got "
+                                 f"{type(x).__name__}; Predictor.preprocess makes one from a raw slice")
+        if x.ndim != 3 or x.shape[1:] != (size, size):
+            raise TumorlensError(f"expected preprocessed slices of shape (N, {size}, {size}), got {x.shape}; "
+                                 f"Predictor.preprocess makes one from a raw slice")
+        if x.dtype.kind not in "fiub":
+            raise TumorlensError(f"expected real-valued slices, got dtype {x.dtype}")
+        x = np.asarray(x, dtype=np.float32)
+        if x.size:
+            lo, hi = float(x.min()), float(x.max())
+            if not (np.isfinite(lo) and np.isfinite(hi)):
+                raise TumorlensError("preprocessed slices hold NaN or infinite values")
+            if lo < -1e-3 or hi > 1 + 1e-3:
+                raise TumorlensError(f"preprocessed slices must lie in [0, 1] (as Predictor.preprocess makes them), "
+                                     f"got values from {lo:.4g} to {hi:.4g}")
+        return x
+
     def logits_and_features(self, x: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
         """Preprocessed inputs (N, S, S) -> raw logits (N, K) and every conv block's mean-pooled output
         (N, sum C_i), before the gate when the model has one (`TumorNet.forward_with_pooled`). With
         `flip_average` both are the mean over the slice and its left-right mirror, so a mirrored slice gets the
         same answer."""
+        x = self.check_inputs(x)
         if len(x) == 0:
             return np.zeros((0, len(self.classes)), np.float32), np.zeros((0, 0), np.float32)
         # the backend is chosen by the number of slices asked for, not of model inputs (twice as many when

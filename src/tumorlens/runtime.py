@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import logging
+import threading
 import warnings
 from typing import Any
 
@@ -19,6 +20,10 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 PARITY_ATOL = 1e-4  # logits and pooled features; measured differences are ~1e-6
+# one export at a time in a process: torch's exporter keeps global state ("GLOBALS.in_onnx_export must be
+# False" when two threads exported at once), and warnings.catch_warnings is not thread-safe either (two threads
+# left the process with every warning ignored; a library audit)
+_EXPORT_LOCK = threading.Lock()
 
 # torch is imported only to export: `OrtSession` runs an exported graph without it, so the worker processes
 # of `Predictor.predict_paths` (prepare.py) can run the model while staying torch-free
@@ -41,7 +46,7 @@ def export_onnx(model: Any, image_size: int) -> bytes:
     buf = io.BytesIO()
     # the exporter's deprecation and tracer notes are about its own future, not about this graph; the
     # parity check in `Predictor` is what vouches for the result
-    with warnings.catch_warnings(), torch.no_grad():
+    with _EXPORT_LOCK, warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         torch.onnx.export(_Both(model).eval(), (torch.zeros(2, 1, image_size, image_size),), buf, dynamo=False,
                           input_names=["x"], output_names=["logits", "features"],
