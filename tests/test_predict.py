@@ -972,3 +972,19 @@ def test_preprocessed_inputs_out_of_range_or_shape_are_one_error_not_a_silent_an
 
     with pytest.raises(TumorlensError, match=r"in \[0, 1\]"):
         explain_batch(pred.model, x[:2, None] * 255)
+
+
+def test_predict_gray_puts_transparent_pixels_on_black_as_the_file_readers_do(pred, tmp_path):
+    """An RGBA image with white hidden under alpha 0: the file was answered as the slice on black, the same
+    pixels in memory (PIL image or array) as the slice on white (a library audit)."""
+    g = phantom("glioma", 3, 128)
+    rgba = np.dstack([np.full_like(g, 255)] * 3 + [np.zeros_like(g)])
+    inside = g > 20
+    rgba[inside, :3] = g[inside, None]
+    rgba[inside, 3] = 255
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    from_file = next(pred.predict_paths([str(tmp_path / "rgba.png")]))
+    for held in (Image.open(tmp_path / "rgba.png"), rgba, rgba.astype(np.float32) / 255):
+        rec = pred.predict_gray(held)
+        assert (rec.status, rec.label) == (from_file.status, from_file.label)
+        assert rec.probabilities == pytest.approx(from_file.probabilities, abs=1e-4)

@@ -102,8 +102,15 @@ def as_gray(image: Any) -> tuple[np.ndarray, dict[str, Any]]:
 
     if image is None:
         raise TumorlensError("no image (None)")
-    if hasattr(image, "mode") and hasattr(image, "convert"):  # a PIL image
-        image = np.asarray(image.convert("RGB") if image.mode not in ("L", "I", "I;16", "F") else image)
+    if hasattr(image, "mode") and hasattr(image, "convert"):  # a PIL image: greyed as the file readers grey it
+        from .data import _to_gray_array
+
+        colour = image.mode in ("RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "P", "PA", "LAB", "HSV")
+        measured = colour_stats(np.asarray(image.convert("RGB"), dtype=np.float32)) if colour else dict(_GREY)
+        g = _to_gray_array(image)  # transparent pixels black, as in a file (alpha had been dropped; an audit)
+        if g.ndim != 2 or g.size == 0:
+            raise TumorlensError(f"expected one 2-D slice, got a PIL image of size {image.size}")
+        return np.ascontiguousarray(g, dtype=np.float32), measured
     if hasattr(image, "detach"):  # a torch tensor
         image = image.detach().cpu().numpy()
     a = np.asarray(image)
@@ -121,8 +128,14 @@ def as_gray(image: Any) -> tuple[np.ndarray, dict[str, Any]]:
     measured: dict[str, Any] = dict(_GREY)
     if a.ndim == 3 and a.shape[-1] in (3, 4):
         rgb = a[..., :3].astype(np.float32)
-        measured = colour_stats(rgb if rgb.max(initial=0) > 1.0 else rgb * 255.0)
-        a = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        unit = rgb.max(initial=0) <= 1.0  # floats in 0..1
+        measured = colour_stats(rgb * 255.0 if unit else rgb)
+        gray = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        if a.shape[-1] == 4:  # RGBA: transparent pixels black, as the file readers make them (data._to_gray_array)
+            alpha = a[..., 3].astype(np.float32)
+            full = float(np.iinfo(a.dtype).max) if a.dtype.kind in "iu" else (1.0 if unit else 255.0)
+            gray = gray * np.clip(alpha / full, 0.0, 1.0)
+        a = gray
     if a.ndim != 2 or a.size == 0:
         raise TumorlensError(f"expected one 2-D slice (or an RGB image), got shape {shape}")
     return np.ascontiguousarray(a, dtype=np.float32), measured
