@@ -700,22 +700,33 @@ def test_a_hand_edited_calibration_that_would_turn_answers_around_is_refused_whe
     """A negative temperature inverted every prediction (accuracy 0.0000 in evaluate, exit code 0)."""
     from tumorlens.checkpoint import TumorlensError, save_checkpoint
 
+    from tumorlens.checkpoint import read_metadata
+
     ck = load_checkpoint(ckpt)
-    meta = json.loads(json.dumps(ck.meta))
-    edit(meta)
-    bad = save_checkpoint(tmp_path / "edited.safetensors", ck.model, ck.config, meta, tuple(ck.classes))
+    doc = read_metadata(ckpt)
+    edit(doc)
+    bad = _checkpoint_copy(ckpt, tmp_path, "edited.safetensors", metadata=json.dumps(doc))  # edited by hand
     with pytest.raises(TumorlensError, match=re.escape(f"edited.safetensors: checkpoint ") + ".*" + re.escape(words)):
         Predictor(bad)
+    meta = json.loads(json.dumps(ck.meta))
+    edit(meta)
+    with pytest.raises(TumorlensError, match=re.escape(words)):  # nor will save_checkpoint write it
+        save_checkpoint(tmp_path / "saved.safetensors", ck.model, ck.config, meta, tuple(ck.classes))
 
 
 def test_a_checkpoint_naming_fewer_classes_than_its_model_outputs_is_refused_when_loaded(ckpt, tmp_path):
     """It was found only after inference, as 'probs has 4 columns but there are 3 class names', without a file."""
     from tumorlens.checkpoint import TumorlensError, save_checkpoint
 
+    from tumorlens.checkpoint import read_metadata
+
     ck = load_checkpoint(ckpt)
-    bad = save_checkpoint(tmp_path / "three.safetensors", ck.model, ck.config, ck.meta, tuple(ck.classes)[:3])
+    doc = {**read_metadata(ckpt), "classes": list(ck.classes)[:3]}
+    bad = _checkpoint_copy(ckpt, tmp_path, "three.safetensors", metadata=json.dumps(doc))
     with pytest.raises(TumorlensError, match=r"three\.safetensors: checkpoint names 3 classes but its model has 4"):
         Predictor(bad)
+    with pytest.raises(TumorlensError, match="names 3 classes but its model has 4"):
+        save_checkpoint(tmp_path / "saved.safetensors", ck.model, ck.config, ck.meta, tuple(ck.classes)[:3])
 
 
 def test_a_model_that_outputs_nan_gives_error_records_never_answers(ckpt, files):

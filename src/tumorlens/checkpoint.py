@@ -76,6 +76,17 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, config: Tra
     bundled model is stored so, and evaluated after the rounding, so its numbers are those of the file.
     """
     path = Path(path)
+    if not isinstance(config, TrainConfig):
+        raise TumorlensError(f"{path}: save_checkpoint needs the TrainConfig the model was built from, got "
+                             f"{type(config).__name__}")
+    meta = dict(meta or {})
+    classes = tuple(classes)
+    # the arguments are what is saved: a `meta` holding other class names or another config (say, an old
+    # checkpoint's read_metadata) had silently relabelled the model or kept the old settings (a library audit)
+    for key, given in (("classes", list(classes)), ("config", config.to_dict())):
+        if key in meta and meta.pop(key) != given:
+            raise TumorlensError(f"{path}: meta[{key!r}] differs from the {key} given; pass them as arguments only")
+    check_header(path, config, classes, meta)  # nothing is written that load_checkpoint would refuse
     expected = {k: tuple(v.shape) for k, v in build_model(config.model, config.preprocess.size).state_dict().items()}
     got = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     if got != expected:  # the file would save, then fail to load as "does not match this tumorlens"
@@ -83,12 +94,24 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, config: Tra
         raise TumorlensError(f"{path}: the model does not match its config (e.g. {diff[0]}); save it with the "
                              f"config it was built from")
     path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"format": FORMAT_VERSION, "classes": list(classes), "config": config.to_dict(),
-           "versions": versions(), **(meta or {})}
+    # meta may carry the versions a model was trained with (a refit keeps them); the rest is this call's
+    doc = {"versions": versions(), **meta, "format": FORMAT_VERSION, "classes": list(classes),
+           "config": config.to_dict()}
+    try:
+        header = json.dumps(doc, sort_keys=True, default=_plain, allow_nan=True)
+    except (TypeError, ValueError) as e:
+        raise TumorlensError(f"{path}: checkpoint metadata holds a value JSON cannot store ({e})") from None
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if half:
         tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
-    return atomic_write_bytes(path, save(tensors, metadata={META_KEY: json.dumps(doc, sort_keys=True)}))
+    return atomic_write_bytes(path, save(tensors, metadata={META_KEY: header}))
+
+
+def _plain(o: Any) -> Any:
+    """numpy scalars and arrays in metadata as plain numbers and lists (a np.float32 had failed the save)."""
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    raise TypeError(f"{type(o).__name__} is not JSON")
 
 
 def weights_sha256(path: str | os.PathLike) -> str:
@@ -160,6 +183,41 @@ LEGACY_MODEL_DEFAULTS = {"gate": False, "seg_blocks": 0, "fine_gate": False, "bl
 LEGACY_TRAIN_DEFAULTS = {"seg_weight": 0.0}
 
 
+def check_header(path: Any, config: TrainConfig, classes: tuple[str, ...], meta: dict[str, Any]) -> None:
+    """What a checkpoint's header must hold for its model to answer, or one TumorlensError naming the file:
+    checked on load and before saving (`save_checkpoint` had written files that `load_checkpoint` refuses)."""
+    if len(classes) != config.model.num_classes:
+        raise TumorlensError(f"{path}: checkpoint names {len(classes)} classes but its model has "
+                             f"{config.model.num_classes} outputs")
+    # a hand-edited or damaged calibration would turn every answer around (a negative temperature inverts the
+    # ranking of the classes) or make it NaN: refused here, like non-finite weights
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    # the sections a Predictor reads are objects; a hand-edited header with "refusal": "x" gave tracebacks in
+    # predict, serve and model-card (a helper's audit), and a duplicated class name went through silently
+    for key in ("calibration", "abstention", "refusal", "split", "data", "metrics", "test_metrics"):
+        if meta.get(key) is not None and not isinstance(meta[key], dict):
+            raise TumorlensError(f"{path}: checkpoint metadata is damaged ({key!r} must be an object, got "
+                                 f"{type(meta[key]).__name__})")
+    if len(set(classes)) != len(classes) or not all(isinstance(c, str) and c for c in classes):
+        raise TumorlensError(f"{path}: checkpoint class names must be distinct non-empty names, got {list(classes)}")
+    ood = (meta.get("refusal") or {}).get("ood")
+    if ood is not None:
+        from .refusal import FeatureOOD
+
+        try:
+            FeatureOOD.from_meta(ood)  # the shapes and the threshold, checked once here (a NaN threshold
+        except TumorlensError as e:   # turned the feature-distance refusal off without a word)
+            raise TumorlensError(f"{path}: {e}") from None
+    t = (meta.get("calibration") or {}).get("temperature", 1.0)
+    if not number(t) or not 0.0 < t < float("inf"):
+        raise TumorlensError(f"{path}: checkpoint calibration temperature must be a positive number, got {t!r}")
+    th = (meta.get("abstention") or {}).get("threshold", 0.0)
+    if not number(th) or not 0.0 <= th <= 1.0:
+        raise TumorlensError(f"{path}: checkpoint abstention threshold must be a confidence in [0, 1], got {th!r}")
+
+
 def load_checkpoint(path: str | os.PathLike | None = None) -> Checkpoint:
     """Load a checkpoint (default: the bundled model) in eval mode."""
     if path is not None and not os.fspath(path):
@@ -201,37 +259,8 @@ def load_checkpoint(path: str | os.PathLike | None = None) -> Checkpoint:
         raise TumorlensError(f"{path}: checkpoint weights do not match the model "
                              f"(missing {len(missing)}, unexpected {len(unexpected)})")
     model.eval()
-    if len(classes) != config.model.num_classes:
-        raise TumorlensError(f"{path}: checkpoint names {len(classes)} classes but its model has "
-                             f"{config.model.num_classes} outputs")
     meta = {k: v for k, v in doc.items() if k not in ("config", "classes")}
-    # a hand-edited or damaged calibration would turn every answer around (a negative temperature inverts the
-    # ranking of the classes) or make it NaN: refused here, like non-finite weights
-    def number(v: Any) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-    # the sections a Predictor reads are objects; a hand-edited header with "refusal": "x" gave tracebacks in
-    # predict, serve and model-card (a helper's audit), and a duplicated class name went through silently
-    for key in ("calibration", "abstention", "refusal", "split", "data", "metrics", "test_metrics"):
-        if meta.get(key) is not None and not isinstance(meta[key], dict):
-            raise TumorlensError(f"{path}: checkpoint metadata is damaged ({key!r} must be an object, got "
-                                 f"{type(meta[key]).__name__})")
-    if len(set(classes)) != len(classes) or not all(isinstance(c, str) and c for c in classes):
-        raise TumorlensError(f"{path}: checkpoint class names must be distinct non-empty names, got {list(classes)}")
-    ood = (meta.get("refusal") or {}).get("ood")
-    if ood is not None:
-        from .refusal import FeatureOOD
-
-        try:
-            FeatureOOD.from_meta(ood)  # the shapes and the threshold, checked once here (a NaN threshold
-        except TumorlensError as e:   # turned the feature-distance refusal off without a word)
-            raise TumorlensError(f"{path}: {e}") from None
-    t = (meta.get("calibration") or {}).get("temperature", 1.0)
-    if not number(t) or not 0.0 < t < float("inf"):
-        raise TumorlensError(f"{path}: checkpoint calibration temperature must be a positive number, got {t!r}")
-    th = (meta.get("abstention") or {}).get("threshold", 0.0)
-    if not number(th) or not 0.0 <= th <= 1.0:
-        raise TumorlensError(f"{path}: checkpoint abstention threshold must be a confidence in [0, 1], got {th!r}")
+    check_header(path, config, classes, meta)
     return Checkpoint(model, config, classes, meta, path, file_sha256(path))
 
 
