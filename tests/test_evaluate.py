@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from tumorlens.cli import main
-from tumorlens.config import CLASSES, DISCLAIMER
+from tumorlens.config import CLASSES, DISCLAIMER, TumorlensError
 from tumorlens.data import preprocess_array, read_gray
 from tumorlens.predict import Predictor
 from tumorlens.synthetic import make_dataset
@@ -331,3 +331,13 @@ def test_the_report_confusion_table_shows_a_small_row_share_with_one_decimal():
     page = metrics_html({"class_names": ["a", "b"], "confusion_matrix": [[329, 1], [0, 2]],
                          "confusion_matrix_normalized": [[329 / 330, 1 / 330], [0.0, 1.0]]})
     assert "1 (0.3%)" in page and "329 (99.7%)" in page and "(0%)" not in page
+
+
+def test_score_refuses_fewer_paths_than_images():
+    """predictions.csv zipped paths with rows and silently lost the rows without a path (a library audit)."""
+    from tumorlens.evaluate import score
+    from tumorlens.predict import Predictor
+
+    x = np.random.default_rng(0).random((4, 64, 64), dtype=np.float32)
+    with pytest.raises(TumorlensError, match="one label and one path per image, got 4 images, 4 labels and 3 paths"):
+        score(Predictor(), x, np.array([0, 1, 2, 3]), ["a", "b", "c"])

@@ -689,3 +689,14 @@ def test_output_names_count_nii_gz_as_one_extension():
     names = output_names(["a/vol3d.nii.gz", "b/vol2d.nii", "c/scan.png", "d/x.nii.gz", "d/x.nii"])
     assert names["a/vol3d.nii.gz"] == "vol3d" and names["b/vol2d.nii"] == "vol2d" and names["c/scan.png"] == "scan"
     assert len({names["d/x.nii.gz"].lower(), names["d/x.nii"].lower()}) == 2  # same folder, same stem: told apart
+
+
+def test_overlay_refuses_an_opacity_above_one_a_mask_of_another_shape_and_an_unknown_colour_map(tmp_path):
+    """alpha = 1.5 wrapped the 8-bit opacity (the hottest pixels turned clear); a mask of another shape and a
+    bad cmap failed inside matplotlib (a library audit)."""
+    g = np.zeros((40, 40), np.float32)
+    for kwargs, says in (({"alpha": 1.5}, "alpha must be in"), ({"mask": np.zeros((10, 10))}, "mask must have"),
+                         ({"cmap": "nope"}, "colour map 'nope'")):
+        with pytest.raises(TumorlensError, match=says):
+            overlay_png(g, g, tmp_path / "o.png", **kwargs)
+    assert not (tmp_path / "o.png").exists()

@@ -333,3 +333,15 @@ def test_format_report_shows_na_for_values_stored_as_null_and_skips_a_disclaimer
     line = next(row for row in text.splitlines() if row.strip().startswith("b "))
     assert line.split() == ["b", "n/a", "1.000", "0.857", "3"]
     assert "research use only" not in text
+
+
+def test_a_temperature_that_is_not_positive_or_confidences_with_nan_are_refused():
+    """T = -1 inverted the ranking silently and T = 0 gave NaN; a NaN confidence sorted first and the threshold
+    covered 0.25 where 0.5 was asked for (a library audit)."""
+    from tumorlens.metrics import softmax, threshold_for_coverage
+
+    for t in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(TumorlensError, match="temperature must be a positive number"):
+            softmax([[1.0, 2.0]], t)
+    with pytest.raises(TumorlensError, match="hold NaN"):
+        threshold_for_coverage([0.9, float("nan"), 0.5, 0.7], 0.5)

@@ -455,3 +455,14 @@ def test_a_second_training_into_a_busy_run_folder_is_refused(data, tmp_path):
             train(TINY, *data, run)
     train(TINY, *data, run)
     assert (run / "model.safetensors").is_file() and not (run / ".lock").exists()
+
+
+def test_training_leaves_the_callers_random_stream_as_it_was(data, tmp_path):
+    """train seeds torch's global generator for its own run; the caller's stream was left reset (an audit)."""
+    torch.manual_seed(1)
+    torch.rand(1)
+    want = torch.rand(3)
+    torch.manual_seed(1)
+    torch.rand(1)
+    train(TINY.with_overrides(["epochs=1"]), *data, tmp_path / "run")
+    assert torch.equal(torch.rand(3), want)

@@ -78,6 +78,9 @@ def score(predictor: Predictor, x: np.ndarray, y: np.ndarray, paths: list[str]) 
     from .metrics import accuracy_at_coverage, ece, brier, summarize, softmax
 
     y = np.asarray(y)  # a list compared with `== i` is never equal: every class looked absent
+    if not len(x) == len(y) == len(paths):  # predictions.csv zipped them, silently dropping rows (an audit)
+        raise TumorlensError(f"score needs one label and one path per image, got {len(x)} images, {len(y)} labels "
+                             f"and {len(paths)} paths")
     logits = predictor.logits(x)
     probs = softmax(logits, predictor.temperature)
     raw = softmax(logits, 1.0)

@@ -460,6 +460,12 @@ def overlay_png(gray_orig: np.ndarray, heat_orig: np.ndarray, path: str | os.Pat
     if g.ndim != 2 or heat.shape != g.shape:
         raise TumorlensError(f"overlay needs a 2-D image and a heatmap of the same shape, got {g.shape} "
                              f"and {heat.shape}")
+    if mask is not None and np.shape(mask) != g.shape:
+        raise TumorlensError(f"overlay mask must have the image's shape {g.shape}, got {np.shape(mask)}")
+    if not 0.0 <= alpha <= 1.0:  # above 1 the 8-bit opacity wrapped round: the hottest pixels turned clear
+        raise TumorlensError(f"overlay alpha must be in [0, 1], got {alpha}")
+    if cmap not in colormaps:
+        raise TumorlensError(f"overlay colour map {cmap!r} is not one of matplotlib's")
     g = np.nan_to_num(g)
     heat = np.nan_to_num(heat)
     h, w = g.shape

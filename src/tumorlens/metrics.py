@@ -292,6 +292,8 @@ def roc_auc_ovr(y_true: Any, probs: Any, class_names: Sequence[str] | None = Non
 # -------------------------------------------------------------------------------------- calibration
 def softmax(logits: Any, T: float = 1.0) -> np.ndarray:
     """Row-wise softmax of logits / T, computed stably (max subtracted before exp)."""
+    if not 0.0 < float(T) < float("inf"):  # T <= 0 inverted the ranking (or gave NaN) without a word
+        raise TumorlensError(f"the softmax temperature must be a positive number, got {T}")
     z = np.asarray(logits, dtype=np.float64) / float(T)
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
@@ -439,6 +441,8 @@ def threshold_for_coverage(confidence: Any, target_coverage: float) -> float:
     c = np.sort(np.asarray(confidence, dtype=np.float64).ravel())[::-1]
     if c.size == 0:
         raise TumorlensError("threshold_for_coverage needs at least one confidence value")
+    if np.isnan(c).any():  # NaN sorts first: the threshold came out covering less than the target (an audit)
+        raise TumorlensError("threshold_for_coverage: confidence values hold NaN")
     k = math.ceil(target_coverage * c.size - 1e-9)  # the epsilon keeps 0.3 * 10 from rounding up to 4
     if k <= 0:
         return float("inf")

@@ -304,10 +304,12 @@ def train(cfg: TrainConfig, train_data: SplitData, val_data: SplitData, out_dir:
     written once: fitted afterwards, an interrupted refit had left a checkpoint that looked finished.
     """
     threads = torch.get_num_threads()
+    rng = torch.random.get_rng_state()
     try:
         return _train(train_data, val_data, cfg, out_dir, resume, meta, on_batch, on_epoch, fit_without)
     finally:
         torch.set_num_threads(threads)  # the caller's setting is back, however the run ended
+        torch.random.set_rng_state(rng)  # and the caller's random stream (the run seeds its own; an audit)
 
 
 def _train(train_data: SplitData, val_data: SplitData, cfg: TrainConfig, out_dir: str | os.PathLike,
