@@ -345,3 +345,24 @@ def test_a_temperature_that_is_not_positive_or_confidences_with_nan_are_refused(
             softmax([[1.0, 2.0]], t)
     with pytest.raises(TumorlensError, match="hold NaN"):
         threshold_for_coverage([0.9, float("nan"), 0.5, 0.7], 0.5)
+
+
+def test_metric_arguments_out_of_their_domain_are_one_error_or_undefined_not_a_wrong_number():
+    """A library audit: fit_temperature bounds (0, 1) raised a math domain error and reversed bounds returned
+    1.0; wilson_ci with z < 0 put the lower bound above the upper; accuracy_ci of nothing said 0.0; class names
+    and n_bins = 2.5 failed inside numpy."""
+    import math
+
+    from tumorlens.metrics import accuracy_ci, fit_temperature, reliability_bins, wilson_ci
+
+    z = np.array([[2.0, 0.0], [0.0, 1.0]])
+    for bounds in ((0.0, 1.0), (5.0, 0.5)):
+        with pytest.raises(TumorlensError, match="bounds must be 0 < low < high"):
+            fit_temperature(z, [0, 1], bounds=bounds)
+    with pytest.raises(TumorlensError, match="positive z"):
+        wilson_ci(5, 10, z=-1.96)
+    assert math.isnan(accuracy_ci([], [])[0])
+    with pytest.raises(TumorlensError, match="integer class indices, got <U"):
+        accuracy_ci(["glioma"], ["glioma"])
+    with pytest.raises(TumorlensError, match="n_bins must be a whole number"):
+        reliability_bins(np.array([[0.6, 0.4]]), [0], n_bins=2.5)

@@ -466,3 +466,16 @@ def test_training_leaves_the_callers_random_stream_as_it_was(data, tmp_path):
     torch.rand(1)
     train(TINY.with_overrides(["epochs=1"]), *data, tmp_path / "run")
     assert torch.equal(torch.rand(3), want)
+
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: SplitData(d.x, d.y, d.paths, d.masks * 255, d.known), r"mask values must lie in \[0, 1\]"),
+    (lambda d: SplitData(d.x, d.y, d.paths, d.masks, None), "masks need `known`"),
+    (lambda d: SplitData(d.x, d.y, d.paths, d.masks[:, 0], d.known), "masks must be a float tensor of x's shape"),
+])
+def test_hand_built_masks_are_checked_in_one_line(masked_data, tmp_path, change, message):
+    """0..255 masks trained silently; masks without `known` raised AttributeError deep in train (an audit)."""
+    guided = TINY.with_overrides(["seg_weight=1.0", "model.gate=true"])
+    with pytest.raises(TumorlensError, match=message):
+        train(guided, change(masked_data[0]), masked_data[1], tmp_path / "run")

@@ -29,6 +29,8 @@ def _labels(y: Any, k: int | None = None, name: str = "y_true") -> np.ndarray:
     a = np.asarray(y)
     if a.ndim != 1:
         raise TumorlensError(f"{name} must be a 1-D array of class indices, got shape {a.shape}")
+    if a.size and a.dtype.kind not in "iufb":  # class names instead of indices: numpy's own TypeError (an audit)
+        raise TumorlensError(f"{name} must hold integer class indices, got {a.dtype} values such as {a[0]!r}")
     if a.size and not np.issubdtype(a.dtype, np.integer):
         if not np.all(np.isfinite(a)) or not np.all(a == np.round(a)):
             raise TumorlensError(f"{name} must hold integer class indices")
@@ -169,6 +171,8 @@ def wilson_ci(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """
     if n < 0 or successes < 0 or successes > n:
         raise TumorlensError(f"wilson_ci needs 0 <= successes <= n, got {successes}/{n}")
+    if not 0 < z < float("inf"):  # a negative z put the lower bound above the upper (an audit)
+        raise TumorlensError(f"wilson_ci needs a positive z, got {z}")
     if n == 0:
         return 0.0, 1.0
     p = successes / n
@@ -186,7 +190,8 @@ def accuracy_ci(y_true: Any, y_pred: Any, z: float = 1.96) -> tuple[float, float
         raise TumorlensError(f"y_true has {len(yt)} entries but y_pred has {len(yp)}")
     correct = int((yt == yp).sum())
     lo, hi = wilson_ci(correct, len(yt), z)
-    return (correct / len(yt) if len(yt) else 0.0), lo, hi
+    # no cases: not defined (NaN, as balanced_accuracy says it), not 0.0
+    return (correct / len(yt) if len(yt) else float("nan")), lo, hi
 
 
 def balanced_accuracy(y_true: Any, y_pred: Any, k: int | None = None) -> float:
@@ -307,8 +312,9 @@ def reliability_bins(probs: Any, y_true: Any, n_bins: int = 15) -> dict[str, np.
     sec. 2). Returns arrays `lower`, `upper` (bin edges), `confidence` (mean confidence), `accuracy`
     (fraction whose top label is right) and `count`; empty bins have count 0 and NaN confidence/accuracy.
     """
-    if n_bins < 1:
-        raise TumorlensError("n_bins must be >= 1")
+    if isinstance(n_bins, bool) or int(n_bins) != n_bins or n_bins < 1:  # 2.5 failed inside numpy
+        raise TumorlensError(f"n_bins must be a whole number >= 1, got {n_bins!r}")
+    n_bins = int(n_bins)
     p, y = _probs(probs, y_true)
     conf = p.max(axis=1)
     correct = (p.argmax(axis=1) == y).astype(np.float64)
@@ -385,6 +391,8 @@ def fit_temperature(logits: Any, y_true: Any, bounds: tuple[float, float] = (0.0
     y = _labels(y_true, z.shape[1])
     if len(y) != len(z) or len(y) == 0:
         raise TumorlensError(f"fit_temperature needs matching, non-empty logits ({len(z)}) and labels ({len(y)})")
+    if not 0 < bounds[0] < bounds[1] < float("inf"):  # (0, 1) raised "math domain error", reversed gave 1.0
+        raise TumorlensError(f"fit_temperature bounds must be 0 < low < high, got {tuple(bounds)}")
     lo, hi = math.log(bounds[0]), math.log(bounds[1])
     f = lambda t: _nll_logits(z, y, math.exp(t))  # noqa: E731
     g = (math.sqrt(5) - 1) / 2  # 1/phi

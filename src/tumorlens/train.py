@@ -67,6 +67,17 @@ def check_split_data(data: SplitData, side: str, size: int, num_classes: int) ->
     if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
         raise TumorlensError(f"{side} data: labels must be class indices 0..{num_classes - 1}, got "
                              f"{int(y.min())}..{int(y.max())}")
+    m, known = data.masks, data.known
+    if m is not None:  # 0..255 masks trained silently, and masks without `known` failed deep in train (an audit)
+        if not isinstance(m, torch.Tensor) or tuple(m.shape) != tuple(x.shape) or not m.is_floating_point():
+            raise TumorlensError(f"{side} data: masks must be a float tensor of x's shape {tuple(x.shape)}, got "
+                                 f"{getattr(m, 'dtype', type(m).__name__)} {tuple(getattr(m, 'shape', ()))}")
+        if len(m) and (float(m.min()) < 0.0 or float(m.max()) > 1.0 or not bool(torch.isfinite(m).all())):
+            raise TumorlensError(f"{side} data: mask values must lie in [0, 1], got {float(m.min()):g}.."
+                                 f"{float(m.max()):g}")
+        if not isinstance(known, torch.Tensor) or known.dtype != torch.bool or tuple(known.shape) != (len(x),):
+            raise TumorlensError(f"{side} data: masks need `known`, a bool tensor ({len(x)},) saying which images "
+                                 f"have a mask")
 
 
 def select(ds: Dataset, rows: list[SplitRow], side: str, check_sha: bool = True,
