@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from tumorlens.checkpoint import load_checkpoint, read_metadata
 from tumorlens.config import ModelConfig, TrainConfig, TumorlensError
 from tumorlens.synthetic import make_arrays
-from tumorlens.train import SplitData, _mix, train
+from tumorlens.train import SplitData, _mix, check_run_dir, train
 
 TINY = TrainConfig(epochs=3, batch_size=16, lr=3e-3, patience=10, threads=1,
                    model=ModelConfig(channels=(8, 16, 16, 32), lstm_hidden=16, dense=16))
@@ -453,6 +453,10 @@ def test_a_second_training_into_a_busy_run_folder_is_refused(data, tmp_path):
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
         with pytest.raises(TumorlensError, match="another training is writing to this run folder"):
             train(TINY, *data, run)
+        (run / "state.pt").write_bytes(b"")  # what a running training has written after its first epoch
+        with pytest.raises(TumorlensError, match="another training is writing"):  # not "holds an unfinished run"
+            check_run_dir(run, False)
+        (run / "state.pt").unlink()
     train(TINY, *data, run)
     assert (run / "model.safetensors").is_file() and not (run / ".lock").exists()
 

@@ -238,6 +238,25 @@ def _run_lock(out: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def _busy(out: Path) -> bool:
+    """Whether a training holds `out` now (its `_run_lock`)."""
+    try:
+        import fcntl
+    except ImportError:
+        return False
+    try:
+        fd = os.open(out / ".lock", os.O_RDWR)
+    except OSError:  # no lock file: no training there
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # closing releases a lock this call took
+    return False
+
+
 def _damaged(state_path: Path, why: str) -> TumorlensError:
     return TumorlensError(f"{state_path}: damaged resume state ({why}); delete it to start the run over")
 
@@ -277,10 +296,10 @@ def _config_changes(stored: str, cfg: TrainConfig, state_path: Path) -> str:
     return ", ".join(diff) or "the stored configuration's text"
 
 
-def check_run_dir(out: Path, resume: bool, cfg: TrainConfig | None = None) -> None:
+def check_run_dir(out: Path, resume: bool, cfg: TrainConfig | None = None, held: bool = False) -> None:
     """Refuse a run folder that would lose work: a finished run, or an unfinished one without --resume; and a
     --resume whose state file is damaged or (given `cfg`) whose settings differ. The CLI calls it before
-    loading any data, so the error comes at once."""
+    loading any data, so the error comes at once. `held`: this process holds the run's lock (`_run_lock`)."""
     state_path = out / STATE_FILE
     if out.exists() and not out.is_dir():
         raise TumorlensError(f"{out}: is a file, not a run folder; choose another --out")
@@ -289,6 +308,9 @@ def check_run_dir(out: Path, resume: bool, cfg: TrainConfig | None = None) -> No
             if not parent.is_dir():
                 raise TumorlensError(f"{out}: cannot create the run folder: {parent} is a file; choose another --out")
             break
+    if not held and _busy(out):  # before "holds an unfinished run", which a run still writing also holds
+        raise TumorlensError(f"{out}: another training is writing to this run folder; wait for it to end or "
+                             f"choose another --out")
     if (out / CKPT_FILE).exists() and not state_path.exists():
         raise TumorlensError(f"{out}: already holds a finished run"
                              + ("; there is nothing to resume" if resume else "") + "; choose another --out")
@@ -340,7 +362,7 @@ def _train_in(train_data: SplitData, val_data: SplitData, cfg: TrainConfig, out:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     state_path = out / STATE_FILE
-    check_run_dir(out, resume)
+    check_run_dir(out, resume, held=True)
     if len(train_data.y) == 0:
         raise TumorlensError("the split has no training images")
     if cfg.seg_weight > 0 and cfg.model.seg_blocks <= 0 and not cfg.model.gate:
