@@ -341,3 +341,22 @@ def test_score_refuses_fewer_paths_than_images():
     x = np.random.default_rng(0).random((4, 64, 64), dtype=np.float32)
     with pytest.raises(TumorlensError, match="one label and one path per image, got 4 images, 4 labels and 3 paths"):
         score(Predictor(), x, np.array([0, 1, 2, 3]), ["a", "b", "c"])
+
+
+def test_a_model_whose_classes_are_not_the_datasets_in_order_is_refused_before_decoding(tmp_path):
+    """A checkpoint naming (meningioma, glioma, ...) was scored with its columns read in the dataset's order:
+    a report of wrong numbers, exit 0 (an audit)."""
+    import json as _json
+
+    from safetensors.torch import load_file, save_file
+
+    from tumorlens.checkpoint import BUNDLED, META_KEY, read_metadata
+    from tumorlens.evaluate import evaluate
+
+    doc = read_metadata(BUNDLED)
+    doc["classes"] = ["meningioma", "glioma", "notumor", "pituitary"]
+    swapped = tmp_path / "swapped.safetensors"
+    save_file(load_file(str(BUNDLED)), str(swapped), metadata={META_KEY: _json.dumps(doc)})
+    with pytest.raises(TumorlensError, match=r"its classes \(meningioma, glioma, notumor, pituitary\) are not the "
+                                             r"dataset's \(glioma, meningioma, notumor, pituitary, in this order\)"):
+        evaluate(tmp_path / "no-data-needed", [], tmp_path / "out", model=swapped)

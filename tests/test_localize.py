@@ -276,3 +276,53 @@ def test_the_verdict_line_names_the_targets_not_met_and_explains_the_terms(ckpt,
     assert "pointing game: share of slices" in cap.out and "baselines" in cap.out
     assert "only 3 slices" in cap.err  # a handful of slices: the intervals are wide
     assert "#" not in (tmp_path / "o" / "localization_images.csv").read_text()  # no comment row for CSV readers
+
+
+def test_a_rerun_into_the_same_folder_replaces_every_output_and_an_interrupted_one_leaves_it_as_it_was(
+        ckpt, tmp_path, monkeypatch):
+    """A second run left the first run's example overlays beside its new document; an interrupted one left a new
+    CSV and plot beside the old document (an audit)."""
+    import tumorlens.localize as loc
+
+    data = _phantom_figshare(tmp_path / "figshare")
+    out = tmp_path / "loc"
+    localize(ckpt, data, out, folds=[1], methods=["gradcam"], n_examples=3)
+    first = {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    real = loc._plot_bars
+
+    def stop(*a, **k):
+        real(*a, **k)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loc, "_plot_bars", stop)
+    with pytest.raises(KeyboardInterrupt):
+        localize(ckpt, data, out, folds=[2], methods=["gradcam"], n_examples=1)
+    assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == first
+    monkeypatch.setattr(loc, "_plot_bars", real)
+    doc = localize(ckpt, data, out, folds=[2], methods=["gradcam"], n_examples=1)
+    assert sorted(p.name for p in (out / "examples").iterdir()) == doc["examples"] and len(doc["examples"]) == 1
+
+
+def test_localize_inputs_said_plainly_before_the_work(ckpt, tmp_path):
+    """A seed of -1 ended in numpy's ValueError after the work; a row cut short in AttributeError; a fold that
+    does not exist beside one that does was listed as measured; a byte-order mark hid the first column; a file
+    as --out failed only at the end (an audit)."""
+    data = _phantom_figshare(tmp_path / "figshare")
+    with pytest.raises(TumorlensError, match="seed"):
+        localize(ckpt, data, tmp_path / "o", folds=[1], seed=-1)
+    with pytest.raises(TumorlensError, match=r"no fold 9 in metadata.csv \(it has folds 1, 2\)"):
+        localize(ckpt, data, tmp_path / "o", folds=[1, 9])
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(TumorlensError, match="afile"):
+        localize(ckpt, data, tmp_path / "afile", folds=[1], methods=["gradcam"])
+    meta = data / "metadata.csv"
+    text = meta.read_text()
+    meta.write_text(text, encoding="utf-8-sig")  # Excel's CSV UTF-8
+    assert localize(ckpt, data, tmp_path / "bom", folds=[1], methods=["gradcam"])["data"]["n_images"] > 0
+    lines = text.splitlines()
+    meta.write_text("\n".join(lines[:2] + [lines[2].rsplit(",", 2)[0]]) + "\n")  # the second row cut short
+    with pytest.raises(TumorlensError, match=r"metadata.csv: row 3 has no class_name, cv_fold"):
+        localize(ckpt, data, tmp_path / "o", folds=[1])
+    meta.write_text(lines[0] + "\n")
+    with pytest.raises(TumorlensError, match="has a header but no rows"):
+        localize(ckpt, data, tmp_path / "o", folds=[1])

@@ -303,8 +303,10 @@ def cmd_explain(a: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------- localize
 def cmd_localize(a: argparse.Namespace) -> int:
+    from .fileio import outside_of
     from .localize import localize, parse_folds
 
+    outside_of(a.out, "--out", (a.data,))  # results written into the figshare folder (an audit)
     update, close = _progress("localizing")
     try:
         doc = localize(a.model, a.data, a.out, folds=parse_folds(a.folds), methods=a.methods, target=a.target,

@@ -125,6 +125,7 @@ OUTPUTS = ["predictions.csv", "classification_report.txt", "classification_repor
 def _evaluate(data_dir: str | os.PathLike, rows: list[SplitRow], out: Path, model: str | os.PathLike | None,
               side: str, progress, t0: float) -> Evaluation:
     predictor = Predictor(model)
+    check_classes(predictor, model)  # before the dataset is decoded
     ds = load_dataset(data_dir, predictor.pre, progress=progress)
     part = select(ds, rows, side)
     if len(part.y) == 0:
@@ -143,6 +144,16 @@ def _evaluate(data_dir: str | os.PathLike, rows: list[SplitRow], out: Path, mode
     ev.metrics["seconds"] = round(time.perf_counter() - t0, 2)
     ev.write_metrics(out)
     return ev
+
+
+def check_classes(predictor: Predictor, model: Any) -> None:
+    """The model must name the dataset's classes in their order (config.CLASSES), which the labels, the report's
+    columns and predictions.csv follow: a model whose class names came in another order had its columns read
+    in the dataset's order and was scored wrongly without a word (an audit)."""
+    names = tuple(predictor.classes)
+    if names != tuple(CLASSES):
+        raise TumorlensError(f"{model or 'the model'}: its classes ({', '.join(names)}) are not the dataset's "
+                             f"({', '.join(CLASSES)}, in this order); evaluate scores models of these classes")
 
 
 def deployed(predictor: Predictor, data_dir: str | os.PathLike, paths: list[str],

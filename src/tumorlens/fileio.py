@@ -143,8 +143,8 @@ class StagedFolder:
 
     PREFIX = ".tumorlens-"
 
-    def __init__(self, out: str | os.PathLike, names: list[str]):
-        self.out, self.names = prepare_folder(out), list(names)
+    def __init__(self, out: str | os.PathLike, names: list[str], folders: tuple[str, ...] = ()):
+        self.out, self.names, self.folders = prepare_folder(out), list(names), tuple(folders)
         self._remove_stale_stages()
         try:
             self.stage = Path(tempfile.mkdtemp(prefix=self.PREFIX, dir=self.out))
@@ -181,14 +181,23 @@ class StagedFolder:
             raise type(exc)(exc.errno, exc.strerror, str(shown)) from None
 
     def publish(self) -> None:
-        """Move the staged files into `out` (the last name last: list the file that marks a complete run last)."""
+        """Move the staged files into `out` (the last name last: list the file that marks a complete run last).
+        A name may be a folder (localize's examples/): the earlier run's folder of that name is replaced whole."""
+        import shutil
+
         for name in self.names:
             src, dst = self.stage / name, self.out / name
             try:
-                if src.exists():
+                if src.is_dir():
+                    if dst.is_dir() and not dst.is_symlink():
+                        shutil.rmtree(dst)
+                    os.replace(src, dst)
+                elif src.exists():
                     os.replace(src, dst)
                 elif dst.is_file():
                     dst.unlink()  # an output of an earlier run that this run does not write
+                elif dst.is_dir() and not dst.is_symlink() and name in self.folders:
+                    shutil.rmtree(dst)
             except OSError as e:
                 raise TumorlensError(f"{dst}: cannot write ({e.strerror or e})") from None
 

@@ -53,7 +53,7 @@ from .config import DISCLAIMER, TumorlensError
 from .data import map_box, preprocess_array, read_gray
 from .explain import METHODS, default_method, explain_batch, method_layers, overlay_png, paste_cam, supports
 from .metrics import jsonable
-from .fileio import atomic_write_bytes
+from .fileio import StagedFolder, atomic_write_bytes
 from .locmetrics import (BASELINES, METRICS, N_BOOT, POINTING_TOLERANCE, SANITY_MAX_RANK_CORRELATION, TARGETS,
                          map_metrics, mask_info, spearman, ssim, summarize_localization)
 from .locmetrics import otsu_threshold  # noqa: F401 - re-exported: the tests import it from here
@@ -119,18 +119,25 @@ def read_items(root: str | os.PathLike) -> list[Item]:
     root = Path(root)
     meta = root / "metadata.csv"
     try:
-        with open(meta, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
+        # utf-8-sig: Excel's "CSV UTF-8" starts with a byte-order mark, which hid the first column's name
+        with open(meta, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
     except FileNotFoundError:
         raise TumorlensError(f"{meta}: not found (expected the figshare layout: metadata.csv, images/, "
                              f"masks/)") from None
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise TumorlensError(f"{meta}: cannot read ({e})") from None
     need = {"image", "mask", "class_name", "cv_fold"}
-    if not rows or not need <= set(rows[0]):
+    if not need <= set(reader.fieldnames or ()):
         raise TumorlensError(f"{meta}: needs the columns {', '.join(sorted(need))}")
+    if not rows:
+        raise TumorlensError(f"{meta}: has a header but no rows")
     items = []
     for i, r in enumerate(rows):
+        short = [k for k in sorted(need) if not (r.get(k) or "").strip()]
+        if short:  # a row cut short gave AttributeError on None (an audit)
+            raise TumorlensError(f"{meta}: row {i + 2} has no {', '.join(short)}")
         try:
             fold = int(r["cv_fold"])
         except (TypeError, ValueError):
@@ -219,7 +226,10 @@ def localize(checkpoint: Any, data_dir: str | os.PathLike, out_dir: str | os.Pat
     """
     from .predict import Predictor
 
+    from .split import check_seed
+
     t_start = time.perf_counter()
+    check_seed(seed)  # -1 and 2**64 ended in numpy's ValueError after the work (an audit)
     if limit is not None and int(limit) < 1:
         raise TumorlensError(f"--limit must be 1 or more images, got {limit}")
     if methods is not None:
@@ -237,15 +247,20 @@ def localize(checkpoint: Any, data_dir: str | os.PathLike, out_dir: str | os.Pat
         method_layers(model, m)  # a method the model cannot use is an error now, not after the first batch
 
     items, folds, fold_source, folds_overlap = _select_items(pred, data_dir, folds, limit)
-    run = _measure(pred, items, methods, target, n_examples, seed, batch, progress)
-    if not run.per_image:
-        raise TumorlensError(f"{data_dir}: no usable image in fold(s) {', '.join(map(str, folds))} "
-                             f"({len(run.skipped)} skipped)")
-    summary = summarize_localization(run.per_image, run.sources, run.methods, run.classes, run.sanity, seed)
-    doc = _document(pred, run, summary, target=target, seed=seed, limit=limit,
-                    data={"dir": str(Path(data_dir)), "folds": list(folds), "fold_source": fold_source,
-                          "folds_also_in_train_or_val": {str(k): v for k, v in folds_overlap.items()}})
-    _write_outputs(Path(out_dir), doc, run, summary, t_start)
+    # the outputs land together (fileio.StagedFolder), and an --out that cannot be a folder fails now, not after
+    # the measurement: a rerun into the same folder had left the first run's example overlays beside the new
+    # document, and an interrupted one a new CSV and plot beside the old document (an audit)
+    with StagedFolder(out_dir, OUTPUTS, folders=("examples",)) as stage:
+        run = _measure(pred, items, methods, target, n_examples, seed, batch, progress)
+        if not run.per_image:
+            raise TumorlensError(f"{data_dir}: no usable image in fold(s) {', '.join(map(str, folds))} "
+                                 f"({len(run.skipped)} skipped)")
+        summary = summarize_localization(run.per_image, run.sources, run.methods, run.classes, run.sanity, seed)
+        doc = _document(pred, run, summary, target=target, seed=seed, limit=limit,
+                        data={"dir": str(Path(data_dir)), "folds": list(folds), "fold_source": fold_source,
+                              "folds_also_in_train_or_val": {str(k): v for k, v in folds_overlap.items()}})
+        _write_outputs(stage.stage, doc, run, summary, t_start)
+        stage.publish()
     return doc
 
 
@@ -272,7 +287,13 @@ def _select_items(pred: Any, data_dir: str | os.PathLike, folds: Sequence[int] |
             log.warning("fold(s) %s hold images of the model's own training/validation data (%s rows): the "
                         "scores are inflated", ", ".join(map(str, folds_overlap)),
                         ", ".join(f"fold {k}: {v}" for k, v in folds_overlap.items()))
-    items = [it for it in read_items(data_dir) if it.fold in set(folds)]
+    every = read_items(data_dir)
+    absent = sorted(set(folds) - {it.fold for it in every})
+    if absent and fold_source == "given" and len(absent) < len(set(folds)):
+        # the run went on with the folds that exist, and its document listed the others too (an audit)
+        raise TumorlensError(f"{data_dir}: no fold {', '.join(map(str, absent))} in metadata.csv (it has folds "
+                             f"{', '.join(map(str, sorted({it.fold for it in every})))})")
+    items = [it for it in every if it.fold in set(folds)]
     if not items:
         raise TumorlensError(f"{data_dir}: no image in fold(s) {', '.join(map(str, folds))}")
     if limit is not None and limit < len(items):
@@ -427,6 +448,10 @@ def _document(pred: Any, run: _Run, summary: dict[str, Any], target: str, seed: 
         "verdicts": summary["verdicts"],
         "seconds": 0.0,
     }
+
+
+# every output of `localize`, localization.json last (its presence marks a complete run)
+OUTPUTS = ["localization_images.csv", "localization.png", "examples", "localization.json"]
 
 
 def _write_outputs(out: Path, doc: dict[str, Any], run: _Run, summary: dict[str, Any], t_start: float) -> None:
