@@ -326,3 +326,12 @@ def test_localize_inputs_said_plainly_before_the_work(ckpt, tmp_path):
     meta.write_text(lines[0] + "\n")
     with pytest.raises(TumorlensError, match="has a header but no rows"):
         localize(ckpt, data, tmp_path / "o", folds=[1])
+
+
+
+def test_a_blank_image_with_a_real_mask_is_skipped_with_its_reason(ckpt, tmp_path):
+    """An all-black or uniformly grey image beside a real mask was scored as a slice, with no note (an audit)."""
+    data = _phantom_figshare(tmp_path / "figshare")
+    Image.fromarray(np.full((128, 128), 90, np.uint8)).save(data / "images" / "1.png")  # fold 1, a meningioma
+    doc = localize(ckpt, data, tmp_path / "o", folds=[1], methods=["gradcam"])
+    assert any("1.png: blank image (every pixel 90)" in s["reason"] for s in doc["data"]["skipped"])

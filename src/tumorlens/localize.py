@@ -364,6 +364,8 @@ def _load(it: Item, classes: list[str], pre: Any) -> _Loaded:
     if it.label not in classes:
         raise TumorlensError(f"{it.image}: class {it.label!r} is not one of the model's ({', '.join(classes)})")
     gray = read_gray(it.image, draft=4 * pre.size)
+    if float(np.ptp(gray)) == 0.0:  # all black or one grey: no anatomy to point at, scored as a slice before
+        raise TumorlensError(f"{it.image}: blank image (every pixel {float(gray.flat[0]):g})")
     shape = _image_shape(it.image)
     mask = read_mask(it.mask, shape)
     if not mask.any():
