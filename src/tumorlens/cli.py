@@ -667,21 +667,20 @@ class _NamedStdout:
     def __init__(self, stream: Any):
         self._stream = stream
 
-    def write(self, text: str) -> int:
+    @staticmethod
+    def _named(call: Callable[..., Any], *args: Any) -> Any:
         try:
-            return self._stream.write(text)
-        except BrokenPipeError:
+            return call(*args)
+        except BrokenPipeError:  # the reader left: `guarded` ends quietly
             raise
         except OSError as e:
             raise OSError(e.errno, e.strerror, STDOUT) from None
 
+    def write(self, text: str) -> int:
+        return self._named(self._stream.write, text)
+
     def flush(self) -> None:
-        try:
-            self._stream.flush()
-        except BrokenPipeError:
-            raise
-        except OSError as e:
-            raise OSError(e.errno, e.strerror, STDOUT) from None
+        self._named(self._stream.flush)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)

@@ -494,8 +494,8 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--format", choices=["table", "json", "jsonl", "csv"], default="table")
     s.add_argument("--explain", metavar="DIR",
                    help="write a heatmap overlay (the model's default method, e.g. gated; its title names the "
-                        "method) per answered slice into DIR as NAME_gradcam.png whatever the method (the suffix kept for "
-                        "scripts that read it), NAME as `explain` names its files")
+                        "method) per answered slice into DIR as NAME_gradcam.png whatever the method (the suffix "
+                        "kept for scripts that read it), NAME as `explain` names its files")
     s.add_argument("--slice", type=int, help="NIfTI: classify this axial slice only (0 = most inferior)")
     s.add_argument("--workers", type=int, default=None,
                    help="processes that read and preprocess files, and run the model on them with ONNX Runtime "

@@ -142,8 +142,7 @@ def _read_pages(src: str | os.PathLike | bytes, name: str, draft: int | None) ->
     """Every page of a 2-D image file, one frame each (`where` {'frame': i} when there are several): a
     multi-page TIFF (a stack of slices exported from a viewer) or an animated GIF is answered page by page, as a
     multi-frame DICOM is; only its first page had been read, and the web app had not said so."""
-    first = _read_image(src, name, draft, 0)
-    pages = int(first.info.pop("pages", 1))
+    first, pages = _read_image(src, name, draft, 0)
     if pages <= 1:
         return [first]
     first.where = {"frame": 0}
@@ -155,24 +154,25 @@ def _read_pages(src: str | os.PathLike | bytes, name: str, draft: int | None) ->
         if total + (total // i) > MAX_VOXELS:
             raise TumorlensError(f"{name}: {pages} pages of about {total // i:,} pixels each, over the limit of "
                                  f"{MAX_VOXELS:,} pixels for one file")
-        f = _read_image(src, name, draft, i)
+        f = _read_image(src, name, draft, i)[0]
         total += f.gray.size
-        f.info.pop("pages", None)
         f.where = {"frame": i}
         frames.append(f)
     return frames
 
 
-def _read_image(src: str | os.PathLike | bytes, name: str, draft: int | None, page: int = 0) -> Frame:
+def _read_image(src: str | os.PathLike | bytes, name: str, draft: int | None, page: int = 0) -> tuple[Frame, int]:
     """Pillow decode of one page through `data.decode_image` (the same checks and conversion), plus colour
-    information and, in info['pages'], how many pages the file has."""
+    information; and how many pages the file has."""
     fp = io.BytesIO(src) if isinstance(src, (bytes, bytearray, memoryview)) else src
     info: dict[str, Any] = {}
     colour = dict(_GREY)
+    n_pages = [1]
 
     def inspect(im: Image.Image, mode: str, size: tuple[int, int]) -> None:
         info.update({"format": im.format or "image", "mode": mode, "size": list(size),
-                     "colour": mode in _COLOUR_MODES, "pages": int(getattr(im, "n_frames", 1))})
+                     "colour": mode in _COLOUR_MODES})
+        n_pages[0] = int(getattr(im, "n_frames", 1))
         if info["colour"] and not (draft and im.format == "JPEG" and mode == "RGB"):
             thumb = im.copy()
             thumb.thumbnail((COLOUR_SAMPLE * 2, COLOUR_SAMPLE * 2))
@@ -190,7 +190,7 @@ def _read_image(src: str | os.PathLike | bytes, name: str, draft: int | None, pa
         except Exception as e:  # noqa: BLE001 - same one-line errors as the first decode
             raise image_error(name, e) from None
     info.update(colour)
-    return Frame(gray, {}, info)
+    return Frame(gray, {}, info), n_pages[0]
 
 
 _COLOUR_MODES = ("RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "P", "PA", "LAB", "HSV")

@@ -32,8 +32,8 @@ Privacy and safety
   ``error`` record and the rest are answered); no ``files`` field -> 422; a bad, repeated or unknown query
   parameter -> 422; a malformed body, one cut short included -> 400; an upload that sends nothing for
   ``BODY_IDLE_S`` seconds, or takes over ``BODY_TOTAL_S`` in all -> 408, connection closed. Every refusal is
-  ``{"detail": "...", "disclaimer": "..."}``, the detail one line. A file of a supported format that fails to decode gives an ``error`` record, as in the
-  CLI. Every PNG in an answer carries the disclaimer in a tEXt chunk.
+  ``{"detail": "...", "disclaimer": "..."}``, the detail one line. A file of a supported format that fails to
+  decode gives an ``error`` record, as in the CLI. Every PNG in an answer carries the disclaimer in a tEXt chunk.
 * Host check: requests whose ``Host`` header names anything but localhost, 127.0.0.1, [::1], the address the
   server listens on and the names it was given (``--allow-host``) get 400, so that a web page on another
   site cannot reach the server by DNS rebinding.

@@ -212,24 +212,38 @@ def _check_same_data(st: dict[str, Any], now: dict[str, Any], out: Path) -> None
                              f"{say(was)}, now {say(now)} (check the dataset's mask folder)")
 
 
+def _flock(fd: int) -> bool:
+    """Take an exclusive advisory lock on `fd` without waiting; False when another process holds it."""
+    import fcntl
+
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _busy_error(out: Path) -> TumorlensError:
+    return TumorlensError(f"{out}: another training is writing to this run folder; wait for it to end or choose "
+                          f"another --out")
+
+
+_LOCKS = os.name == "posix"  # flock (fcntl); elsewhere (Windows) runs are not locked
+
+
 @contextlib.contextmanager
 def _run_lock(out: Path) -> Iterator[None]:
     """Hold the run folder for one training at a time: two trainings into one --out both said "wrote
-    model.safetensors", the second over the first (an audit). An advisory lock (flock) on a hidden file, which
-    goes when the run ends; where there is no fcntl (Windows) runs are not locked."""
-    try:
-        import fcntl
-    except ImportError:
+    model.safetensors", the second over the first (an audit). An advisory lock on a hidden file, which goes
+    when the run ends."""
+    if not _LOCKS:
         yield
         return
     lock = out / ".lock"
     fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise TumorlensError(f"{out}: another training is writing to this run folder; wait for it to end or "
-                                 f"choose another --out") from None
+        if not _flock(fd):
+            raise _busy_error(out)
         try:
             yield
         finally:
@@ -240,21 +254,16 @@ def _run_lock(out: Path) -> Iterator[None]:
 
 def _busy(out: Path) -> bool:
     """Whether a training holds `out` now (its `_run_lock`)."""
-    try:
-        import fcntl
-    except ImportError:
+    if not _LOCKS:
         return False
     try:
         fd = os.open(out / ".lock", os.O_RDWR)
     except OSError:  # no lock file: no training there
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
+        return not _flock(fd)
     finally:
         os.close(fd)  # closing releases a lock this call took
-    return False
 
 
 def _damaged(state_path: Path, why: str) -> TumorlensError:
@@ -309,8 +318,7 @@ def check_run_dir(out: Path, resume: bool, cfg: TrainConfig | None = None, held:
                 raise TumorlensError(f"{out}: cannot create the run folder: {parent} is a file; choose another --out")
             break
     if not held and _busy(out):  # before "holds an unfinished run", which a run still writing also holds
-        raise TumorlensError(f"{out}: another training is writing to this run folder; wait for it to end or "
-                             f"choose another --out")
+        raise _busy_error(out)
     if (out / CKPT_FILE).exists() and not state_path.exists():
         raise TumorlensError(f"{out}: already holds a finished run"
                              + ("; there is nothing to resume" if resume else "") + "; choose another --out")
