@@ -374,6 +374,14 @@ def test_a_multipage_tiff_gives_one_frame_per_page_and_training_reads_its_first_
     assert single.where == {} and "pages" not in single.info
 
 
+def test_every_page_of_a_multipage_file_is_held_to_the_image_size_limits(tmp_path):
+    """The size checks read the first page's size, then seeked: a 5000-px second page passed them."""
+    small, wide = Image.new("L", (64, 64), 50), Image.new("L", (5000, 300), 50)
+    small.save(tmp_path / "m.tif", save_all=True, append_images=[wide], compression="tiff_deflate")
+    with pytest.raises(TumorlensError, match=r"m.tif: image is 5000x300 pixels, a side over the 4096 limit"):
+        read_frames(tmp_path / "m.tif")
+
+
 def test_a_tiff_of_too_many_pages_is_one_error_before_it_fills_the_memory(tmp_path, monkeypatch):
     import tumorlens.readers as readers
 

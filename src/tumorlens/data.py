@@ -90,6 +90,17 @@ def decode_image(src, name: str, draft: int | None = None, inspect=None, page: i
     of a multi-page file to read (prediction reads each, `readers`); None reads the first and says so."""
     try:
         with Image.open(src) as im:
+            pages = getattr(im, "n_frames", 1)
+            if page is not None:
+                if not 0 <= page < pages:
+                    raise TumorlensError(f"{name}: has {pages} page(s), no page {page}")
+                if page:
+                    im.seek(page)  # before the size checks: a later page may be larger than the first
+            elif pages > 1:
+                # a multi-page TIFF or an animated GIF in a training set: the first page is read; said once per
+                # file, so a stack of slices is not mistaken for one
+                log.warning("%s: %s file with %d pages; only the first is read", name, im.format, pages)
+                im.seek(0)
             w, h = im.size
             if w * h > MAX_PIXELS:
                 raise TumorlensError(f"{name}: image claims {w}x{h} pixels, over the {MAX_PIXELS:,} limit "
@@ -101,18 +112,6 @@ def decode_image(src, name: str, draft: int | None = None, inspect=None, page: i
             mode = im.mode
             if draft and im.format == "JPEG":
                 im.draft("L" if mode in ("L", "RGB") else mode, (draft, draft))
-            pages = getattr(im, "n_frames", 1)
-            if page is not None:
-                if not 0 <= page < pages:
-                    raise TumorlensError(f"{name}: has {pages} page(s), no page {page}")
-                if page:
-                    im.seek(page)
-                    mode = im.mode
-            elif pages > 1:
-                # a multi-page TIFF or an animated GIF in a training set: the first page is read; said once per
-                # file, so a stack of slices is not mistaken for one
-                log.warning("%s: %s file with %d pages; only the first is read", name, im.format, pages)
-                im.seek(0)
             im.load()
             # a camera or phone JPEG may store its pixels sideways with an EXIF Orientation tag that viewers
             # apply: the slice is read as the user sees it. No image of the Kaggle set carries one (checked on
