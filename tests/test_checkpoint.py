@@ -27,6 +27,8 @@ def _tiny_checkpoint(tmp_path):
                           "threshold": float("nan")}}}, "feature-distance threshold nan"),
     ({"refusal": {"ood": {"means": [[0.0, 1.0]], "basis": [[1.0, 0.0, 2.0]], "lam": [1.0], "sigma2": 1.0,
                           "threshold": 1.0}}}, "inconsistent or not finite"),
+    ({"refusal": {"lookalike": {"mean": [0.0, 1.0], "scale": [1.0, 1.0], "w": [1.0], "b": 0.0,
+                                "threshold": 1.0}}}, "look-alike metadata is damaged"),
 ])
 def test_a_hand_edited_metadata_header_is_one_error_naming_the_file(tmp_path, edit, says):
     """A section of the wrong type gave tracebacks in predict, serve and model-card; a NaN feature-distance

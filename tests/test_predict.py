@@ -17,7 +17,7 @@ from predict_helpers import dicom_bytes, encode, nifti_bytes, phantom, png_bomb
 from tumorlens.checkpoint import load_checkpoint
 from tumorlens.config import DISCLAIMER, TumorlensError
 from tumorlens.data import preprocess_array, read_gray
-from tumorlens.predict import Predictor, Record
+from tumorlens.predict import DISTANCE_REASON, Predictor, Record
 
 pytest.importorskip("pydicom")
 pytest.importorskip("nibabel")
@@ -26,9 +26,11 @@ pytest.importorskip("nibabel")
 @pytest.fixture(scope="module")
 def pred(ckpt):
     """The tiny model's feature-distance threshold comes from 32 validation phantoms, so it refuses a few
-    fresh phantoms by chance; these tests want answers, so it is switched off (tested on its own below)."""
+    fresh phantoms by chance; these tests want answers, so it is switched off (tested on its own below), and
+    so is the look-alike detector, whose threshold comes from as few images."""
     p = Predictor(ckpt)
     p.ood.threshold = float("inf")
+    p.lookalike = None
     return p
 
 
@@ -219,6 +221,12 @@ def test_statuses_rejected_uncertain_and_ood(ckpt):
     pr.ood.threshold = -1.0
     (ood,) = pr.predict_bytes(img, "p.png")
     assert ood.status == "rejected" and ood.probabilities is None and "feature distance" in ood.reason
+    pr.ood.threshold = float("inf")
+    assert pr.lookalike is not None
+    pr.lookalike.threshold = -1e9
+    (look,) = pr.predict_bytes(img, "p.png")
+    assert look.status == "rejected" and look.probabilities is None and "look-alike score" in look.reason
+    assert look.reason.startswith(DISTANCE_REASON)  # counted with the feature distance by evaluate and benchmarks
     off = Predictor(ckpt, refuse=False)
     (r,) = off.predict_bytes(encode(np.zeros((64, 64), np.uint8), "PNG"), "black.png")
     assert r.status in ("ok", "uncertain")

@@ -43,6 +43,7 @@ def answering(ckpt):
     """An app whose feature-distance refusal is off, so fresh phantoms get answers (and heatmaps)."""
     p = Predictor(ckpt)
     p.ood.threshold = float("inf")
+    p.lookalike = None
     return TestClient(create_app(p, allowed_hosts=[TEST_HOST]))
 
 
@@ -343,6 +344,7 @@ def test_model_info(client, ckpt):
     assert 0 <= d["abstention"]["threshold"] <= 1
     assert d["refusal"]["enabled"] is True and d["refusal"]["feature_distance"]["threshold"] > 0
     assert "means" not in d["refusal"]["feature_distance"]  # no feature statistics in the answer
+    assert d["refusal"]["lookalike"]["threshold"] is not None and "w" not in d["refusal"]["lookalike"]
     assert "val_accuracy" in d["metrics"] and d["version"]
     assert d["limits"]["max_upload_mb"] == 20
     assert len(r.content) < 20_000

@@ -38,6 +38,7 @@ def server(tmp_path_factory):
     torch.set_num_threads(1)
     p = Predictor(tiny_checkpoint(tmp_path_factory.mktemp("ck")))
     p.ood.threshold = float("inf")  # the tiny model's feature check refuses some fresh phantoms by chance
+    p.lookalike = None  # and so may its look-alike detector
     port = _free_port()
     srv = uvicorn.Server(uvicorn.Config(create_app(p), host="127.0.0.1", port=port, access_log=False,
                                         log_level="warning", server_header=False))

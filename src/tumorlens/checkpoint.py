@@ -210,6 +210,14 @@ def check_header(path: Any, config: TrainConfig, classes: tuple[str, ...], meta:
             FeatureOOD.from_meta(ood)  # the shapes and the threshold, checked once here (a NaN threshold
         except TumorlensError as e:   # turned the feature-distance refusal off without a word)
             raise TumorlensError(f"{path}: {e}") from None
+    look = (meta.get("refusal") or {}).get("lookalike")
+    if look is not None:
+        from .lookalike import Lookalike
+
+        try:
+            Lookalike.from_meta(look)
+        except TumorlensError as e:
+            raise TumorlensError(f"{path}: {e}") from None
     t = (meta.get("calibration") or {}).get("temperature", 1.0)
     if not number(t) or not 0.0 < t < float("inf"):
         raise TumorlensError(f"{path}: checkpoint calibration temperature must be a positive number, got {t!r}")

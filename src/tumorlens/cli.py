@@ -495,6 +495,9 @@ def _print_info(a: argparse.Namespace, path: Path, doc: dict) -> int:
                     f"{ex.get('list', '?')}" if ex else "")
         print(f"refusal      image checks + feature distance above {ref['ood']['threshold']:.4g} (fitted on "
               f"{ref.get('n_train', '?')} train and {ref.get('n_val', '?')} val images{left_out})")
+        if ref.get("lookalike"):
+            print(f"             + look-alike detector above {ref['lookalike']['threshold']:.4g} (photographs and "
+                  f"textures: {ref['lookalike'].get('negatives', {}).get('n', '?')} negative images)")
     else:
         print("refusal      image checks only (no feature distance stored)")
     if a.split_out:

@@ -381,6 +381,19 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
                      f"since were in the fit as MRI.")
     else:
         L.append("- (no feature-space refusal is stored in this checkpoint)")
+    look = ref.get("lookalike")
+    if look:
+        neg = look.get("negatives") or {}
+        photos = [n for n, sha in (neg.get("sources") or {}).items() if sha != "generated"]
+        L.append(f"- its features are closer to photographs and textures than to MRI slices: a logistic regression on "
+                 f"the same features (the look-alike detector), fitted on the training slices and their sideways and "
+                 f"upside-down turns against {neg.get('n', '?')} variants (cut to ellipses or circles on black, "
+                 f"vignetted, turned, inverted) of {len(photos)} photographs bundled with scikit-image and matplotlib "
+                 f"and of generated textures; threshold at the {100 * look.get('quantile', 0.998):.1f}th percentile "
+                 f"of the training and validation slices' scores (refuses {_pct(look.get('val_refusal_rate'))} of "
+                 f"validation and {_pct(look.get('train_refusal_rate'))} of training slices, "
+                 f"{_pct(look.get('negatives_refused'))} of its own negatives). Its strength and variants were "
+                 f"chosen with the project's probe sets in view.")
     L += ["", "## Known failure modes", "",
           "- Single slices only: a tumour outside the slice shown cannot be seen; slices far from the tumour "
           "are called `notumor`.",
@@ -394,8 +407,9 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
           "- Images unlike the training data (other scanners, sequences, resolutions, paediatric or "
           "post-operative anatomy) may be answered confidently and wrongly; refusal catches only some of them.",
           "- A grayscale photograph or an MRI-like image can pass the statistical checks; the feature-space "
-          "check is the last line of defence, and it misses some: a textured photograph or blurred noise cut to "
-          "an ellipse on black looks like a head to every shape statistic and can be answered.",
+          "checks are the last line of defence, and they miss some: a photograph or texture cut to an ellipse on "
+          "black looks like a head to every shape statistic, and one unlike the look-alike detector's negatives "
+          "can be answered (a grey flower cut to a circle, textures with a bright rim like a skull).",
           ("- The Kaggle set holds CT slices (bright skull, grey brain), mostly in its no-tumour folders, and a "
            "model trained on it learns them under those labels. " if kaggle else
            "- CT slices in the training data (the Kaggle set, for one, holds some in its no-tumour folders) are "

@@ -306,6 +306,12 @@ class Predictor:
             from .refusal import FeatureOOD
 
             self.ood = FeatureOOD.from_meta(ood)
+        look = self.ckpt.meta.get("refusal", {}).get("lookalike")
+        self.lookalike = None
+        if look:
+            from .lookalike import Lookalike
+
+            self.lookalike = Lookalike.from_meta(look)
         if backend not in ("auto", "torch", "onnx"):
             raise ValueError(f"backend must be auto, torch or onnx, not {backend!r}")
         self.backend = backend
@@ -454,12 +460,18 @@ class Predictor:
             z, feats = np.stack([a for a, _ in zf]), np.stack([b for _, b in zf])
             probs = self._softmax(z)
             scores = self.ood.score(feats) if (self.refuse and self.ood is not None) else None
+            look = self.lookalike.score(feats) if (self.refuse and self.lookalike is not None) else None
             for j, i in enumerate(todo):
                 p = prepared[i]
                 if scores is not None and scores[j] > self.ood.threshold:
                     recs[i] = Record(p.path, "rejected", reason=(
                         f"{DISTANCE_REASON} [feature distance "
                         f"{scores[j]:.3g} > {self.ood.threshold:.3g}]"), **p.where)
+                    continue
+                if look is not None and look[j] > self.lookalike.threshold:
+                    recs[i] = Record(p.path, "rejected", reason=(
+                        f"{DISTANCE_REASON}: closer to photographs and textures [look-alike score "
+                        f"{look[j]:.3g} > {self.lookalike.threshold:.3g}]"), **p.where)
                     continue
                 rec = self.record_from_probs(p.path, probs[j], **p.where)
                 if frames is not None and rec.status != "error":

@@ -271,6 +271,7 @@ class _Service:
         meta = ck.meta
         refusal = dict(meta.get("refusal") or {})
         ood = refusal.pop("ood", None)
+        look = refusal.pop("lookalike", None)
         metrics = {k: _small(meta[k]) for k in ("test_metrics", "metrics") if isinstance(meta.get(k), dict)}
         if "val_accuracy" in meta:
             metrics["val_accuracy"] = meta["val_accuracy"]
@@ -290,7 +291,9 @@ class _Service:
             "abstention": meta.get("abstention") or {"threshold": p.threshold},
             "refusal": {"enabled": bool(p.refuse), **_small(refusal),
                         "feature_distance": None if not ood else _small({k: v for k, v in ood.items()
-                                                                         if k not in ("means", "basis", "lam")})},
+                                                                         if k not in ("means", "basis", "lam")}),
+                        "lookalike": None if not look else _small({k: v for k, v in look.items()
+                                                                   if k not in ("mean", "scale", "w")})},
             "explain": {"method": p.heatmap_method, "target": "predicted class"},
             "limits": {"max_upload_mb": max_upload_mb, "max_files": max_files, "render_max_side": RENDER_MAX},
         }
