@@ -4,8 +4,9 @@
                                        [--out benchmarks/refusal_rates.md]
 
 Statistics-only (header + image statistics, no model) always; with --model also end to end through the
-Predictor, which adds the feature-distance check of that checkpoint, and scores scikit-image's bundled images
-(a second probe set that no limit was set on; skipped without scikit-image). Probes come from tests/probes.py.
+Predictor, which adds the feature checks of that checkpoint (the feature distance and the look-alike detector),
+and scores scikit-image's bundled images (a second probe set that no statistics limit was set on; skipped
+without scikit-image). Probes come from tests/probes.py.
 The Kaggle slices listed as CT in benchmarks/kaggle_ct.csv (ct_in_kaggle.py) are counted apart from its MRI.
 """
 from __future__ import annotations
@@ -72,6 +73,20 @@ def distance_ratio(pr, fr) -> float:
     return float(pr.ood.score(pr.logits_and_features(pr.preprocess(fr.gray)[0][None])[1])[0]) / pr.ood.threshold
 
 
+def lookalike_margin(pr, fr) -> float:
+    """The frame's look-alike score minus the checkpoint's threshold, as if the other checks were off (above 0:
+    refused by the look-alike detector alone); NaN for a checkpoint without one."""
+    if pr.lookalike is None:
+        return float("nan")
+    f = pr.logits_and_features(pr.preprocess(fr.gray)[0][None])[1]
+    return float(pr.lookalike.score(f)[0]) - pr.lookalike.threshold
+
+
+def feature_layers_refuse(pr, fr) -> bool:
+    """Whether the model's feature checks alone (distance or look-alike) refuse the frame."""
+    return distance_ratio(pr, fr) > 1 or lookalike_margin(pr, fr) > 0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model")
@@ -106,18 +121,19 @@ def main() -> None:
         if pr is not None:
             recs = pr.predict_bytes(data, fn)
             end = "rejected" if all(r.status == "rejected" for r in recs) else ",".join(sorted({r.status for r in recs}))
-            if pr.ood is not None:  # the feature distance on its own, as if the statistics checks were off
-                feat = distance_ratio(pr, fr) > 1
+            if pr.ood is not None:  # the feature checks on their own, as if the statistics checks were off
+                feat = feature_layers_refuse(pr, fr)
         rows.append((name, stat, end, feat))
     n_stat = sum(r[1] is not None for r in rows)
     L += ["## Non-MRI probes", "", f"- refused by header/statistics checks: **{n_stat} / {len(rows)}**"]
     if pr is not None:
         n_end = sum(r[2] == "rejected" for r in rows)
-        L.append(f"- refused end to end (statistics + feature distance): **{n_end} / {len(rows)}**")
+        L.append(f"- refused end to end (statistics + feature checks): **{n_end} / {len(rows)}**")
         if pr.ood is not None:
             n_feat = sum(bool(r[3]) for r in rows)
-            L.append(f"- refused by the feature distance alone (statistics checks off): **{n_feat} / {len(rows)}**")
-    L += ["", "| probe | statistics / header reason | end to end | feature distance alone |", "|---|---|---|---|"]
+            L.append(f"- refused by the feature checks alone (feature distance or look-alike detector; statistics "
+                     f"checks off): **{n_feat} / {len(rows)}**")
+    L += ["", "| probe | statistics / header reason | end to end | feature checks alone |", "|---|---|---|---|"]
     L += [f"| {n} | {s or '**passed**'} | {e or ''} | {'' if f is None else ('refused' if f else '**passed**')} |"
           for n, s, e, f in rows]
     # ---- the same kind of files with their DICOM tags gone
@@ -129,7 +145,7 @@ def main() -> None:
             L += ["", "## pydicom's test images without their tags", "",
                   "Every local pydicom test file with pixel data (middle frame, min-max scaled to 8 bits, saved as "
                   "PNG; identical images once), so the Modality/BodyPart checks cannot help: only the statistics "
-                  "and the feature distance can refuse them. The modality is the file's own tag.", "",
+                  "and the feature checks can refuse them. The modality is the file's own tag.", "",
                   f"- refused: **{n_ref} / {len(got)}**", "", "| file (modality) | status | reason or label |",
                   "|---|---|---|"]
             L += [f"| {n} | {r.status if r.status == 'rejected' else '**' + r.status + '**'} | "
@@ -144,24 +160,28 @@ def main() -> None:
                   "Every image file in scikit-image's `skimage/data` folder that Pillow reads, and a grayscale copy "
                   "of each colour one (`tests/probes.py`, `skimage_images`): photographs, textures, text, microscopy, "
                   "a retina, the Shepp-Logan phantom. None of the statistics limits or the feature-distance "
-                  "threshold was set on them, so they test the refusal out of sample. distance / threshold: the "
-                  "feature distance over the checkpoint's threshold (above 1 is refused by it; the margin left).",
+                  "threshold was set on them; the look-alike detector, though, was fitted on variants of 17 of "
+                  "these photographs (`tumorlens/lookalike.py`), so for it they are not out of sample "
+                  "(`benchmarks/lookalike_check.md` measures photographs it never saw). distance / threshold: the "
+                  "feature distance over the checkpoint's threshold (above 1 is refused by it; the margin left); "
+                  "look-alike margin: the detector's score minus its threshold (above 0 is refused by it).",
                   ""]
             got = []
             for name, data, fn in sk:
                 recs = pr.predict_bytes(data, fn)
                 fr = read_frames(data, name=fn)[0]
                 ratio = distance_ratio(pr, fr) if pr.ood is not None else float("nan")
-                got.append((name, recs[0], ratio, check_image(fr.gray, fr.info) is None))
-            n_ref = sum(r.status == "rejected" for _, r, _, _ in got)
+                got.append((name, recs[0], ratio, check_image(fr.gray, fr.info) is None, lookalike_margin(pr, fr)))
+            n_ref = sum(g[1].status == "rejected" for g in got)
             only = sorted((g for g in got if g[3]), key=lambda g: g[2])
-            L += [f"- refused: **{n_ref} / {len(got)}**; {len(only)} pass the header and statistics checks, so the "
-                  f"feature distance alone refuses them; the closest to its threshold: "
-                  + ", ".join(f"{n} {q:.2f}" for n, _, q, _ in only[:3]), "",
-                  "| image | status | reason or label | distance / threshold |", "|---|---|---|---|"]
+            L += [f"- refused: **{n_ref} / {len(got)}**; {len(only)} pass the header and statistics checks, so only "
+                  f"the feature checks refuse them; the closest to the distance threshold: "
+                  + ", ".join(f"{g[0]} {g[2]:.2f}" for g in only[:3]), "",
+                  "| image | status | reason or label | distance / threshold | look-alike margin |",
+                  "|---|---|---|---|---|"]
             L += [f"| {n} | {r.status if r.status == 'rejected' else '**' + r.status + '**'} | "
-                  f"{r.reason if r.status == 'rejected' else f'{r.label} ({r.confidence:.2f})'} | {q:.2f} |"
-                  for n, r, q, _ in got]
+                  f"{r.reason if r.status == 'rejected' else f'{r.label} ({r.confidence:.2f})'} | {q:.2f} | {m:.2f} |"
+                  for n, r, q, _, m in got]
     # ---- Kaggle
     paths = sorted(glob.glob(os.path.join(a.data, "*", "*", "*.jpg")))
     L += ["", "## Real MRI: Kaggle brain-tumour MRI dataset", ""]
@@ -194,7 +214,8 @@ def main() -> None:
                     continue
                 st[r.status] += 1
                 if r.status == "rejected":
-                    why["feature distance" if (r.reason or "").startswith(DISTANCE_REASON) else "statistics"] += 1
+                    why[("look-alike" if "look-alike score" in (r.reason or "") else "feature distance")
+                        if (r.reason or "").startswith(DISTANCE_REASON) else "statistics"] += 1
             dt = time.perf_counter() - t
             n = sum(st.values())
             L.append(f"- end to end on the {n} Testing images that are MRI: **{st['rejected']} refused "
@@ -226,7 +247,16 @@ def main() -> None:
                          f"{100 * ood['ood_quantile']:.1f}th percentile of {scores} "
                          f"(val refusal {100 * ood['ood_val_refusal_rate']:.2f} %"
                          + (f", train refusal {100 * ood['ood_train_refusal_rate']:.2f} %" if pooled else "") + ")")
-    Path(a.out).write_text("\n".join(L) + "\n")
+                look = ood.get("lookalike")
+                if look:
+                    L.append(f"- look-alike threshold: {look['threshold']:.4g} = the {100 * look['quantile']:.1f}th "
+                             f"percentile of the same slices' scores (val refusal {100 * look['val_refusal_rate']:.2f} "
+                             f"%, train refusal {100 * look['train_refusal_rate']:.2f} %); fitted against "
+                             f"{look['negatives']['n']} negative images, {100 * look['negatives_refused']:.1f} % of "
+                             f"them refused")
+    from tumorlens.fileio import atomic_write_text
+
+    atomic_write_text(Path(a.out), "\n".join(L) + "\n")
     print("\n".join(L))
 
 

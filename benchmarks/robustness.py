@@ -171,7 +171,8 @@ def score(recs: list, labels: list[str], neg: str = "notumor") -> dict[str, floa
     refused = [r.status in ("rejected", "error") for r in recs]
     return {"n": n, "accuracy": right / n, "right": right, "tumour": len(tumour), "missed": missed,
             "refused": sum(refused) / n,
-            # which layer refused: the feature distance (its reason begins DISTANCE_REASON) or the image checks
+            # which layer refused: the feature checks - the feature distance or the look-alike detector, whose
+            # reasons begin DISTANCE_REASON - or the image checks
             "refused_distance": sum(r.status == "rejected" and (r.reason or "").startswith(DISTANCE_REASON)
                                     for r in recs) / n,
             "tumour_refused": sum(f for f, y in zip(refused, labels) if y != neg) / max(1, len(tumour)),
@@ -218,11 +219,12 @@ def main() -> int:
         "resolution, then classified by `Predictor` with refusal and abstention on. Accuracy counts every slice "
         "(a refused one is wrong; an uncertain one is scored by its label); miss rate = tumour slices called "
         f"'no tumour'. The last two columns split the refusals: the share of all slices refused by the feature "
-        "distance (the rest of the refused share by the image checks before the model), and the share of the tumour "
+        "checks (the feature distance or the look-alike detector; the rest of the refused share by the image checks "
+        "before the model), and the share of the tumour "
         "slices refused (neither called tumour nor missed). "
         f"{time.perf_counter() - t0:.0f} s with {torch.get_num_threads()} torch thread(s).", "",
         "| change | accuracy (95% CI) | tumour miss rate (95% CI) | refused | uncertain | refused by the feature "
-        "distance | tumour slices refused |", "|---|---|---|---|---|---|---|",
+        "checks | tumour slices refused |", "|---|---|---|---|---|---|---|",
         *rows, ""])
     atomic_write_text(a.out, text)
     print(text)

@@ -99,6 +99,22 @@ def test_turned_gives_three_copies_per_slice():
     assert np.array_equal(t[0], np.rot90(x[0])) and np.array_equal(t[4], x[0][::-1])
 
 
+def test_augmented_copies_follow_the_training_recipe_and_a_seed():
+    from tumorlens.config import TrainConfig
+    from tumorlens.lookalike import augmented
+
+    rng = np.random.default_rng(6)
+    x = np.zeros((5, 64, 64), np.float32)
+    yy, xx = np.mgrid[:64, :64]
+    x[:, ((yy - 32) / 26) ** 2 + ((xx - 32) / 22) ** 2 <= 1] = 0.5
+    x += rng.uniform(0, 0.4, x.shape).astype(np.float32) * (x > 0)
+    cfg = TrainConfig()
+    a, b = augmented(x, cfg, copies=2, seed=1), augmented(x, cfg, copies=2, seed=1)
+    assert a.shape == (10, 64, 64) and np.array_equal(a, b) and 0 <= a.min() and a.max() <= 1
+    assert not np.array_equal(a[:5], a[5:]) and not np.array_equal(a, augmented(x, cfg, copies=2, seed=2))
+    assert augmented(x[:0], cfg).shape == (0, 64, 64)
+
+
 def test_negative_images_are_deterministic_and_named():
     pytest.importorskip("skimage")  # its bundled photographs are most of the negatives
     lookalike.negative_images.cache_clear()

@@ -194,8 +194,8 @@ def test_finalize_is_idempotent_and_stores_abstention_and_refusal(tmp_path_facto
     assert ref["ood"]["dim"] == 8 + 16 + 32 + 32 and ref["ood_quantile"] == OOD_QUANTILE == 0.998  # every block
     assert ref["ood"]["features"] == "mean-pooled ReLU output of every conv block (before the gate)"
     look = ref["lookalike"]  # fitted on the same features, against the negative images
-    assert look["dim"] == ref["ood"]["dim"] and look["quantile"] == OOD_QUANTILE and look["negatives"]["n"] > 0
-    assert look["n_turned"] == 3 * ref["n_train"] and 0 <= look["val_refusal_rate"] <= 1
+    assert look["dim"] == ref["ood"]["dim"] and look["quantile"] == 0.999 and look["negatives"]["n"] > 0
+    assert look["n_turned"] == look["n_augmented"] == 3 * ref["n_train"] and 0 <= look["val_refusal_rate"] <= 1
     X, y = tiny_data(24, 0)
     Xv, yv = tiny_data(8, 1)
     out = tmp_path_factory.mktemp("again") / "m.safetensors"

@@ -37,8 +37,12 @@ def test_changed_test_slices_keep_their_tumours_and_are_not_refused_for_orientat
     # its 1,323 test MRI slices turned sideways, 0.6% upside down and 3.6% noisy (benchmarks/robustness.md); on
     # these 150, 10.7% sideways and 4.7% noisy. The model before it refused 4.0-4.3% sideways (4.7% on these 150);
     # at the 99.5th percentile this one refused 20.9% of all sideways slices. The bound for sideways slices was 8%
-    # before this model: the trade is in docs/experiments.md (the T2-like rendering)
+    # before this model: the trade is in docs/experiments.md (the T2-like rendering). Its refusal refitted with all
+    # 83 listed CT slices out of the distance's fit, and the look-alike detector added (2026-11-28), it refuses
+    # 7.4-8.5% of all sideways slices (11.3-12.7% of these 150, the bound 12% before): the trade is in
+    # docs/experiments.md (the look-alike detector)
     for name in ("left-right flip", "upside down (vertical flip)", "turned 180 degrees"):
         assert rows[name][2] < 5.0, name
-    for name in ("turned 90 degrees", "turned 270 degrees", "noise (3% of the range)"):
-        assert rows[name][2] < 12.0, name
+    for name in ("turned 90 degrees", "turned 270 degrees"):
+        assert rows[name][2] < 14.0, name
+    assert rows["noise (3% of the range)"][2] < 12.0

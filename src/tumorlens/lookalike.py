@@ -15,10 +15,12 @@ circle on black, vignettes, a bright rim like a skull, blur) of the photographs 
 matplotlib - read as files from their package folders, neither package imported - and of generated textures
 (smoothed noise, 1/f fields, "dead leaves" images: Lee, Mumford and Huang 2001, occluding shapes with
 natural-image statistics). Only the variants that pass the image checks are used: the others are refused anyway.
-The positives are the training slices and their 90- and 270-degree turns and upside-down copies, so that a slice
-shown on its side is not taken for a photograph (the turns are in the model's training augmentation); the
-threshold is the `OOD_QUANTILE` quantile of the upright training and validation slices' scores, the feature
-distance's refusal budget again.
+The positives are the training slices, their 90- and 270-degree turns and upside-down copies, and three copies
+through the model's own training augmentation (skull stripping, grey-level curves, T2-like rendering, turns): fitted
+on the slices and turns alone, the detector refused most skull-stripped and re-curved slices and real MRI of other
+kinds (74% of the test slices skull-stripped by the augmentation against 17% by the feature distance alone, all 9
+slices of nibabel's EPI volume against none; throwaway experiment), with the augmented copies 20% and none. The
+threshold is the `QUANTILE` (99.9th) percentile of the upright training and validation slices' scores.
 
 Numpy only (the Predictor supplies the features).
 """
@@ -47,8 +49,15 @@ PHOTOS: tuple[tuple[str, str], ...] = tuple(("skimage", f"data/{n}") for n in (
     "retina.jpg", "rocket.jpg", "lfw_subset.npy")) + (("matplotlib", "mpl-data/sample_data/grace_hopper.jpg"),)
 TEXTURES = ("smoothed_noise", "one_over_f", "dead_leaves")
 PER_SOURCE = 40  # variants of each photograph and texture kind
+AUG_COPIES = 3  # augmented copies of each training slice among the positives
 SEED = 0
 C = 0.03  # inverse L2 strength of the logistic regression (scikit-learn's C); see the module docstring
+# threshold: this quantile of the upright training and validation slices' scores. At the feature distance's 0.998
+# the detector refused 9.2% of the validation slices skull-stripped as benchmarks/robustness.py strips them and
+# 12.9% under its S-shaped curve (2.3% and 7.2% by the feature distance alone); at 0.999 3.0% and 10.3%, while
+# still refusing 91% of the fresh probes that pass the image checks (80% by the distance alone; 96% at 0.998).
+# Chosen on validation slices and probe sets, not on the test part (throwaway experiment, 2026-11-28)
+QUANTILE = 0.999
 
 
 def _package_dir(name: str) -> Path | None:
@@ -246,6 +255,21 @@ class Lookalike:
 def turned(x: np.ndarray) -> np.ndarray:
     """(N, S, S) -> (3N, S, S): each slice turned 90 and 270 degrees and upside down."""
     return np.concatenate([np.rot90(x, 1, (1, 2)), np.rot90(x, 3, (1, 2)), x[:, ::-1]]).copy()
+
+
+def augmented(x: np.ndarray, cfg: Any, copies: int = AUG_COPIES, seed: int = SEED) -> np.ndarray:
+    """(N, S, S) -> (copies * N, S, S): the slices through the model's own training augmentation
+    (`augment.augment` with the checkpoint's turn, contrast, strip and T2 settings, no tumour masks), so that
+    the detector accepts what the model was trained to take - skull-stripped, re-curved, T2-like slices."""
+    import torch
+
+    from .augment import augment
+
+    g = torch.Generator().manual_seed(seed)
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(1)  # (N, 1, S, S)
+    out = [augment(t[i:i + 512], g, turn=cfg.turn, contrast=cfg.contrast, sequence=cfg.sequence, strip=cfg.strip,
+                   t2=cfg.t2) for _ in range(copies) for i in range(0, len(t), 512)]
+    return torch.cat(out)[:, 0].numpy() if out else np.zeros((0,) + x.shape[1:], np.float32)  # (copies*N, S, S)
 
 
 def negative_inputs(pre: Any, seed: int = SEED, per_source: int = PER_SOURCE) -> tuple[np.ndarray, dict[str, Any]]:

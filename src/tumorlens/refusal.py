@@ -488,7 +488,7 @@ def fit_refusal(predictor_or_ckpt: Any, train_x: Any, val_x: Any, train_y: Any =
     """Fit the feature-space distance on training images; threshold at `quantile` of the scores of the
     training and validation images together (a single val fold alone understates how far real slices of
     other patients score). With `lookalike`, also the look-alike detector (`lookalike.py`: photographs and
-    textures against the training slices and their turns), thresholded the same way.
+    textures against the training slices, their turns and augmented copies), thresholded at its own quantile.
 
     Class means use `train_y` when given, else the model's own predictions. Returns meta['refusal'].
     """
@@ -515,17 +515,16 @@ def fit_refusal(predictor_or_ckpt: Any, train_x: Any, val_x: Any, train_y: Any =
            "stats_limits": [list(r[:3]) for r in LIMITS], "no_background_rule": list(NO_BACKGROUND),
            "top_cut_rule": list(TOP_CUT)}
     if lookalike:
-        look = _fit_lookalike(pr, xt, ft, fv, quantile, max_fit)
+        look = _fit_lookalike(pr, xt, ft, fv, max_fit)
         if look is not None:
             out["lookalike"] = look
     return out
 
 
-def _fit_lookalike(pr: Any, xt: np.ndarray, ft: np.ndarray, fv: np.ndarray, quantile: float,
-                   max_fit: int) -> dict[str, Any] | None:
+def _fit_lookalike(pr: Any, xt: np.ndarray, ft: np.ndarray, fv: np.ndarray, max_fit: int) -> dict[str, Any] | None:
     """meta['refusal']['lookalike']: the detector fitted on the training features (and those of the training
     slices' turns) against the negative images' (lookalike.py); None, with a warning, without enough negatives."""
-    from .lookalike import C, Lookalike, negative_inputs, turned
+    from .lookalike import AUG_COPIES, C, QUANTILE, Lookalike, augmented, negative_inputs, turned
 
     xn, note = negative_inputs(pr.pre)
     if len(xn) < 10:
@@ -534,15 +533,16 @@ def _fit_lookalike(pr: Any, xt: np.ndarray, ft: np.ndarray, fv: np.ndarray, quan
         return None
     keep = np.linspace(0, len(xt) - 1, min(len(xt), max_fit // 3)).round().astype(int)  # turned: 3 per slice
     _, fr = pr.logits_and_features(turned(xt[keep]))
+    _, fa = pr.logits_and_features(augmented(xt[keep], pr.ckpt.config, AUG_COPIES))
     _, fn = pr.logits_and_features(xn)
-    det = Lookalike.fit(np.concatenate([ft, fr]), fn, C)
+    det = Lookalike.fit(np.concatenate([ft, fr, fa]), fn, C)
     st, sv = det.score(ft), det.score(fv)
-    det.threshold = float(np.quantile(np.concatenate([st, sv]), quantile))
-    return {**det.to_meta(), "c": C, "quantile": quantile, "threshold_on": "train+val",
+    det.threshold = float(np.quantile(np.concatenate([st, sv]), QUANTILE))
+    return {**det.to_meta(), "c": C, "quantile": QUANTILE, "threshold_on": "train+val",
             "val_refusal_rate": float((sv > det.threshold).mean()),
             "train_refusal_rate": float((st > det.threshold).mean()),
             "negatives_refused": float((det.score(fn) > det.threshold).mean()),
-            "n_turned": int(len(fr)), "negatives": note}
+            "n_turned": int(len(fr)), "n_augmented": int(len(fa)), "negatives": note}
 
 
 def answer_rules(ck: Any, data_x_train: Any, data_x_val: Any, y_val: Any, y_train: Any = None) -> dict[str, Any]:
