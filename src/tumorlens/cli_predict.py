@@ -386,14 +386,17 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
         neg = look.get("negatives") or {}
         photos = [n for n, sha in (neg.get("sources") or {}).items() if sha != "generated"]
         L.append(f"- its features are closer to photographs and textures than to MRI slices: a logistic regression on "
-                 f"the same features (the look-alike detector), fitted on the training slices and their sideways and "
-                 f"upside-down turns against {neg.get('n', '?')} variants (cut to ellipses or circles on black, "
-                 f"vignetted, turned, inverted) of {len(photos)} photographs bundled with scikit-image and matplotlib "
+                 f"the same features (the look-alike detector), fitted on the training slices, their sideways and "
+                 f"upside-down turns and copies through the training augmentation against {neg.get('n', '?')} "
+                 f"variants (cut to ellipses or circles on black, vignetted, turned, inverted) of {len(photos)} "
+                 f"photographs bundled with scikit-image and matplotlib "
                  f"and of generated textures; threshold at the {100 * look.get('quantile', 0.998):.1f}th percentile "
                  f"of the training and validation slices' scores (refuses {_pct(look.get('val_refusal_rate'))} of "
                  f"validation and {_pct(look.get('train_refusal_rate'))} of training slices, "
-                 f"{_pct(look.get('negatives_refused'))} of its own negatives). Its strength and variants were "
-                 f"chosen with the project's probe sets in view.")
+                 f"{_pct(look.get('negatives_refused'))} of its own negatives). Its strength, threshold and variants "
+                 f"were chosen on validation slices and with the project's probe sets in view; it refuses more real "
+                 f"slices that look least like the training slices (skull-stripped, re-curved; "
+                 f"benchmarks/robustness.md).")
     L += ["", "## Known failure modes", "",
           "- Single slices only: a tumour outside the slice shown cannot be seen; slices far from the tumour "
           "are called `notumor`.",

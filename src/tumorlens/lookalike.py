@@ -3,12 +3,13 @@
 A grayscale photograph or a texture cut to an ellipse on black is, by every statistic `refusal.check_stats`
 computes, a bright filled ellipse on a dark background, and its pooled features lie as close to the training
 slices as real slices do (`refusal.FeatureOOD` scored such images at 0.4-0.95x its threshold: 23 of 73 in a
-throwaway set, and 40 of 326 fresh non-MRI probes a helper built on 2026-11-28 were answered). The features still
-tell them apart, along directions a distance to the class means does not weigh: a logistic regression on the
-same pooled features, fitted on the training slices against photographs and textures, refused 97-100% of the
-variants of a photograph it had not been fitted on, for each of 21 sources left out in turn (throwaway
-experiment, the bundled model's features), while refusing 1 of its 1,323 clean test slices. Fitted on generated
-textures alone it refused only 25-93% of photographs: the photographs are what it needs to see.
+throwaway set, and 40 of 326 fresh non-MRI probes a helper built on 2026-11-28 were answered:
+benchmarks/fresh_probes.md). The features still tell them apart, along directions a distance to the class means
+does not weigh: a logistic regression on the same pooled features, fitted on the training slices against
+photographs and textures, refuses 87% of the variants of a photograph left out of its fit
+(benchmarks/lookalike_check.md, each source left out in turn), and in the bundled model none of the clean test
+slices the distance lets through. Fitted against generated textures alone it refused only 25-93% of photographs'
+variants (throwaway experiment): the photographs are what it needs to see.
 
 Negative images (`negative_images`): variants (crops, turns, inverted grey levels, gamma, cut to an ellipse or a
 circle on black, vignettes, a bright rim like a skull, blur) of the photographs bundled with scikit-image and
@@ -18,11 +19,12 @@ natural-image statistics). Only the variants that pass the image checks are used
 The positives are the training slices, their 90- and 270-degree turns and upside-down copies, and three copies
 through the model's own training augmentation (skull stripping, grey-level curves, T2-like rendering, turns): fitted
 on the slices and turns alone, the detector refused most skull-stripped and re-curved slices and real MRI of other
-kinds (74% of the test slices skull-stripped by the augmentation against 17% by the feature distance alone, all 9
-slices of nibabel's EPI volume against none; throwaway experiment), with the augmented copies 20% and none. The
-threshold is the `QUANTILE` (99.9th) percentile of the upright training and validation slices' scores.
+kinds (with the feature distance, 74% of the test slices skull-stripped by the augmentation against 17% by the
+distance alone, all 9 slices of nibabel's EPI volume against none; throwaway experiment), with the augmented copies
+20% and none. The threshold is the `QUANTILE` (99.9th) percentile of the upright training and validation slices'
+scores.
 
-Numpy only (the Predictor supplies the features).
+Numpy, except `augmented` (the training augmentation runs in torch); the Predictor supplies the features.
 """
 from __future__ import annotations
 
