@@ -334,7 +334,7 @@ def test_the_evaluate_summary_says_the_scores_leave_refusal_out_and_prints_what_
     out = capsys.readouterr().out
     assert "every test slice scored from the model's probabilities (refusal and abstention off" in out
     assert ("as deployed (tumorlens predict on these files, refusal and abstention on): 1221 answered (91.1%), "
-            "accuracy 0.9713; 99 uncertain; 21 refused (19 by the feature distance, 2 by the image checks); tumour "
+            "accuracy 0.9713; 99 uncertain; 21 refused (19 by the feature checks, 2 by the image checks); tumour "
             "slices answered notumor: 8 of 860") in out
 
 

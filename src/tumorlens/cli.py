@@ -397,7 +397,7 @@ def _print_metrics(m: dict) -> None:
         print(f"as deployed (tumorlens predict on these files, refusal and abstention on): {dep['answered']} "
               f"answered ({100 * dep['coverage']:.1f}%), accuracy {_num(dep.get('accuracy_answered'))}; "
               f"{dep['uncertain']} uncertain; {dep['rejected']} refused ({dep['rejected_by_feature_distance']} by "
-              f"the feature distance, {dep['rejected_by_image_checks']} by the image checks)"
+              f"the feature checks, {dep['rejected_by_image_checks']} by the image checks)"
               + (f"; {dep['error']} error(s)" if dep.get("error") else "")
               + (f"; tumour slices answered notumor: {dep['tumours_answered_notumor']} of {dep['tumours_answered']}"
                  if dep.get("tumours_answered") else ""))

@@ -456,9 +456,9 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
           "- Noisy slices (strong pixel noise at full resolution) can be refused as 'mostly pixel noise', and "
           "slices turned sideways are answered less accurately and more often `uncertain` or refused; measure a "
           "model with `python benchmarks/robustness.py --model CKPT --out FILE`.",
-          "- Real MRI slices far from the training slices (another sequence, a strong display curve) are refused by "
-          "the feature distance more often, tumour slices among them: a refused tumour slice is neither found nor "
-          "missed. `python benchmarks/robustness.py --model CKPT --out FILE` gives the share of tumour slices "
+          "- Real MRI slices far from the training slices (another sequence, a strong display curve, skull "
+          "stripping) are refused by the feature checks more often, tumour slices among them: a refused tumour "
+          "slice is neither found nor missed. `python benchmarks/robustness.py --model CKPT --out FILE` gives the share of tumour slices "
           "refused under each change.",
           "- Healthy brains from other sources: an average-brain template (nilearn's MNI152 T1, skull-stripped and "
           "smoother than any scan) is mostly refused as unlike the training slices, and its axial slices at the "

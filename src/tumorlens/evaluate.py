@@ -159,7 +159,8 @@ def check_classes(predictor: Predictor, model: Any) -> None:
 def deployed(predictor: Predictor, data_dir: str | os.PathLike, paths: list[str],
              y: np.ndarray) -> tuple[list[str], dict[str, Any]]:
     """What `tumorlens predict` answers for the test files: each file's status, and a summary - answered
-    (`ok`), `uncertain`, refused (by the image checks or by the feature distance), errors; the accuracy of the
+    (`ok`), `uncertain`, refused (by the image checks or by the feature checks: the feature distance or the
+    look-alike detector, counted as `rejected_by_feature_distance`), errors; the accuracy of the
     answers and the tumours they call `notumor`. The metrics of `score` leave refusal and abstention out; this
     is the same model through the one path that users meet (a helper's audit found the difference unstated:
     92.3% of the test slices above the threshold, but 91.1% answered once 17 of them were refused)."""
@@ -273,7 +274,7 @@ def write_report(ev: Evaluation, predictor: Predictor, out: Path, x: np.ndarray 
     if dep:
         tables.append(table_html(
             [["answered (ok)", dep["answered"]], ["uncertain (below the abstention threshold)", dep["uncertain"]],
-             ["refused by the feature distance", dep["rejected_by_feature_distance"]],
+             ["refused by the feature checks (distance or look-alike)", dep["rejected_by_feature_distance"]],
              ["refused by the image checks", dep["rejected_by_image_checks"]], ["errors", dep["error"]],
              ["share answered", dep["coverage"]], ["accuracy of the answers", dep["accuracy_answered"]],
              ["tumour slices answered", dep["tumours_answered"]],

@@ -523,7 +523,8 @@ def fit_refusal(predictor_or_ckpt: Any, train_x: Any, val_x: Any, train_y: Any =
 
 def _fit_lookalike(pr: Any, xt: np.ndarray, ft: np.ndarray, fv: np.ndarray, max_fit: int) -> dict[str, Any] | None:
     """meta['refusal']['lookalike']: the detector fitted on the training features (and those of the training
-    slices' turns) against the negative images' (lookalike.py); None, with a warning, without enough negatives."""
+    slices' turns and augmented copies) against the negative images' (lookalike.py); None, with a warning,
+    without enough negatives."""
     from .lookalike import AUG_COPIES, C, QUANTILE, Lookalike, augmented, negative_inputs, turned
 
     xn, note = negative_inputs(pr.pre)
