@@ -265,12 +265,16 @@ def augmented(x: np.ndarray, cfg: Any, copies: int = AUG_COPIES, seed: int = SEE
     the detector accepts what the model was trained to take - skull-stripped, re-curved, T2-like slices."""
     import torch
 
-    from .augment import augment
+    from .augment import augment, head_depth
 
     g = torch.Generator().manual_seed(seed)
     t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(1)  # (N, 1, S, S)
-    out = [augment(t[i:i + 512], g, turn=cfg.turn, contrast=cfg.contrast, sequence=cfg.sequence, strip=cfg.strip,
-                   t2=cfg.t2) for _ in range(copies) for i in range(0, len(t), 512)]
+    chunks = [t[i:i + 512] for i in range(0, len(t), 512)]
+    # the head depths for skull stripping, once for all copies (as train.py does): 8.2-8.6 s -> 5.9-6.0 s for 3
+    # copies of 2,000 slices (2 threads, throwaway timing), the output identical (depths are per image)
+    depths = [head_depth(c) if cfg.strip > 0 else None for c in chunks]
+    out = [augment(c, g, turn=cfg.turn, contrast=cfg.contrast, sequence=cfg.sequence, strip=cfg.strip, t2=cfg.t2,
+                   depth=d) for _ in range(copies) for c, d in zip(chunks, depths)]
     return torch.cat(out)[:, 0].numpy() if out else np.zeros((0,) + x.shape[1:], np.float32)  # (copies*N, S, S)
 
 
