@@ -412,7 +412,8 @@ def model_card(meta: dict[str, Any], classes: list[str], config: dict[str, Any],
           "- A grayscale photograph or an MRI-like image can pass the statistical checks; the feature-space "
           "checks are the last line of defence, and they miss some: a photograph or texture cut to an ellipse on "
           "black looks like a head to every shape statistic, and one unlike the look-alike detector's negatives "
-          "can be answered (a grey flower cut to a circle, textures with a bright rim like a skull).",
+          "can be answered (a grey flower cut to a circle; photographs or textures in a head-shaped mask with a "
+          "bright rim like a skull and dark shapes like ventricles).",
           ("- The Kaggle set holds CT slices (bright skull, grey brain), mostly in its no-tumour folders, and a "
            "model trained on it learns them under those labels. " if kaggle else
            "- CT slices in the training data (the Kaggle set, for one, holds some in its no-tumour folders) are "
