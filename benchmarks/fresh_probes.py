@@ -23,13 +23,9 @@ Research use only - not a medical device.
 """
 from __future__ import annotations
 
-import argparse
 import io
 import os
-import shutil
 import sys
-import tempfile
-import time
 import zlib
 from collections import Counter
 from pathlib import Path
@@ -42,8 +38,9 @@ from scipy import ndimage as ndi
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "fresh_probes.md"
-STATUSES = ("rejected", "ok", "uncertain", "error")
-LAYERS = ("look-alike detector", "feature distance", "image checks or headers")
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from probe_sets import LAYERS, layer, report_head, run  # noqa: E402  (shared with blind_probes.py)
+from probe_sets import score as _score  # noqa: E402
 # where save() writes, and how many probes each category got; set by generate()
 OUT = Path(".")
 COUNT: dict[str, int] = {}
@@ -1076,33 +1073,6 @@ def generate(out: str | os.PathLike, groups: tuple[str, ...] = GROUPS) -> tuple[
 
 
 # ------------------------------------------------------------------------------------------- scoring
-def layer(reason: str | None) -> str:
-    """The refusal layer a rejected record's reason names (see `Predictor`): the look-alike detector and the
-    feature distance share one reason prefix, the look-alike's naming its score; anything else comes from the
-    image checks or the file's headers."""
-    from tumorlens.predict import DISTANCE_REASON
-
-    reason = reason or ""
-    if reason.startswith(DISTANCE_REASON):
-        return LAYERS[0] if "look-alike score" in reason else LAYERS[1]
-    return LAYERS[2]
-
-
-def score(folder: Path, model: str | None) -> tuple[list[dict], object]:
-    """Every probe under `folder` through `Predictor.predict_paths`; one dict per record (path relative to
-    the folder, category, status, label, confidence, reason) and the checkpoint used."""
-    from tumorlens.predict import Predictor
-
-    pr = Predictor(model)
-    files = sorted(str(p) for p in folder.rglob("*") if p.is_file())
-    rows = []
-    for rec in pr.predict_paths(files):
-        rel = Path(os.path.relpath(rec.path, folder)).as_posix()
-        rows.append({"path": rel, "category": rel.split("/")[0], "status": rec.status, "label": rec.label,
-                     "confidence": rec.confidence, "reason": rec.reason})
-    return rows, pr.ckpt
-
-
 # -------------------------------------------------------------------------------------------- report
 ABOUT = ("The set: {n} images that are not 2-D brain MRI slices, in six categories - grey photographs, colour "
          "photographs (whole, cropped, turned, inverted, cut to a circle or an ellipse on black), textures, "
@@ -1119,23 +1089,8 @@ ABOUT = ("The set: {n} images that are not 2-D brain MRI slices, in six categori
 def report(rows: list[dict], command: str, model: str, sha256: str, threads: int, seconds: float,
            notes: list[str] = ()) -> str:
     """The Markdown report of scored probes (dicts as `score` returns them)."""
-    from tumorlens.config import DISCLAIMER
-
-    cats = sorted({r["category"] for r in rows})
-    L = ["# Fresh probes: images that are not brain MRI", "", DISCLAIMER, "",
-         f"Measured by `{command}` with model `{model}` (sha256 {sha256[:12]}); torch threads {threads}; "
-         f"{len(rows)} probes; {seconds:.0f} s wall (generating and scoring).", "",
-         ABOUT.format(n=len(rows)), ""]
-    L += [n for n in notes] + ([""] if notes else [])
-    L += ["## Answers by category", "", "| category | n | " + " | ".join(STATUSES) + " |",
-          "|---|" + "---:|" * (1 + len(STATUSES))]
-    total: Counter = Counter()
-    for c in cats:
-        k = Counter(r["status"] for r in rows if r["category"] == c)
-        total.update(k)
-        L.append(f"| {c} | {sum(k.values())} | " + " | ".join(str(k[s]) for s in STATUSES) + " |")
-    L.append(f"| **total** | **{sum(total.values())}** | " + " | ".join(f"**{total[s]}**" for s in STATUSES)
-             + " |")
+    L = report_head("Fresh probes: images that are not brain MRI", ABOUT.format(n=len(rows)), rows, command, model,
+                    sha256, threads, seconds, notes)
     refused = Counter(layer(r["reason"]) for r in rows if r["status"] == "rejected")
     L += ["", "## Which layer refused", "", "| layer | probes |", "|---|---:|",
           *[f"| {x} | {refused[x]} |" for x in LAYERS], "",
@@ -1151,76 +1106,13 @@ def report(rows: list[dict], command: str, model: str, sha256: str, threads: int
     return "\n".join(L) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file in the same folder, so a reader never sees half."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _inside(p: Path, folder: Path) -> bool:
-    return p == folder or folder in p.parents
-
-
-def check_probes_dir(d: str) -> Path:
-    """The probe folder, resolved; exits with one line for a folder inside the repository or ../shared (the
-    probes are not the project's files, nor data), or one that holds files (they would be scored too)."""
-    p = Path(d).expanduser().resolve()
-    for folder, what in ((ROOT.resolve(), "the repository"), ((ROOT.parent / "shared").resolve(), "../shared")):
-        if _inside(p, folder):
-            sys.exit(f"--probes {d}: inside {what} ({folder}); choose a folder outside it")
-    if p.exists() and (not p.is_dir() or any(p.iterdir())):
-        sys.exit(f"--probes {d}: not an empty folder; choose an empty or absent one")
-    return p
+def score(folder: Path, model: str | None) -> tuple[list[dict], object]:
+    """Every probe under `folder` through the prediction path (probe_sets.score)."""
+    return _score(folder, model)
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default=None, help="checkpoint (default: the bundled model)")
-    ap.add_argument("--probes", default=None, help="folder for the probes (default: a temporary one, removed)")
-    ap.add_argument("--out", default=str(DEFAULT_OUT), help="Markdown report (default: %(default)s)")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (default: 1)")
-    ap.add_argument("--only", default=None, help=f"comma-separated probe groups ({', '.join(GROUPS)}); default all")
-    a = ap.parse_args(argv)
-    if a.threads < 1:
-        sys.exit(f"--threads {a.threads}: must be at least 1")
-    groups = GROUPS if a.only is None else tuple(g.strip() for g in a.only.split(",") if g.strip())
-    if set(groups) - set(GROUPS) or not groups:
-        sys.exit(f"--only {a.only}: choose among {', '.join(GROUPS)}")
-    out = Path(a.out)
-    if not out.parent.is_dir():
-        sys.exit(f"--out {a.out}: folder {out.parent} does not exist")
-    probes = check_probes_dir(a.probes) if a.probes is not None else None
-    import torch
-
-    torch.set_num_threads(a.threads)
-    command = "python benchmarks/fresh_probes.py"
-    for opt in ("model", "probes", "out", "threads", "only"):
-        v = getattr(a, opt)
-        if v is not None and v != ap.get_default(opt):
-            command += f" --{opt} {v}"
-    t0 = time.time()
-    tmp = tempfile.mkdtemp(prefix="tumorlens-fresh-probes-") if probes is None else None
-    folder = probes or Path(tmp)
-    try:
-        counts, notes = generate(folder, groups)
-        rows, ckpt = score(folder, a.model)
-    finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-    seconds = time.time() - t0
-    model = Path(ckpt.path).resolve()
-    model_s = model.relative_to(ROOT).as_posix() if _inside(model, ROOT.resolve()) else str(model)
-    write_atomic(out, report(rows, command, model_s, ckpt.sha256, a.threads, seconds, notes))
-    k = Counter(r["status"] for r in rows)
-    print(f"wrote {out}: {len(rows)} probes ({sum(counts.values())} generated), "
-          + ", ".join(f"{s} {k[s]}" for s in STATUSES) + f"; {seconds:.0f} s. "
-          "Research use only - not a medical device.")
+    run(argv, "fresh_probes.py", __doc__, tuple(GROUPS), DEFAULT_OUT, generate, score, report)
 
 
 if __name__ == "__main__":

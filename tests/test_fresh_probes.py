@@ -1,5 +1,5 @@
 """benchmarks/fresh_probes.py: a group of probes comes out the same twice, the report counts fake records into
-the expected tables (no model needed), and a probe folder inside the repository is refused (about 5 s)."""
+the expected tables (no model needed); the command line is tested in test_probe_sets.py (about 5 s)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +8,6 @@ import pytest
 
 from conftest import load_benchmark
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -58,18 +57,3 @@ def test_the_report_counts_categories_and_refusal_layers_and_lists_what_was_not_
     listed = [x for x in lines if x.startswith(("| decoy/", "| texture/"))]
     assert listed == ["| decoy/c.png | ok | glioma | 0.912 |", "| texture/e.jpg | uncertain | meningioma | 0.400 |",
                       "| texture/f.tif | error | - | - |"]
-
-
-def test_a_probe_folder_inside_the_repository_or_shared_or_holding_files_is_refused(tmp_path, monkeypatch):
-    mod = load_benchmark("fresh_probes")
-    out = tmp_path / "r.md"
-    for d in (ROOT / "probes-here", ROOT.parent / "shared" / "probes"):
-        monkeypatch.setattr("sys.argv", ["fresh_probes.py", "--probes", str(d), "--out", str(out)])
-        with pytest.raises(SystemExit, match="inside"):
-            mod.main()
-        assert not d.exists()
-    (tmp_path / "full").mkdir()
-    (tmp_path / "full" / "x.png").write_bytes(b"")
-    with pytest.raises(SystemExit, match="not an empty folder"):
-        mod.main(["--probes", str(tmp_path / "full"), "--out", str(out)])
-    assert not out.exists()
