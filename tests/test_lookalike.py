@@ -82,6 +82,7 @@ def test_metadata_round_trip_through_json():
     lambda m: m.update(scale=[0.0] * len(m["scale"])),
     lambda m: m.update(b=float("nan")),
     lambda m: m.update(threshold=float("nan")),
+    lambda m: m.update(threshold=float("-inf")),
     lambda m: m.update(mean="x"),
 ])
 def test_damaged_metadata_is_one_error(edit):

@@ -249,8 +249,10 @@ class Lookalike:
                 or (det.scale <= 0).any()):
             raise TumorlensError("checkpoint look-alike metadata is damaged (mean, scale and weights inconsistent, "
                                  "not finite or scale not positive)")
-        if np.isnan(det.threshold):
-            raise TumorlensError("checkpoint look-alike metadata is damaged (threshold NaN)")
+        # NaN compares False with every score (the detector off without a word), -inf refuses every input; inf is
+        # "never refuse", as for the feature distance
+        if np.isnan(det.threshold) or det.threshold == -np.inf:
+            raise TumorlensError(f"checkpoint look-alike metadata is damaged (threshold {det.threshold!r})")
         return det
 
 
