@@ -51,7 +51,7 @@ from skimage import exposure, transform
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "blind_probes.md"
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from probe_sets import LAYERS, count_row, layer, report_head, run  # noqa: E402  (shared with fresh_probes.py)
+from probe_sets import LAYERS, count_row, layer, report_head, run, unrefused_table  # noqa: E402  (shared)
 from probe_sets import score as _score  # noqa: E402
 GRID = "canvas_grid"
 # where save() writes, and the (file, description) of every probe written; set by generate()
@@ -1776,10 +1776,6 @@ ABOUT = ("The set: {n} images that are not 2-D brain MRI slices, in {k} categori
          "photographs leaking, so the totals are given also without it.")
 
 
-def _cell(text) -> str:
-    return str(text).replace("|", "\\|")
-
-
 def report(rows: list[dict], command: str, model: str, sha256: str, threads: int, seconds: float,
            notes: list[str] = ()) -> str:
     """The Markdown report of scored probes (dicts as `score` returns them)."""
@@ -1794,16 +1790,7 @@ def report(rows: list[dict], command: str, model: str, sha256: str, threads: int
     L += ["", "## Which layer refused", "", f"| layer | probes | without {GRID} |", "|---|---:|---:|",
           *[f"| {x} | {refused[x]} | {refused_ng[x]} |" for x in LAYERS], "",
           "## Probes not refused", ""]
-    kept = [r for r in rows if r["status"] != "rejected"]
-    if kept:
-        L += ["| probe | status | label | confidence | description |", "|---|---|---|---:|---|"]
-        for r in kept:
-            conf = "-" if r["confidence"] is None else f"{r['confidence']:.3f}"
-            L.append(f"| {_cell(r['path'])} | {r['status']} | {r['label'] or '-'} | {conf} | "
-                     f"{_cell(r.get('description') or '-')} |")
-    else:
-        L.append("None: every probe was refused.")
-    return "\n".join(L) + "\n"
+    return "\n".join(L + unrefused_table(rows, described=True)) + "\n"
 
 
 def score(folder: Path, model: str | None) -> tuple[list[dict], object]:

@@ -39,7 +39,7 @@ from scipy import ndimage as ndi
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "fresh_probes.md"
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from probe_sets import LAYERS, layer, report_head, run  # noqa: E402  (shared with blind_probes.py)
+from probe_sets import LAYERS, layer, report_head, run, unrefused_table  # noqa: E402  (shared)
 from probe_sets import score as _score  # noqa: E402
 # where save() writes, and how many probes each category got; set by generate()
 OUT = Path(".")
@@ -1095,15 +1095,7 @@ def report(rows: list[dict], command: str, model: str, sha256: str, threads: int
     L += ["", "## Which layer refused", "", "| layer | probes |", "|---|---:|",
           *[f"| {x} | {refused[x]} |" for x in LAYERS], "",
           "## Probes not refused", ""]
-    kept = [r for r in rows if r["status"] != "rejected"]
-    if kept:
-        L += ["| probe | status | label | confidence |", "|---|---|---|---:|"]
-        for r in kept:
-            conf = "-" if r["confidence"] is None else f"{r['confidence']:.3f}"
-            L.append(f"| {r['path']} | {r['status']} | {r['label'] or '-'} | {conf} |")
-    else:
-        L.append("None: every probe was refused.")
-    return "\n".join(L) + "\n"
+    return "\n".join(L + unrefused_table(rows)) + "\n"
 
 
 def score(folder: Path, model: str | None) -> tuple[list[dict], object]:

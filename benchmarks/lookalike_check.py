@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from ct_in_kaggle import LIST as CT_LIST  # noqa: E402
 from ct_in_kaggle import read_list as read_ct_list  # noqa: E402
+from probe_sets import LAYERS, layer  # noqa: E402
 
 from tumorlens.config import DISCLAIMER  # noqa: E402
 from tumorlens.fileio import atomic_write_text  # noqa: E402
@@ -78,11 +79,8 @@ def held_out_photos(per_source: int, seed: int) -> list[tuple[str, np.ndarray]]:
 
 
 def main() -> int:
-    from tumorlens.lookalike import (AUG_COPIES, PER_SOURCE, QUANTILE, SEED, TEXTURES, Lookalike, augmented,
-                                     negative_images, turned)
-    from tumorlens.prepare import prepare_frame
+    from tumorlens.lookalike import PER_SOURCE, QUANTILE, SEED, TEXTURES, copies, fit_detector, negative_inputs
     from tumorlens.predict import Predictor
-    from tumorlens.readers import Frame
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", help="checkpoint (default: the bundled model)")
@@ -101,41 +99,33 @@ def main() -> int:
     c = float(look_meta.get("c", 0.03))
     x = slices(pr.ckpt, a.data)
     feats = {k: pr.logits_and_features(v)[1] for k, v in x.items()}
-    keep = np.linspace(0, len(x["train"]) - 1, min(len(x["train"]), 20000 // 3)).round().astype(int)
-    pos = np.concatenate([feats["train"], pr.logits_and_features(turned(x["train"][keep]))[1],
-                          pr.logits_and_features(augmented(x["train"][keep], pr.ckpt.config, AUG_COPIES))[1]])
-    # the negatives that pass the image checks, by source
-    by_source: dict[str, list[np.ndarray]] = {}
-    for name, _, img in negative_images(SEED, PER_SOURCE):
-        p = prepare_frame(name, Frame(img.astype(np.float32)), pr.pre, refuse=True)
-        if p.x is not None:
-            by_source.setdefault(name, []).append(p.x)
-    neg = {k: pr.logits_and_features(np.stack(v))[1] for k, v in by_source.items()}
+    xr, xa = copies(x["train"], pr.ckpt.config)
+    pos = np.concatenate([feats["train"], pr.logits_and_features(xr)[1], pr.logits_and_features(xa)[1]])
+    # the negatives that pass the image checks, by source (negative_inputs gives them source by source)
+    xn, note = negative_inputs(pr.pre)
+    passed = note["passed_image_checks"]
+    parts = np.split(xn, np.cumsum(list(passed.values()))[:-1])
+    neg = {k: pr.logits_and_features(v)[1] for k, v in zip(passed, parts)}
     rows = []
     for left in sorted(neg):
-        det = Lookalike.fit(pos, np.concatenate([f for k, f in neg.items() if k != left]), c)
-        thr = float(np.quantile(np.concatenate([det.score(feats["train"]), det.score(feats["val"])]), QUANTILE))
-        caught = det.score(neg[left]) > thr
+        det = fit_detector(pos, np.concatenate([f for k, f in neg.items() if k != left]), feats["train"],
+                           feats["val"], c)
+        caught = det.score(neg[left]) > det.threshold
         rows.append((left, "texture" if left in TEXTURES else "photograph", len(caught), int(caught.sum()),
-                     int((det.score(feats["test"]) > thr).sum())))
+                     int((det.score(feats["test"]) > det.threshold).sum())))
     # scikit-learn's photographs through the full path of the model as it ships
     held = held_out_photos(PER_SOURCE, SEED + 1)
     held_counts: dict[str, Counter] = {}
     for name, img in held:
         rec = pr.predict_gray(img.astype(np.float32), path=name)
-        layer = rec.status
-        if rec.status == "rejected":
-            r = rec.reason or ""
-            layer = ("look-alike" if "look-alike score" in r else "feature distance" if "feature distance" in r
-                     else "image checks")
-        held_counts.setdefault(name, Counter())[layer] += 1
+        held_counts.setdefault(name, Counter())[layer(rec.reason) if rec.status == "rejected" else rec.status] += 1
     secs = time.perf_counter() - t0
     sha = (pr.ckpt.sha256 or hashlib.sha256(b"").hexdigest())[:12]
     cmd = "python benchmarks/lookalike_check.py" + (f" --model {a.model}" if a.model else "")
     L = ["# Look-alike detector: photographs it was not fitted on", "", DISCLAIMER, "",
          f"Measured by `{cmd}` with model `{a.model or 'bundled'}` (sha256 {sha}); torch threads {a.threads}; "
          f"{secs:.0f} s. See the script's docstring for what is measured.", "",
-         f"Slices: {len(x['train'])} train (+ {len(keep) * 3} turned and {len(keep) * AUG_COPIES} augmented), "
+         f"Slices: {len(x['train'])} train (+ {len(xr)} turned and {len(xa)} augmented), "
          f"{len(x['val'])} val, {len(x['test'])} test (the listed CT slices left out); regularisation c = {c:g}; "
          f"threshold: the {100 * QUANTILE:.1f}th percentile of the train and val slices' scores.", "",
          "## Each source of negatives left out of the fit in turn", "",
@@ -156,8 +146,8 @@ def main() -> int:
               "| photograph | variants | image checks | feature distance | look-alike | uncertain | ok |",
               "|---|---|---|---|---|---|---|"]
         for name, cnt in held_counts.items():
-            L.append(f"| {name} | {sum(cnt.values())} | {cnt['image checks']} | {cnt['feature distance']} | "
-                     f"{cnt['look-alike']} | {cnt['uncertain']} | {cnt['ok']} |")
+            L.append(f"| {name} | {sum(cnt.values())} | {cnt[LAYERS[2]]} | {cnt[LAYERS[1]]} | {cnt[LAYERS[0]]} | "
+                     f"{cnt['uncertain']} | {cnt['ok']} |")
     atomic_write_text(Path(a.out), "\n".join(L) + "\n")
     print("\n".join(L))
     return 0

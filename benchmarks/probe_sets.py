@@ -143,3 +143,22 @@ def report_head(title: str, about: str, rows: list[dict], command: str, model: s
         total.update(k)
         L.append(count_row(c, k))
     return L + [count_row("total", total, bold=True)]
+
+
+def _cell(text) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def unrefused_table(rows: list[dict], described: bool = False) -> list[str]:
+    """The "Probes not refused" section's lines: each probe not rejected with its status, label and confidence
+    (and its description, when `described`), or one line saying every probe was refused."""
+    kept = [r for r in rows if r["status"] != "rejected"]
+    if not kept:
+        return ["None: every probe was refused."]
+    extra = " description |" if described else ""
+    L = ["| probe | status | label | confidence |" + extra, "|---|---|---|---:|" + ("---|" if described else "")]
+    for r in kept:
+        conf = "-" if r["confidence"] is None else f"{r['confidence']:.3f}"
+        desc = f" {_cell(r.get('description') or '-')} |" if described else ""
+        L.append(f"| {_cell(r['path'])} | {r['status']} | {r['label'] or '-'} | {conf} |" + desc)
+    return L

@@ -67,24 +67,23 @@ def stripped_dicom_pngs() -> list[tuple[str, bytes]]:
     return out
 
 
-def distance_ratio(pr, fr) -> float:
-    """The frame's feature distance over the checkpoint's threshold, as if the statistics checks were off
+def features(pr, fr):
+    """The frame's pooled features (1, D), as the Predictor computes them after its own preprocessing."""
+    return pr.logits_and_features(pr.preprocess(fr.gray)[0][None])[1]
+
+
+def distance_ratio(pr, f) -> float:
+    """The feature distance of features `f` over the checkpoint's threshold, as if the statistics checks were off
     (above 1: refused by the distance alone)."""
-    return float(pr.ood.score(pr.logits_and_features(pr.preprocess(fr.gray)[0][None])[1])[0]) / pr.ood.threshold
+    return float(pr.ood.score(f)[0]) / pr.ood.threshold
 
 
-def lookalike_margin(pr, fr) -> float:
-    """The frame's look-alike score minus the checkpoint's threshold, as if the other checks were off (above 0:
-    refused by the look-alike detector alone); NaN for a checkpoint without one."""
+def lookalike_margin(pr, f) -> float:
+    """The look-alike score of features `f` minus the checkpoint's threshold, as if the other checks were off
+    (above 0: refused by the look-alike detector alone); NaN for a checkpoint without one."""
     if pr.lookalike is None:
         return float("nan")
-    f = pr.logits_and_features(pr.preprocess(fr.gray)[0][None])[1]
     return float(pr.lookalike.score(f)[0]) - pr.lookalike.threshold
-
-
-def feature_layers_refuse(pr, fr) -> bool:
-    """Whether the model's feature checks alone (distance or look-alike) refuse the frame."""
-    return distance_ratio(pr, fr) > 1 or lookalike_margin(pr, fr) > 0
 
 
 def main() -> None:
@@ -122,7 +121,8 @@ def main() -> None:
             recs = pr.predict_bytes(data, fn)
             end = "rejected" if all(r.status == "rejected" for r in recs) else ",".join(sorted({r.status for r in recs}))
             if pr.ood is not None:  # the feature checks on their own, as if the statistics checks were off
-                feat = feature_layers_refuse(pr, fr)
+                f = features(pr, fr)
+                feat = distance_ratio(pr, f) > 1 or lookalike_margin(pr, f) > 0
         rows.append((name, stat, end, feat))
     n_stat = sum(r[1] is not None for r in rows)
     L += ["## Non-MRI probes", "", f"- refused by header/statistics checks: **{n_stat} / {len(rows)}**"]
@@ -170,8 +170,9 @@ def main() -> None:
             for name, data, fn in sk:
                 recs = pr.predict_bytes(data, fn)
                 fr = read_frames(data, name=fn)[0]
-                ratio = distance_ratio(pr, fr) if pr.ood is not None else float("nan")
-                got.append((name, recs[0], ratio, check_image(fr.gray, fr.info) is None, lookalike_margin(pr, fr)))
+                f = features(pr, fr)
+                ratio = distance_ratio(pr, f) if pr.ood is not None else float("nan")
+                got.append((name, recs[0], ratio, check_image(fr.gray, fr.info) is None, lookalike_margin(pr, f)))
             n_ref = sum(g[1].status == "rejected" for g in got)
             only = sorted((g for g in got if g[3]), key=lambda g: g[2])
             L += [f"- refused: **{n_ref} / {len(got)}**; {len(only)} pass the header and statistics checks, so only "

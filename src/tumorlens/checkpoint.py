@@ -202,22 +202,18 @@ def check_header(path: Any, config: TrainConfig, classes: tuple[str, ...], meta:
                                  f"{type(meta[key]).__name__})")
     if len(set(classes)) != len(classes) or not all(isinstance(c, str) and c for c in classes):
         raise TumorlensError(f"{path}: checkpoint class names must be distinct non-empty names, got {list(classes)}")
-    ood = (meta.get("refusal") or {}).get("ood")
-    if ood is not None:
-        from .refusal import FeatureOOD
+    from .lookalike import Lookalike
+    from .refusal import FeatureOOD
 
-        try:
-            FeatureOOD.from_meta(ood)  # the shapes and the threshold, checked once here (a NaN threshold
-        except TumorlensError as e:   # turned the feature-distance refusal off without a word)
-            raise TumorlensError(f"{path}: {e}") from None
-    look = (meta.get("refusal") or {}).get("lookalike")
-    if look is not None:
-        from .lookalike import Lookalike
-
-        try:
-            Lookalike.from_meta(look)
-        except TumorlensError as e:
-            raise TumorlensError(f"{path}: {e}") from None
+    # the refusal's fitted parts: shapes and thresholds, checked once here (a NaN threshold turned the
+    # feature-distance refusal off without a word)
+    for key, load in (("ood", FeatureOOD.from_meta), ("lookalike", Lookalike.from_meta)):
+        part = (meta.get("refusal") or {}).get(key)
+        if part is not None:
+            try:
+                load(part)
+            except TumorlensError as e:
+                raise TumorlensError(f"{path}: {e}") from None
     t = (meta.get("calibration") or {}).get("temperature", 1.0)
     if not number(t) or not 0.0 < t < float("inf"):
         raise TumorlensError(f"{path}: checkpoint calibration temperature must be a positive number, got {t!r}")

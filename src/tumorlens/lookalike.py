@@ -283,10 +283,26 @@ def augmented(x: np.ndarray, cfg: Any, copies: int = AUG_COPIES, seed: int = SEE
     return torch.cat(out)[:, 0].numpy() if out else np.zeros((0,) + x.shape[1:], np.float32)  # (copies*N, S, S)
 
 
+def copies(xt: np.ndarray, cfg: Any, max_fit: int = 20000) -> tuple[np.ndarray, np.ndarray]:
+    """The positives besides the training slices themselves: `turned` and `augmented` copies of at most
+    max_fit // 3 evenly spaced training slices (three copies of each)."""
+    keep = np.linspace(0, len(xt) - 1, min(len(xt), max_fit // 3)).round().astype(int)
+    return turned(xt[keep]), augmented(xt[keep], cfg, AUG_COPIES)
+
+
+def fit_detector(pos: np.ndarray, neg: np.ndarray, ft: np.ndarray, fv: np.ndarray, c: float = C) -> Lookalike:
+    """`Lookalike.fit` on positive and negative features, its threshold the `QUANTILE` of the upright training
+    (ft) and validation (fv) slices' scores."""
+    det = Lookalike.fit(pos, neg, c)
+    det.threshold = float(np.quantile(np.concatenate([det.score(ft), det.score(fv)]), QUANTILE))
+    return det
+
+
 def negative_inputs(pre: Any, seed: int = SEED, per_source: int = PER_SOURCE) -> tuple[np.ndarray, dict[str, Any]]:
     """The negative images that pass the image checks, preprocessed as the Predictor does: (N, S, S) and a note
-    of what they are (sources with their file hashes, how many passed). Cached per preprocessing (about 7 s the
-    first time, 2 cores; a test session trains dozens of small models)."""
+    of what they are (sources with their file hashes, how many passed). The rows come source by source, in the
+    order of the note's `passed_image_checks`. Cached per preprocessing (about 7 s the first time, 2 cores; a test
+    session trains dozens of small models)."""
     x, note = _negative_inputs(pre, seed, per_source)
     return x.copy(), json.loads(json.dumps(note))
 

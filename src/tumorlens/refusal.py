@@ -525,20 +525,19 @@ def _fit_lookalike(pr: Any, xt: np.ndarray, ft: np.ndarray, fv: np.ndarray, max_
     """meta['refusal']['lookalike']: the detector fitted on the training features (and those of the training
     slices' turns and augmented copies) against the negative images' (lookalike.py); None, with a warning,
     without enough negatives."""
-    from .lookalike import AUG_COPIES, C, QUANTILE, Lookalike, augmented, negative_inputs, turned
+    from .lookalike import C, QUANTILE, copies, fit_detector, negative_inputs
 
     xn, note = negative_inputs(pr.pre)
     if len(xn) < 10:
         log.warning("look-alike detector not fitted: only %d negative images pass the image checks (scikit-image "
                     "and matplotlib's bundled photographs not found?)", len(xn))
         return None
-    keep = np.linspace(0, len(xt) - 1, min(len(xt), max_fit // 3)).round().astype(int)  # turned: 3 per slice
-    _, fr = pr.logits_and_features(turned(xt[keep]))
-    _, fa = pr.logits_and_features(augmented(xt[keep], pr.ckpt.config, AUG_COPIES))
+    xr, xa = copies(xt, pr.ckpt.config, max_fit)
+    _, fr = pr.logits_and_features(xr)
+    _, fa = pr.logits_and_features(xa)
     _, fn = pr.logits_and_features(xn)
-    det = Lookalike.fit(np.concatenate([ft, fr, fa]), fn, C)
+    det = fit_detector(np.concatenate([ft, fr, fa]), fn, ft, fv, C)
     st, sv = det.score(ft), det.score(fv)
-    det.threshold = float(np.quantile(np.concatenate([st, sv]), QUANTILE))
     return {**det.to_meta(), "c": C, "quantile": QUANTILE, "threshold_on": "train+val",
             "val_refusal_rate": float((sv > det.threshold).mean()),
             "train_refusal_rate": float((st > det.threshold).mean()),
